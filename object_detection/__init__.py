@@ -1,0 +1,1 @@
+"""TF2 Mask R-CNN training pipeline configured with TF OD API pipeline configs."""

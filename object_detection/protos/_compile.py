@@ -1,0 +1,71 @@
+"""Compiles `protos/*.proto` into `object_detection/protos/*_pb2.py` with grpcio-tools.
+
+The sources are imported as `object_detection/protos/<name>.proto` (the TF OD API's import
+paths), so protoc is given a virtual path mapping from that prefix to the `protos/` folder.
+"""
+import glob
+import os
+import sys
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_REPO_ROOT = os.path.dirname(os.path.dirname(_PACKAGE_DIR))
+PROTO_SRC_DIR = os.path.join(_REPO_ROOT, "protos")
+
+
+def _stale_sources(src_dir, out_dir):
+  stale = []
+  for src in sorted(glob.glob(os.path.join(src_dir, "*.proto"))):
+    name = os.path.splitext(os.path.basename(src))[0]
+    out = os.path.join(out_dir, name + "_pb2.py")
+    if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(src):
+      stale.append(src)
+  return stale
+
+
+def compile_protos(src_dir=PROTO_SRC_DIR, out_root=_REPO_ROOT, force=False):
+  """Compiles every `.proto` in `src_dir` into `out_root/object_detection/protos/`.
+
+  Args:
+    src_dir: folder holding the `.proto` sources.
+    out_root: folder under which `object_detection/protos/*_pb2.py` is written.
+    force: compile even when every output is newer than its source.
+
+  Returns:
+    The list of compiled `.proto` paths (empty when everything was up to date).
+
+  Raises:
+    RuntimeError: grpcio-tools is missing or protoc reports an error (its message included).
+  """
+  out_dir = os.path.join(out_root, "object_detection", "protos")
+  sources = sorted(glob.glob(os.path.join(src_dir, "*.proto")))
+  if not force and not _stale_sources(src_dir, out_dir):
+    return []
+  try:
+    from grpc_tools import protoc  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise RuntimeError(
+        "Compiling the config schema needs grpcio-tools: run `pip install -e .` "
+        "from the repository root (it installs grpcio-tools).") from e
+  import importlib.resources  # pylint: disable=g-import-not-at-top
+  well_known = str(importlib.resources.files("grpc_tools") / "_proto")
+  args = ["protoc",
+          "--proto_path=object_detection/protos=" + src_dir,
+          "--proto_path=" + well_known,
+          "--python_out=" + out_root]
+  args += ["object_detection/protos/" + os.path.basename(s) for s in sources]
+  if protoc.main(args) != 0:
+    raise RuntimeError("protoc failed on the config schema in %s (see the errors above)." % src_dir)
+  return sources
+
+
+def ensure_compiled():
+  """Compiles the schema on import when running from a source checkout and it is stale."""
+  if not os.path.isdir(PROTO_SRC_DIR):
+    return  # Installed as a regular (non-editable) package: modules were built at install.
+  if _stale_sources(PROTO_SRC_DIR, _PACKAGE_DIR):
+    compile_protos()
+
+
+if __name__ == "__main__":
+  compiled = compile_protos(force="--force" in sys.argv)
+  print("compiled %d proto files" % len(compiled))
