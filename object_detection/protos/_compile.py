@@ -41,20 +41,36 @@ def compile_protos(src_dir=PROTO_SRC_DIR, out_root=_REPO_ROOT, force=False):
   if not force and not _stale_sources(src_dir, out_dir):
     return []
   try:
-    from grpc_tools import protoc  # pylint: disable=g-import-not-at-top
+    import grpc_tools  # pylint: disable=g-import-not-at-top,unused-import
   except ImportError as e:
     raise RuntimeError(
         "Compiling the config schema needs grpcio-tools: run `pip install -e .` "
         "from the repository root (it installs grpcio-tools).") from e
   import importlib.resources  # pylint: disable=g-import-not-at-top
+  import shutil  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import tempfile  # pylint: disable=g-import-not-at-top
+  os.makedirs(out_dir, exist_ok=True)
+  tmp_root = tempfile.mkdtemp(prefix=".protoc_", dir=out_dir)
   well_known = str(importlib.resources.files("grpc_tools") / "_proto")
-  args = ["protoc",
+  args = [sys.executable, "-m", "grpc_tools.protoc",
           "--proto_path=object_detection/protos=" + src_dir,
           "--proto_path=" + well_known,
-          "--python_out=" + out_root]
+          "--python_out=" + tmp_root]
   args += ["object_detection/protos/" + os.path.basename(s) for s in sources]
-  if protoc.main(args) != 0:
-    raise RuntimeError("protoc failed on the config schema in %s (see the errors above)." % src_dir)
+  # A separate process: protoc loaded into a process that already imported TensorFlow can crash
+  # (seen as SIGSEGV), and a failed compile must not take the caller down with it.
+  result = subprocess.run(args, capture_output=True, text=True, check=False)
+  if result.returncode != 0:
+    shutil.rmtree(tmp_root, ignore_errors=True)
+    raise RuntimeError("protoc failed on the config schema in %s:\n%s" % (
+        src_dir, result.stderr.strip()))
+  # Generated into a scratch folder and moved in one rename per file, so a process importing the
+  # modules while another compiles never reads a half-written file.
+  tmp_out = os.path.join(tmp_root, "object_detection", "protos")
+  for name in os.listdir(tmp_out):
+    os.replace(os.path.join(tmp_out, name), os.path.join(out_dir, name))
+  shutil.rmtree(tmp_root, ignore_errors=True)
   return sources
 
 
