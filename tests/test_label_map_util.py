@@ -1,0 +1,72 @@
+"""label_map_util on the TF OD API label maps and on broken ones."""
+import json
+import os
+
+import pytest
+
+from object_detection.utils import label_map_util
+
+_TESTDATA = os.path.join(os.path.dirname(__file__), 'testdata')
+_COCO_MAP = os.path.join(_TESTDATA, 'mscoco_label_map.pbtxt')
+_PET_MAP = os.path.join(_TESTDATA, 'pet_label_map.pbtxt')
+
+
+def _write(tmp_path, text):
+  path = tmp_path / 'label_map.pbtxt'
+  path.write_text(text)
+  return str(path)
+
+
+def test_mscoco_label_map_matches_coco128_categories(coco128_dir):
+  with open(os.path.join(coco128_dir, 'annotations', 'instances_train.json')) as f:
+    categories = json.load(f)['categories']
+  by_name = label_map_util.get_label_map_dict(_COCO_MAP, use_display_name=True)
+  assert by_name == {c['name']: c['id'] for c in categories}
+  assert label_map_util.get_label_map_dict(_COCO_MAP)['/m/01g317'] == 1
+  label_map = label_map_util.load_labelmap(_COCO_MAP)
+  assert len(label_map.item) == 80
+  assert label_map_util.get_max_label_map_index(label_map) == 90
+
+
+def test_category_index():
+  index = label_map_util.create_category_index_from_labelmap(_COCO_MAP)
+  assert index[1] == {'id': 1, 'name': 'person'}
+  assert index[90]['name'] == 'toothbrush'
+  assert 12 not in index  # COCO ids have gaps.
+  categories = label_map_util.create_categories_from_labelmap(_COCO_MAP, use_display_name=False)
+  assert categories[0] == {'id': 1, 'name': '/m/01g317'}
+
+
+def test_pet_label_map():
+  label_map_dict = label_map_util.get_label_map_dict(_PET_MAP)
+  assert len(label_map_dict) == 37
+  assert label_map_dict['Abyssinian'] == 1 and label_map_dict['yorkshire_terrier'] == 37
+
+
+def test_fill_in_gaps_and_background(tmp_path):
+  path = _write(tmp_path, 'item { name: "a" id: 1 } item { name: "c" id: 3 }')
+  d = label_map_util.get_label_map_dict(path, fill_in_gaps_and_background=True)
+  assert d == {'a': 1, 'c': 3, 'background': 0, '2': 2}
+
+
+@pytest.mark.parametrize('text, match', [
+    ('item { name: "bg" id: 0 }', 'id 0 is reserved for the background'),
+    ('item { name: "a" id: -2 }', 'must be >= 1'),
+    ('item { name: "a" id: 1 } item { name: "b" id: 1 }', 'id 1 is used by both'),
+    ('item { name: "a" }', 'has no `id`'),
+    ('item { name: "a" id: 1 } item { name: "a" id: 2 }', "name 'a' is used by ids 1 and 2"),
+    ('item { name: "a" id: 1 ', r':1:\d+'),
+    ('item { nme: "a" id: 1 }', 'nme'),
+])
+def test_bad_label_maps_name_the_file(tmp_path, text, match):
+  path = _write(tmp_path, text)
+  with pytest.raises(label_map_util.LabelMapError, match=match) as e:
+    label_map_util.get_label_map_dict(path)
+  assert isinstance(e.value, ValueError)
+  if 'name' not in match:
+    assert path in str(e.value)
+
+
+def test_missing_label_map():
+  with pytest.raises(label_map_util.LabelMapError, match='not found: /no/such/map.pbtxt'):
+    label_map_util.load_labelmap('/no/such/map.pbtxt')
