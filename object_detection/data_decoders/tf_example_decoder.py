@@ -1,0 +1,586 @@
+"""Decodes serialized `tf.train.Example` records into tensor dicts (TF OD API format).
+
+Reads the records written by `dataset_tools/create_coco_tf_record.py` (this repo's and the TF OD
+API's own: same feature keys and dtypes) and returns a dict keyed by
+`standard_fields.InputDataFields`.
+
+Record checks: `TfExampleDecoder.decode` asserts, per record, that the masks match the boxes in
+count and the image in size, that boxes lie in [0, 1], and that class texts are in the label map.
+A failure raises `tf.errors.InvalidArgumentError` whose message names the record
+(`image/source_id`, `image/filename`) and the feature. File-level checks (the files exist, are
+TFRecords, hold masks of the configured type) are in `validate_records`, which the input pipeline
+calls once per input reader, before building the `tf.data` pipeline, so the error names the file.
+"""
+import tensorflow as tf
+
+from object_detection.core import standard_fields as fields
+
+# `input_reader_pb2.InstanceMaskType` values (TF OD API `input_reader.proto`). The decoder accepts
+# the enum values, these ints, or the names ('PNG_MASKS', 'png', 'NUMERICAL_MASKS', 'numerical').
+DEFAULT = 0
+NUMERICAL_MASKS = 1
+PNG_MASKS = 2
+
+_MASK_TYPE_NAMES = {
+    'DEFAULT': DEFAULT,
+    'NUMERICAL_MASKS': NUMERICAL_MASKS,
+    'NUMERICAL': NUMERICAL_MASKS,
+    'PNG_MASKS': PNG_MASKS,
+    'PNG': PNG_MASKS,
+}
+
+# Boxes may exceed [0, 1] by this much (float rounding in third-party converters); they are then
+# clipped. Anything further out is an error.
+BOX_TOLERANCE = 1e-3
+
+# The decoder options of the TF OD API that Mask R-CNN training does not use. They are accepted
+# (the dataset builder passes them from the input reader config) but must keep their defaults.
+_UNSUPPORTED_OPTIONS = (
+    'num_keypoints', 'num_additional_channels', 'load_multiclass_scores',
+    'load_context_features', 'expand_hierarchy_labels', 'load_dense_pose', 'load_track_id',
+    'load_keypoint_depth_features', 'use_keypoint_label_map')
+
+
+class RecordValidationError(ValueError):
+  """A TFRecord file cannot be used as configured (the message names the file and the fix)."""
+
+
+def mask_type_value(instance_mask_type):
+  """Returns the `InstanceMaskType` int of an enum value, int or name.
+
+  Args:
+    instance_mask_type: `input_reader_pb2.PNG_MASKS` / `NUMERICAL_MASKS` / `DEFAULT`, the ints
+      2 / 1 / 0, or a name: 'PNG_MASKS', 'png', 'NUMERICAL_MASKS', 'numerical', 'DEFAULT'.
+
+  Returns:
+    NUMERICAL_MASKS (1) or PNG_MASKS (2); DEFAULT (0) means numerical, as in the TF OD API.
+
+  Raises:
+    ValueError: unknown type.
+  """
+  value = instance_mask_type
+  if isinstance(value, bytes):
+    value = value.decode('utf-8')
+  if isinstance(value, str):
+    key = value.strip().upper()
+    if key not in _MASK_TYPE_NAMES:
+      raise ValueError(
+          'Unknown instance mask type %r: use PNG_MASKS or NUMERICAL_MASKS '
+          '(input reader field `mask_type`).' % (instance_mask_type,))
+    value = _MASK_TYPE_NAMES[key]
+  try:
+    value = int(value)
+  except (TypeError, ValueError):
+    raise ValueError('Unknown instance mask type %r: use PNG_MASKS or NUMERICAL_MASKS '
+                     '(input reader field `mask_type`).' % (instance_mask_type,)) from None
+  if value == DEFAULT:
+    return NUMERICAL_MASKS
+  if value not in (NUMERICAL_MASKS, PNG_MASKS):
+    raise ValueError('Did not recognize the `instance_mask_type` option %r: use PNG_MASKS (2) '
+                     'or NUMERICAL_MASKS (1).' % (instance_mask_type,))
+  return value
+
+
+def mask_type_name(instance_mask_type):
+  """Returns 'PNG_MASKS' or 'NUMERICAL_MASKS' for any accepted mask type spelling."""
+  return 'PNG_MASKS' if mask_type_value(instance_mask_type) == PNG_MASKS else 'NUMERICAL_MASKS'
+
+
+def load_label_map_dict(label_map_proto_file, use_display_name=False):
+  """Reads a `StringIntLabelMap` text proto into {name: id}.
+
+  Uses `object_detection.utils.label_map_util.get_label_map_dict` when it is available, else
+  parses the file with `string_int_label_map_pb2`.
+
+  Args:
+    label_map_proto_file: path of a label map `.pbtxt` (TF OD API format).
+    use_display_name: key the dict by `display_name` instead of `name`.
+
+  Returns:
+    dict {str: int}.
+
+  Raises:
+    ValueError: the file is missing or is not a label map (message names the file).
+  """
+  if not tf.io.gfile.exists(label_map_proto_file):
+    raise ValueError('Label map file %s does not exist (input reader field `label_map_path`).'
+                     % label_map_proto_file)
+  try:
+    from object_detection.utils import label_map_util  # pylint: disable=g-import-not-at-top
+    get_dict = label_map_util.get_label_map_dict
+  except Exception:  # pylint: disable=broad-except
+    get_dict = None  # Not available (yet): read the text proto here.
+  if get_dict is not None:
+    return dict(get_dict(label_map_proto_file, use_display_name=use_display_name))
+  # Imported here: importing object_detection.protos compiles the schema on first use.
+  # pylint: disable=g-import-not-at-top
+  from google.protobuf import text_format
+  from object_detection.protos import string_int_label_map_pb2
+  # pylint: enable=g-import-not-at-top
+  label_map = string_int_label_map_pb2.StringIntLabelMap()
+  with tf.io.gfile.GFile(label_map_proto_file, 'r') as fid:
+    text = fid.read()
+  try:
+    text_format.Merge(text, label_map)
+  except text_format.ParseError as e:
+    raise ValueError('Label map file %s is not a StringIntLabelMap text proto: %s'
+                     % (label_map_proto_file, e)) from None
+  result = {}
+  for item in label_map.item:
+    result[item.display_name if use_display_name else item.name] = item.id
+  return result
+
+
+def _dense(sparse, default):
+  return tf.sparse.to_dense(sparse, default_value=default)
+
+
+class TfExampleDecoder(object):
+  """Decodes a serialized `tf.train.Example` into a tensor dict (TF OD API semantics).
+
+  Output (keys from `fields.InputDataFields`; N = number of boxes in the record):
+    image: uint8 [H, W, 3].
+    original_image_spatial_shape: int32 [2], (H, W) of the decoded image.
+    source_id, key (image/key/sha256), filename: string scalars.
+    groundtruth_boxes: float32 [N, 4], normalized [ymin, xmin, ymax, xmax] in [0, 1].
+    groundtruth_classes: int64 [N], label-map ids. With `label_map_proto_file` and a non-empty
+      image/object/class/text, the ids come from looking the texts up in the label map (as in the
+      TF OD API); otherwise from image/object/class/label.
+    groundtruth_weights: float32 [N], image/object/weight or ones when absent.
+    groundtruth_is_crowd: bool [N], image/object/is_crowd or False when absent.
+    groundtruth_area: float32 [N], image/object/area in pixels of the original image; when absent,
+      the box area in pixels (as the TF OD API's COCO export does).
+    groundtruth_difficult, groundtruth_group_of: bool [N], False when absent.
+    groundtruth_instance_masks (only with load_instance_masks): uint8 [N, H, W], 0/1, whole
+      image; [0, H, W] for a record without objects.
+
+  Errors (tf.errors.InvalidArgumentError when the tensor is evaluated, naming the record's
+  image/source_id and image/filename, and the feature): box count differs between the four
+  bbox features; a box outside [0, 1] (beyond BOX_TOLERANCE) or with min > max; class count
+  differs from the box count; a class text not in the label map; mask count differs from the box
+  count; a mask whose size differs from the image; image/height or image/width differ from the
+  decoded image.
+  """
+
+  def __init__(self,
+               load_instance_masks=False,
+               instance_mask_type=NUMERICAL_MASKS,
+               label_map_proto_file=None,
+               use_display_name=False,
+               dct_method='',
+               num_keypoints=0,
+               num_additional_channels=0,
+               load_multiclass_scores=False,
+               load_context_features=False,
+               expand_hierarchy_labels=False,
+               load_dense_pose=False,
+               load_track_id=False,
+               load_keypoint_depth_features=False,
+               use_keypoint_label_map=False):
+    """Constructor.
+
+    Args:
+      load_instance_masks: decode image/object/mask into groundtruth_instance_masks.
+      instance_mask_type: how masks are stored: PNG_MASKS (one PNG per instance, as written by
+        `create_coco_tf_record.py --mask_type=png`, the default there and in the TF OD API's
+        converter) or NUMERICAL_MASKS (float list N*H*W). `input_reader_pb2` enum values, the
+        ints 2 / 1 / 0 or names are accepted. The default is NUMERICAL_MASKS, as in the TF OD API.
+      label_map_proto_file: optional label map path; class texts are looked up in it.
+      use_display_name: look class texts up by `display_name` instead of `name`.
+      dct_method: JPEG DCT method passed to `tf.io.decode_jpeg` ('' = TF default).
+      num_keypoints, num_additional_channels, load_multiclass_scores, load_context_features,
+      expand_hierarchy_labels, load_dense_pose, load_track_id, load_keypoint_depth_features,
+      use_keypoint_label_map: TF OD API options not supported here; must keep their defaults.
+
+    Raises:
+      ValueError: an unsupported option is set, the mask type is unknown, or the label map file
+        is missing or malformed.
+    """
+    options = dict(
+        num_keypoints=num_keypoints, num_additional_channels=num_additional_channels,
+        load_multiclass_scores=load_multiclass_scores,
+        load_context_features=load_context_features,
+        expand_hierarchy_labels=expand_hierarchy_labels, load_dense_pose=load_dense_pose,
+        load_track_id=load_track_id,
+        load_keypoint_depth_features=load_keypoint_depth_features,
+        use_keypoint_label_map=use_keypoint_label_map)
+    for name in _UNSUPPORTED_OPTIONS:
+      if options[name]:
+        raise ValueError('TfExampleDecoder option %s=%r is not supported (instance segmentation '
+                         'only); remove it from the input reader config.' % (name, options[name]))
+    self._load_instance_masks = bool(load_instance_masks)
+    self._instance_mask_type = mask_type_value(instance_mask_type)
+    self._dct_method = dct_method or ''
+    self._label_table = None
+    self._label_map_proto_file = label_map_proto_file
+    if label_map_proto_file:
+      label_map = load_label_map_dict(label_map_proto_file, use_display_name)
+      if not label_map:
+        raise ValueError('Label map file %s has no items.' % label_map_proto_file)
+      keys = tf.constant(list(label_map.keys()), dtype=tf.string)
+      values = tf.constant(list(label_map.values()), dtype=tf.int64)
+      self._label_table = tf.lookup.StaticHashTable(
+          tf.lookup.KeyValueTensorInitializer(keys, values), default_value=-1)
+
+    self.keys_to_features = {
+        'image/encoded': tf.io.FixedLenFeature((), tf.string, default_value=''),
+        'image/format': tf.io.FixedLenFeature((), tf.string, default_value='jpeg'),
+        'image/filename': tf.io.FixedLenFeature((), tf.string, default_value=''),
+        'image/key/sha256': tf.io.FixedLenFeature((), tf.string, default_value=''),
+        'image/source_id': tf.io.FixedLenFeature((), tf.string, default_value=''),
+        # -1 = absent: the decoded image's size is then used.
+        'image/height': tf.io.FixedLenFeature((), tf.int64, default_value=-1),
+        'image/width': tf.io.FixedLenFeature((), tf.int64, default_value=-1),
+        'image/object/bbox/xmin': tf.io.VarLenFeature(tf.float32),
+        'image/object/bbox/xmax': tf.io.VarLenFeature(tf.float32),
+        'image/object/bbox/ymin': tf.io.VarLenFeature(tf.float32),
+        'image/object/bbox/ymax': tf.io.VarLenFeature(tf.float32),
+        'image/object/class/label': tf.io.VarLenFeature(tf.int64),
+        'image/object/class/text': tf.io.VarLenFeature(tf.string),
+        'image/object/area': tf.io.VarLenFeature(tf.float32),
+        'image/object/is_crowd': tf.io.VarLenFeature(tf.int64),
+        'image/object/difficult': tf.io.VarLenFeature(tf.int64),
+        'image/object/group_of': tf.io.VarLenFeature(tf.int64),
+        'image/object/weight': tf.io.VarLenFeature(tf.float32),
+    }
+    if self._load_instance_masks:
+      mask_dtype = tf.string if self._instance_mask_type == PNG_MASKS else tf.float32
+      self.keys_to_features['image/object/mask'] = tf.io.VarLenFeature(mask_dtype)
+
+  @property
+  def instance_mask_type(self):
+    """NUMERICAL_MASKS (1) or PNG_MASKS (2)."""
+    return self._instance_mask_type
+
+  @property
+  def load_instance_masks(self):
+    return self._load_instance_masks
+
+  def _decode_image(self, encoded):
+    if self._dct_method:
+      image = tf.cond(
+          tf.io.is_jpeg(encoded),
+          lambda: tf.io.decode_jpeg(encoded, channels=3, dct_method=self._dct_method),
+          lambda: tf.io.decode_image(encoded, channels=3, expand_animations=False))
+    else:
+      image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image = tf.cast(image, tf.uint8)  # decode_image is uint8 for jpeg/png/bmp/gif.
+    image.set_shape([None, None, 3])
+    return image
+
+  def decode(self, tf_example_string_tensor):
+    """Decodes one serialized example.
+
+    Args:
+      tf_example_string_tensor: string scalar, a serialized `tf.train.Example`.
+
+    Returns:
+      dict of tensors, keys and shapes as in the class docstring.
+    """
+    f = tf.io.parse_single_example(tf_example_string_tensor, self.keys_to_features)
+    source_id = f['image/source_id']
+    filename = f['image/filename']
+    where = tf.strings.join(['record image/source_id=', source_id,
+                             ' (image/filename=', filename, '): '])
+    checks = []
+
+    def check(condition, *message_parts):
+      """Adds an assert whose message starts with the record's source_id and filename."""
+      parts = [where] + [p if isinstance(p, str) or p.dtype == tf.string else tf.as_string(p)
+                         for p in message_parts]
+      op = tf.debugging.Assert(condition, [tf.strings.join(parts)])
+      checks.append(op)
+      return op
+
+    image = self._decode_image(f['image/encoded'])
+    image_shape = tf.shape(image)
+    height, width = image_shape[0], image_shape[1]
+    rec_h = tf.cast(f['image/height'], tf.int32)
+    rec_w = tf.cast(f['image/width'], tf.int32)
+    check(tf.logical_and(tf.logical_or(rec_h < 0, tf.equal(rec_h, height)),
+                         tf.logical_or(rec_w < 0, tf.equal(rec_w, width))),
+          'image/height x image/width (', rec_h, 'x', rec_w,
+          ') differ from the decoded image/encoded (', height, 'x', width, ')')
+
+    ymin = _dense(f['image/object/bbox/ymin'], 0.0)
+    xmin = _dense(f['image/object/bbox/xmin'], 0.0)
+    ymax = _dense(f['image/object/bbox/ymax'], 0.0)
+    xmax = _dense(f['image/object/bbox/xmax'], 0.0)
+    num_boxes = tf.size(ymin)
+    check(tf.reduce_all(tf.equal(tf.stack([tf.size(xmin), tf.size(ymax), tf.size(xmax)]),
+                                 num_boxes)),
+          'image/object/bbox/{ymin,xmin,ymax,xmax} have different lengths (', num_boxes, ', ',
+          tf.size(xmin), ', ', tf.size(ymax), ', ', tf.size(xmax), ')')
+    with tf.control_dependencies(checks[-1:]):
+      boxes = tf.stack([ymin, xmin, ymax, xmax], axis=1)
+    boxes = tf.reshape(boxes, [-1, 4])
+    in_range = tf.logical_and(boxes >= -BOX_TOLERANCE, boxes <= 1.0 + BOX_TOLERANCE)
+    check(tf.reduce_all(in_range),
+          'image/object/bbox/* holds boxes outside [0, 1] (ymin, xmin, ymax, xmax = ',
+          tf.strings.reduce_join(tf.as_string(tf.boolean_mask(
+              boxes, tf.logical_not(tf.reduce_all(in_range, axis=1))), precision=4),
+                                 separator=', '),
+          '); bbox features must be normalized by the image width and height')
+    check(tf.reduce_all(tf.logical_and(boxes[:, 0] <= boxes[:, 2], boxes[:, 1] <= boxes[:, 3])),
+          'image/object/bbox/* has a box with ymin > ymax or xmin > xmax')
+    boxes = tf.clip_by_value(boxes, 0.0, 1.0)
+
+    classes = self._decode_classes(f, num_boxes, check)
+
+    def per_box(values, default, name):
+      """Returns `values` [N], or `default` [N] when the feature is absent."""
+      n = tf.size(values)
+      check(tf.logical_or(tf.equal(n, 0), tf.equal(n, num_boxes)),
+            name, ' has ', n, ' values but the record has ', num_boxes, ' boxes')
+      return tf.cond(tf.equal(n, 0), lambda: default, lambda: values)
+
+    box_heights = (boxes[:, 2] - boxes[:, 0]) * tf.cast(height, tf.float32)
+    box_widths = (boxes[:, 3] - boxes[:, 1]) * tf.cast(width, tf.float32)
+    zeros = tf.zeros([num_boxes], tf.int64)
+    tensor_dict = {
+        fields.InputDataFields.image: image,
+        fields.InputDataFields.original_image_spatial_shape: image_shape[:2],
+        fields.InputDataFields.source_id: source_id,
+        fields.InputDataFields.key: f['image/key/sha256'],
+        fields.InputDataFields.filename: filename,
+        fields.InputDataFields.groundtruth_boxes: boxes,
+        fields.InputDataFields.groundtruth_classes: classes,
+        fields.InputDataFields.groundtruth_weights: per_box(
+            _dense(f['image/object/weight'], 0.0), tf.ones([num_boxes], tf.float32),
+            'image/object/weight'),
+        fields.InputDataFields.groundtruth_is_crowd: tf.cast(per_box(
+            _dense(f['image/object/is_crowd'], 0), zeros, 'image/object/is_crowd'), tf.bool),
+        fields.InputDataFields.groundtruth_area: per_box(
+            _dense(f['image/object/area'], 0.0), box_heights * box_widths,
+            'image/object/area'),
+        fields.InputDataFields.groundtruth_difficult: tf.cast(per_box(
+            _dense(f['image/object/difficult'], 0), zeros, 'image/object/difficult'), tf.bool),
+        fields.InputDataFields.groundtruth_group_of: tf.cast(per_box(
+            _dense(f['image/object/group_of'], 0), zeros, 'image/object/group_of'), tf.bool),
+    }
+    if self._load_instance_masks:
+      tensor_dict[fields.InputDataFields.groundtruth_instance_masks] = self._decode_masks(
+          f, height, width, num_boxes, check, where)
+
+    # Every output depends on every check, so a bad record fails wherever it is consumed.
+    with tf.control_dependencies(checks):
+      tensor_dict = {k: tf.identity(v) for k, v in tensor_dict.items()}
+    tensor_dict[fields.InputDataFields.image].set_shape([None, None, 3])
+    tensor_dict[fields.InputDataFields.groundtruth_boxes].set_shape([None, 4])
+    if self._load_instance_masks:
+      tensor_dict[fields.InputDataFields.groundtruth_instance_masks].set_shape(
+          [None, None, None])
+    return tensor_dict
+
+  def _decode_classes(self, f, num_boxes, check):
+    """Returns int64 [N] class ids (label-map lookup of class/text first, as in the TF OD API)."""
+    labels = _dense(f['image/object/class/label'], 0)
+    if self._label_table is not None:
+      texts = _dense(f['image/object/class/text'], '')
+      looked_up = self._label_table.lookup(texts)
+      unknown = tf.boolean_mask(texts, looked_up < 0)
+      check(tf.equal(tf.size(unknown), 0),
+            'image/object/class/text has classes not in the label map ',
+            self._label_map_proto_file, ': ',
+            tf.strings.reduce_join(unknown, separator=', '),
+            ' (check label_map_path and use_display_name in the input reader config)')
+      classes = tf.cond(tf.size(texts) > 0, lambda: looked_up, lambda: labels)
+      hint = ''
+    else:
+      classes = labels
+      hint = ('; records that store only image/object/class/text need label_map_path in the '
+              'input reader config')
+    check(tf.equal(tf.size(classes), num_boxes),
+          'image/object/class/label has ', tf.size(classes), ' values but the record has ',
+          num_boxes, ' boxes', hint)
+    return classes
+
+  def _decode_masks(self, f, height, width, num_boxes, check, where):
+    """Returns uint8 [N, H, W] 0/1 masks from PNG strings or a flat float list."""
+    mask_key = 'image/object/mask'
+    no_masks_hint = ('; records written without masks must be re-created with '
+                     'create_coco_tf_record.py --include_masks (or set load_instance_masks: '
+                     'false)')
+    if self._instance_mask_type == PNG_MASKS:
+      pngs = _dense(f[mask_key], '')
+      check(tf.equal(tf.size(pngs), num_boxes),
+            mask_key, ' has ', tf.size(pngs), ' masks but the record has ', num_boxes, ' boxes',
+            tf.where(tf.equal(tf.size(pngs), 0), no_masks_hint, ''))
+
+      def decode_png_mask(png):
+        mask = tf.io.decode_image(png, channels=1, expand_animations=False)
+        mask_shape = tf.shape(mask)
+        size_ok = tf.debugging.Assert(
+            tf.logical_and(tf.equal(mask_shape[0], height), tf.equal(mask_shape[1], width)),
+            [tf.strings.join([where, mask_key, ' has a mask of size ',
+                              tf.as_string(mask_shape[0]), 'x', tf.as_string(mask_shape[1]),
+                              ' but the image is ', tf.as_string(height), 'x',
+                              tf.as_string(width)])])
+        with tf.control_dependencies([size_ok]):
+          mask = tf.cast(tf.greater(mask[:, :, 0], 0), tf.uint8)
+        return mask
+
+      masks = tf.cond(
+          tf.size(pngs) > 0,
+          lambda: tf.map_fn(decode_png_mask, pngs, fn_output_signature=tf.TensorSpec(
+              [None, None], tf.uint8)),
+          lambda: tf.zeros([0, height, width], tf.uint8))
+    else:
+      values = _dense(f[mask_key], 0.0)
+      expected = num_boxes * height * width
+      size_ok = check(tf.equal(tf.size(values), expected),
+            mask_key, ' holds ', tf.size(values), ' floats but the record has ', num_boxes,
+            ' boxes x ', height, 'x', width, ' pixels = ', expected,
+            ' (mask count differs from the box count, or mask size differs from the image)',
+            tf.where(tf.equal(tf.size(values), 0), no_masks_hint, ''))
+      # The reshape runs after the size check, so a bad record fails with the check's message.
+      with tf.control_dependencies([size_ok]):
+        masks = tf.cast(tf.greater(tf.reshape(values, [-1, height, width]), 0.0), tf.uint8)
+    return masks
+
+
+def _list_files(input_path):
+  """Expands a pattern or a list of patterns into a sorted list of files."""
+  patterns = [input_path] if isinstance(input_path, (str, bytes)) else list(input_path)
+  files = []
+  for pattern in patterns:
+    if isinstance(pattern, bytes):
+      pattern = pattern.decode('utf-8')
+    matched = tf.io.gfile.glob(pattern)
+    if not matched:
+      raise RecordValidationError(
+          'No file matches input_path %r (tf_record_input_reader.input_path of the input '
+          'reader config). Convert the dataset with dataset_tools/create_coco_tf_record.py or '
+          'fix the path.' % pattern)
+    files.extend(sorted(matched))
+  return files
+
+
+def _mask_kind(example):
+  """Returns 'PNG_MASKS', 'NUMERICAL_MASKS' or None for a parsed tf.train.Example."""
+  feature_map = example.features.feature
+  if 'image/object/mask' not in feature_map:
+    return None
+  kind = feature_map['image/object/mask'].WhichOneof('kind')
+  if kind == 'bytes_list':
+    return 'PNG_MASKS'
+  if kind == 'float_list':
+    return 'NUMERICAL_MASKS'
+  return None
+
+
+def validate_records(input_path,
+                     load_instance_masks=False,
+                     instance_mask_type=NUMERICAL_MASKS,
+                     label_map_proto_file=None,
+                     use_display_name=False,
+                     max_records_per_file=20):
+  """Checks that TFRecord files can be decoded as configured; errors name the file.
+
+  Reads up to `max_records_per_file` records from the start of every file (cheap: no image is
+  decoded). Call it once per input reader before building the dataset.
+
+  Args:
+    input_path: file pattern or list of patterns (`tf_record_input_reader.input_path`).
+    load_instance_masks: the input reader's `load_instance_masks`.
+    instance_mask_type: the input reader's `mask_type` (enum value, int or name).
+    label_map_proto_file: the input reader's `label_map_path` (optional).
+    use_display_name: the input reader's `use_display_name`.
+    max_records_per_file: records read per file.
+
+  Returns:
+    dict {file path: {'records_checked': int, 'mask_type': 'PNG_MASKS' | 'NUMERICAL_MASKS' |
+    None (no masks seen)}}.
+
+  Raises:
+    RecordValidationError: no file matches a pattern; a file is not a TFRecord of
+      tf.train.Example; a record has no image/encoded; masks are requested but the records have
+      none (re-create them with --include_masks) or hold the other mask type (set mask_type);
+      classes are only stored as text and no label map is given, or a text is not in it.
+  """
+  mask_type = mask_type_name(instance_mask_type)
+  label_map = None
+  if label_map_proto_file:
+    label_map = load_label_map_dict(label_map_proto_file, use_display_name)
+  report = {}
+  for path in _list_files(input_path):
+    examples = []
+    try:
+      for raw in tf.data.TFRecordDataset(path).take(max_records_per_file):
+        example = tf.train.Example()
+        example.ParseFromString(raw.numpy())
+        examples.append(example)
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+      raise RecordValidationError(
+          'File %s is not a readable TFRecord file (%s). Re-create it with '
+          'dataset_tools/create_coco_tf_record.py.' % (path, e.message.splitlines()[0])) from None
+    except Exception as e:  # pylint: disable=broad-except
+      raise RecordValidationError(
+          'File %s does not hold tf.train.Example records (%s: %s).'
+          % (path, type(e).__name__, e)) from None
+    seen_kind = None
+    for index, example in enumerate(examples):
+      feature_map = example.features.feature
+      source_id = (feature_map['image/source_id'].bytes_list.value[0].decode('utf-8', 'replace')
+                   if 'image/source_id' in feature_map
+                   and feature_map['image/source_id'].bytes_list.value else '?')
+      where = 'File %s, record %d (image/source_id=%s)' % (path, index, source_id)
+      if 'image/encoded' not in feature_map:
+        raise RecordValidationError('%s has no image/encoded feature: not an object detection '
+                                    'record.' % where)
+      num_boxes = (len(feature_map['image/object/bbox/ymin'].float_list.value)
+                   if 'image/object/bbox/ymin' in feature_map else 0)
+      kind = _mask_kind(example)
+      seen_kind = seen_kind or kind
+      if load_instance_masks and num_boxes > 0:
+        if kind is None:
+          raise RecordValidationError(
+              '%s has %d boxes but no image/object/mask, and load_instance_masks is true. '
+              'Re-create the records with dataset_tools/create_coco_tf_record.py '
+              '--include_masks (or set load_instance_masks: false).' % (where, num_boxes))
+        if kind != mask_type:
+          raise RecordValidationError(
+              '%s stores %s (image/object/mask is a %s) but the input reader has mask_type: %s. '
+              'Set `mask_type: %s` in the input reader config.' % (
+                  where, kind, 'bytes list of PNGs' if kind == 'PNG_MASKS' else 'float list',
+                  mask_type, kind))
+      texts = (list(feature_map['image/object/class/text'].bytes_list.value)
+               if 'image/object/class/text' in feature_map else [])
+      labels = (list(feature_map['image/object/class/label'].int64_list.value)
+                if 'image/object/class/label' in feature_map else [])
+      if num_boxes and len(labels) != num_boxes and not (label_map and texts):
+        raise RecordValidationError(
+            '%s has %d boxes but %d image/object/class/label values%s.' % (
+                where, num_boxes, len(labels),
+                '; it stores class names only: set label_map_path in the input reader config'
+                if texts and not label_map else ''))
+      if label_map and texts:
+        unknown = sorted({t.decode('utf-8', 'replace') for t in texts} - set(label_map))
+        if unknown:
+          raise RecordValidationError(
+              '%s has image/object/class/text not in the label map %s: %s (check '
+              'label_map_path and use_display_name).' % (
+                  where, label_map_proto_file, ', '.join(unknown)))
+    report[path] = {'records_checked': len(examples), 'mask_type': seen_kind}
+  return report
+
+
+def validate_records_have_masks(file_pattern, instance_mask_type=PNG_MASKS):
+  """Checks that the records matching `file_pattern` hold masks of `instance_mask_type`.
+
+  Shorthand for `validate_records(file_pattern, load_instance_masks=True, ...)`.
+
+  Raises:
+    RecordValidationError: naming the file, telling the user to re-create the records with
+      `--include_masks` or to set `mask_type`.
+  """
+  return validate_records(file_pattern, load_instance_masks=True,
+                          instance_mask_type=instance_mask_type)
+
+
+def detect_mask_type(file_pattern):
+  """Returns the mask type stored in the first records: 'PNG_MASKS', 'NUMERICAL_MASKS' or None."""
+  for info in validate_records(file_pattern).values():
+    if info['mask_type']:
+      return info['mask_type']
+  return None

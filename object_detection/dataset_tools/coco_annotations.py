@@ -1,0 +1,195 @@
+"""Reads and checks COCO instance annotation files; rasterises COCO segmentations.
+
+No TensorFlow here: the converter's command line checks every input with this module (in well
+under a second) before it imports TensorFlow and starts writing.
+
+Errors are `ConversionError` (a ValueError) whose message starts with the file's path and says
+which record and key is wrong.
+"""
+import collections
+import json
+import os
+
+from pycocotools import mask as mask_utils
+
+
+class ConversionError(ValueError):
+  """An input file is missing or malformed; the message names the file and what is wrong."""
+
+
+def _fail(path, message):
+  raise ConversionError('%s: %s' % (path, message))
+
+
+def _require(record, keys, path, what):
+  missing = [k for k in keys if k not in record]
+  if missing:
+    _fail(path, '%s is missing key(s) %s (COCO format needs %s).' % (
+        what, ', '.join(repr(k) for k in missing), ', '.join(repr(k) for k in keys)))
+
+
+def load_coco_annotations(annotations_file):
+  """Reads and checks a COCO instances JSON.
+
+  Args:
+    annotations_file: path of a COCO instances JSON (`images`, `categories`, optional
+      `annotations`: test-dev files have none).
+
+  Returns:
+    dict with `images` (list of image dicts, JSON order), `categories` (dict id -> name),
+    `annotations_by_image` (dict image id -> list of annotations, JSON order), `num_annotations`
+    (int), `unknown_image_annotations` (int: annotations whose image_id is not in `images`).
+
+  Raises:
+    ConversionError: the file is missing, not JSON, or misses required keys (message names the
+      file, the record and the key).
+  """
+  if not os.path.isfile(annotations_file):
+    raise ConversionError('Annotations file %s does not exist.' % annotations_file)
+  try:
+    with open(annotations_file, 'rb') as fid:
+      data = json.load(fid)
+  except json.JSONDecodeError as e:
+    _fail(annotations_file, 'not valid JSON (%s at line %d column %d).' % (e.msg, e.lineno,
+                                                                            e.colno))
+  except (UnicodeDecodeError, OSError) as e:
+    _fail(annotations_file, 'cannot be read as JSON (%s).' % e)
+  if not isinstance(data, dict):
+    _fail(annotations_file, 'the top level must be a JSON object with "images" and '
+          '"categories", got %s.' % type(data).__name__)
+  _require(data, ('images', 'categories'), annotations_file, 'The top-level object')
+  if not isinstance(data['images'], list) or not isinstance(data['categories'], list):
+    _fail(annotations_file, '"images" and "categories" must be lists.')
+
+  categories = {}
+  for index, category in enumerate(data['categories']):
+    if not isinstance(category, dict):
+      _fail(annotations_file, 'categories[%d] is not an object.' % index)
+    _require(category, ('id', 'name'), annotations_file, 'categories[%d]' % index)
+    categories[int(category['id'])] = str(category['name'])
+
+  images = []
+  seen_ids = set()
+  for index, image in enumerate(data['images']):
+    if not isinstance(image, dict):
+      _fail(annotations_file, 'images[%d] is not an object.' % index)
+    _require(image, ('id', 'file_name', 'height', 'width'), annotations_file,
+             'images[%d] (id=%s)' % (index, image.get('id', '?')))
+    try:
+      height, width = int(image['height']), int(image['width'])
+    except (TypeError, ValueError):
+      height = width = 0
+    if height <= 0 or width <= 0:
+      _fail(annotations_file, 'images[%d] (id=%s) has height=%r width=%r: both must be positive '
+            'integers.' % (index, image['id'], image['height'], image['width']))
+    if image['id'] in seen_ids:
+      _fail(annotations_file, 'image id %s appears twice in "images".' % image['id'])
+    seen_ids.add(image['id'])
+    images.append(image)
+
+  annotations = data.get('annotations', [])
+  if not isinstance(annotations, list):
+    _fail(annotations_file, '"annotations" must be a list.')
+  by_image = collections.defaultdict(list)
+  unknown_image = 0
+  for index, ann in enumerate(annotations):
+    if not isinstance(ann, dict):
+      _fail(annotations_file, 'annotations[%d] is not an object.' % index)
+    what = 'annotations[%d] (id=%s)' % (index, ann.get('id', '?'))
+    _require(ann, ('image_id', 'category_id', 'bbox'), annotations_file, what)
+    bbox = ann['bbox']
+    if (not isinstance(bbox, (list, tuple)) or len(bbox) != 4 or
+        not all(isinstance(v, (int, float)) for v in bbox)):
+      _fail(annotations_file, '%s has bbox=%r: it must be [x, y, width, height] in pixels.'
+            % (what, bbox))
+    if ann['category_id'] not in categories:
+      _fail(annotations_file, '%s has category_id=%r, which is not in "categories" (ids %s).'
+            % (what, ann['category_id'], sorted(categories)))
+    if ann['image_id'] not in seen_ids:
+      unknown_image += 1
+      continue
+    by_image[ann['image_id']].append(ann)
+  return {
+      'images': images,
+      'categories': categories,
+      'annotations_by_image': by_image,
+      'num_annotations': len(annotations),
+      'unknown_image_annotations': unknown_image,
+  }
+
+
+# Masks.
+
+
+def ann_to_rle(segmentation, height, width):
+  """Converts a COCO `segmentation` to one RLE, exactly as pycocotools' `COCO.annToRLE`.
+
+  Args:
+    segmentation: list of polygons ([x1, y1, x2, y2, ...] in pixels, several parts allowed),
+      an uncompressed RLE dict ({'counts': [int...], 'size': [h, w]}) or a compressed RLE dict
+      ({'counts': str, 'size': [h, w]}).
+    height, width: image size in pixels.
+
+  Returns:
+    a compressed RLE dict.
+  """
+  if isinstance(segmentation, list):
+    # Polygon: one object may be several parts; their union is the mask.
+    return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+  if isinstance(segmentation['counts'], list):
+    return mask_utils.frPyObjects(segmentation, height, width)
+  return segmentation
+
+
+def ann_to_mask(segmentation, height, width):
+  """Returns the uint8 [height, width] 0/1 mask of a COCO `segmentation` (= COCO.annToMask)."""
+  return mask_utils.decode(ann_to_rle(segmentation, height, width))
+
+
+def merge_categories(per_file_categories):
+  """Merges {id: name} dicts of several annotation files.
+
+  Args:
+    per_file_categories: list of (annotations_file, {id: name}).
+
+  Returns:
+    dict id -> name, all categories of all files.
+
+  Raises:
+    ConversionError: one id has different names in two files (names both files).
+  """
+  merged, origin = {}, {}
+  for path, categories in per_file_categories:
+    for category_id, name in categories.items():
+      if category_id in merged and merged[category_id] != name:
+        raise ConversionError(
+            'Category id %d is %r in %s but %r in %s: the splits must share one category list.'
+            % (category_id, merged[category_id], origin[category_id], name, path))
+      merged.setdefault(category_id, name)
+      origin.setdefault(category_id, path)
+  return merged
+
+
+def load_splits(splits):
+  """Checks and loads the inputs of every split before anything is written.
+
+  Args:
+    splits: list of (split name, image_dir, annotations_file).
+
+  Returns:
+    (loaded, categories): dict annotations_file -> `load_coco_annotations` result, and the
+    merged dict category id -> name of all files.
+
+  Raises:
+    ConversionError: an image folder or annotations file is missing or malformed, or two files
+      disagree on a category's name.
+  """
+  loaded = {}
+  for split, image_dir, annotations_file in splits:
+    if not os.path.isdir(image_dir):
+      raise ConversionError('Image folder %s (for the %s split, %s) does not exist.'
+                            % (image_dir, split, annotations_file))
+    if annotations_file not in loaded:
+      loaded[annotations_file] = load_coco_annotations(annotations_file)
+  categories = merge_categories([(path, coco['categories']) for path, coco in loaded.items()])
+  return loaded, categories

@@ -1,0 +1,498 @@
+"""Converts COCO-format instance annotations into sharded TFRecords of `tf.train.Example`.
+
+The logic behind `dataset_tools/create_coco_tf_record.py`. The records carry the TF OD API's
+feature keys and dtypes (its `create_coco_tf_record.py`), so the TF OD API reads them and this
+repo's `TfExampleDecoder` reads the TF OD API's:
+
+  image/height, image/width            int64
+  image/filename                       bytes, the COCO `file_name`
+  image/source_id                      bytes, the COCO image id as a decimal string
+  image/key/sha256                     bytes, hex sha256 of the encoded image
+  image/encoded, image/format          bytes, the image file's bytes unchanged; 'jpeg' or 'png'
+  image/object/bbox/{xmin,xmax,ymin,ymax}  float, normalized to [0, 1] by width / height
+  image/object/class/text              bytes, category name
+  image/object/class/label             int64, COCO category id
+  image/object/is_crowd                int64, 0 / 1
+  image/object/area                    float, COCO `area` (pixels)
+  image/object/mask (--include_masks)  png: one whole-image single-channel PNG per instance,
+                                       values 0/1; numerical: float list, N*H*W row-major.
+
+Masks are rasterised exactly as pycocotools' `COCO.annToMask` does (polygons: `frPyObjects` +
+`merge`; uncompressed RLE: `frPyObjects`; compressed RLE: as is; then `decode`), so they equal the
+masks COCOeval scores against.
+
+Skipped and counted, never silently dropped (see `SplitSummary`): images that cannot be read or
+decoded, that are neither JPEG nor PNG, or whose size differs from the JSON (named in the
+summary); annotations with an empty box
+(w <= 0 or h <= 0), a box outside the image (beyond BOX_TOLERANCE_PX), with --include_masks an
+empty or unusable segmentation; annotations whose image_id is not in `images`.
+
+Errors (`ConversionError`, the message names the file): a missing annotations file or image
+folder, bad JSON, missing keys (`images`, `categories`, an image's id / file_name / height /
+width, an annotation's image_id / category_id / bbox), an annotation whose category_id is not in
+`categories`, duplicate image ids.
+"""
+import collections
+import hashlib
+import io
+import multiprocessing
+import os
+import time
+
+import numpy as np
+from PIL import Image
+import tensorflow as tf
+import tqdm
+
+from object_detection.dataset_tools import coco_annotations
+from object_detection.utils import dataset_util
+
+# Re-exported: callers of the converter library find the whole API in this module.
+ConversionError = coco_annotations.ConversionError
+load_coco_annotations = coco_annotations.load_coco_annotations
+ann_to_rle = coco_annotations.ann_to_rle
+ann_to_mask = coco_annotations.ann_to_mask
+merge_categories = coco_annotations.merge_categories
+
+MASK_TYPES = ('png', 'numerical')
+
+# The TF OD API's output names: <output_dir>/coco_<split>.record-00000-of-00001.
+SPLIT_RECORD_NAMES = {
+    'train': 'coco_train.record',
+    'val': 'coco_val.record',
+    'testdev': 'coco_testdev.record',
+}
+LABEL_MAP_NAME = 'label_map.pbtxt'
+
+# A box may exceed the image by this many pixels (float rounding in exported annotations); it is
+# then clipped to the image. The TF OD API skips any box past the border.
+BOX_TOLERANCE_PX = 0.01
+
+# Skip reasons, in the order the summary prints them.
+SKIP_UNREADABLE_IMAGE = 'unreadable_image'
+SKIP_UNSUPPORTED_FORMAT = 'unsupported_image_format'
+SKIP_SIZE_MISMATCH = 'image_size_differs_from_json'
+SKIP_EMPTY_BOX = 'empty_box'
+SKIP_OUTSIDE_BOX = 'box_outside_image'
+SKIP_NO_SEGMENTATION = 'empty_or_missing_segmentation'
+SKIP_BAD_SEGMENTATION = 'unusable_segmentation'
+SKIP_UNKNOWN_IMAGE = 'image_id_not_in_images'
+SKIP_OF_SKIPPED_IMAGE = 'instance_of_skipped_image'
+IMAGE_SKIP_REASONS = (SKIP_UNREADABLE_IMAGE, SKIP_UNSUPPORTED_FORMAT, SKIP_SIZE_MISMATCH)
+INSTANCE_SKIP_REASONS = (SKIP_EMPTY_BOX, SKIP_OUTSIDE_BOX, SKIP_NO_SEGMENTATION,
+                         SKIP_BAD_SEGMENTATION, SKIP_UNKNOWN_IMAGE, SKIP_OF_SKIPPED_IMAGE)
+
+
+SplitSummary = collections.namedtuple('SplitSummary', [
+    'split',             # 'train' | 'val' | 'testdev'
+    'annotations_file',  # str
+    'image_dir',         # str
+    'output_files',      # list of str, the shards
+    'images_total',      # int, images in the JSON
+    'images_written',    # int
+    'images_without_instances',  # int, written with zero objects (kept, as the TF OD API does)
+    'instances_total',   # int, annotations in the JSON
+    'instances_written',  # int
+    'skipped',           # dict reason -> count (images and instances), every reason listed
+    'skipped_images',    # list of (file_name, reason, detail)
+    'categories',        # dict id -> name, all categories of the JSON
+    'category_counts',   # dict id -> instances written
+    'seconds',           # float, conversion time
+])
+
+
+# ------------------------------------------------------------------------------------------------
+# Masks.
+
+
+def _float_list_feature_fast(array):
+  """A float_list Feature built from a float32 array without a per-element Python loop."""
+  raw = np.ascontiguousarray(array, dtype='<f4').tobytes()
+  length = len(raw)
+  varint = bytearray()
+  while True:  # Protobuf varint of the payload length (packed repeated field 1).
+    byte = length & 0x7F
+    length >>= 7
+    if length:
+      varint.append(byte | 0x80)
+    else:
+      varint.append(byte)
+      break
+  float_list = tf.train.FloatList.FromString(b'\x0a' + bytes(varint) + raw if raw else b'')
+  return tf.train.Feature(float_list=float_list)
+
+
+def _encode_png_mask(mask):
+  output = io.BytesIO()
+  Image.fromarray(mask).save(output, format='PNG')
+  return output.getvalue()
+
+
+# ------------------------------------------------------------------------------------------------
+# One image -> one tf.train.Example.
+
+
+def _read_image(path, expected_height, expected_width):
+  """Returns (bytes, format) or (None, (reason, detail))."""
+  try:
+    with open(path, 'rb') as fid:
+      encoded = fid.read()
+  except OSError as e:
+    return None, (SKIP_UNREADABLE_IMAGE, 'cannot open: %s' % e.strerror)
+  try:
+    with Image.open(io.BytesIO(encoded)) as pil_image:
+      image_format = pil_image.format
+      pil_image.load()  # Decodes every pixel: catches truncated and corrupt files.
+      width, height = pil_image.size
+  except Exception as e:  # pylint: disable=broad-except
+    return None, (SKIP_UNREADABLE_IMAGE, 'cannot decode: %s' % e)
+  if image_format not in ('JPEG', 'PNG'):
+    return None, (SKIP_UNSUPPORTED_FORMAT, '%s (only JPEG and PNG are stored)' % image_format)
+  if (height, width) != (expected_height, expected_width):
+    return None, (SKIP_SIZE_MISMATCH, 'file is %dx%d (HxW), JSON says %dx%d' % (
+        height, width, expected_height, expected_width))
+  return encoded, image_format.lower()
+
+
+def create_tf_example(image, annotations_list, image_dir, category_index, include_masks=False,
+                      mask_type='png'):
+  """Converts one COCO image and its annotations into a `tf.train.Example`.
+
+  Same name and record layout as the TF OD API's `create_tf_example` (its category_index maps
+  id -> {'name': ...}; here id -> name).
+
+  Args:
+    image: COCO image dict (`id`, `file_name`, `height`, `width`).
+    annotations_list: the image's COCO annotation dicts.
+    image_dir: folder of the image files.
+    category_index: dict category id -> name.
+    include_masks: write image/object/mask.
+    mask_type: 'png' (one PNG per instance) or 'numerical' (float list N*H*W).
+
+  Returns:
+    (example, skipped, skipped_image): `example` is a tf.train.Example, or None when the image
+    is skipped; `skipped` a Counter {skip reason: count} (instances skipped, and the image's own
+    reason when it is skipped); `skipped_image` None, or (file_name, reason, detail).
+  """
+  height, width = int(image['height']), int(image['width'])
+  filename = str(image['file_name'])
+  skipped = collections.Counter()
+  encoded, image_format = _read_image(os.path.join(image_dir, filename), height, width)
+  if encoded is None:
+    reason, detail = image_format
+    skipped[reason] += 1
+    skipped[SKIP_OF_SKIPPED_IMAGE] += len(annotations_list)
+    return None, skipped, (filename, reason, detail)
+
+  xmin, xmax, ymin, ymax = [], [], [], []
+  is_crowd, category_ids, category_names, areas, masks = [], [], [], [], []
+  for ann in annotations_list:
+    x, y, w, h = [float(v) for v in ann['bbox']]
+    if w <= 0 or h <= 0:
+      skipped[SKIP_EMPTY_BOX] += 1
+      continue
+    tol = BOX_TOLERANCE_PX
+    if x < -tol or y < -tol or x + w > width + tol or y + h > height + tol:
+      skipped[SKIP_OUTSIDE_BOX] += 1
+      continue
+    mask = None
+    if include_masks:
+      segmentation = ann.get('segmentation')
+      if not segmentation:
+        skipped[SKIP_NO_SEGMENTATION] += 1
+        continue
+      try:
+        mask = ann_to_mask(segmentation, height, width)
+      except Exception:  # pylint: disable=broad-except
+        skipped[SKIP_BAD_SEGMENTATION] += 1
+        continue
+      if mask.shape != (height, width):
+        skipped[SKIP_BAD_SEGMENTATION] += 1
+        continue
+    x0, y0 = min(max(x, 0.0), width), min(max(y, 0.0), height)
+    x1, y1 = min(x + w, float(width)), min(y + h, float(height))
+    xmin.append(x0 / width)
+    xmax.append(x1 / width)
+    ymin.append(y0 / height)
+    ymax.append(y1 / height)
+    is_crowd.append(int(ann.get('iscrowd', 0)))
+    category_id = int(ann['category_id'])
+    category_ids.append(category_id)
+    category_names.append(category_index[category_id].encode('utf8'))
+    if 'area' in ann:
+      areas.append(float(ann['area']))
+    elif mask is not None:
+      areas.append(float(mask.sum()))
+    else:
+      areas.append(w * h)
+    if mask is not None:
+      masks.append(mask)
+
+  key = hashlib.sha256(encoded).hexdigest()
+  feature_dict = {
+      'image/height': dataset_util.int64_feature(height),
+      'image/width': dataset_util.int64_feature(width),
+      'image/filename': dataset_util.bytes_feature(filename.encode('utf8')),
+      'image/source_id': dataset_util.bytes_feature(str(image['id']).encode('utf8')),
+      'image/key/sha256': dataset_util.bytes_feature(key.encode('utf8')),
+      'image/encoded': dataset_util.bytes_feature(encoded),
+      'image/format': dataset_util.bytes_feature(image_format.encode('utf8')),
+      'image/object/bbox/xmin': dataset_util.float_list_feature(xmin),
+      'image/object/bbox/xmax': dataset_util.float_list_feature(xmax),
+      'image/object/bbox/ymin': dataset_util.float_list_feature(ymin),
+      'image/object/bbox/ymax': dataset_util.float_list_feature(ymax),
+      'image/object/class/text': dataset_util.bytes_list_feature(category_names),
+      'image/object/class/label': dataset_util.int64_list_feature(category_ids),
+      'image/object/is_crowd': dataset_util.int64_list_feature(is_crowd),
+      'image/object/area': dataset_util.float_list_feature(areas),
+  }
+  if include_masks:
+    if mask_type == 'png':
+      feature_dict['image/object/mask'] = dataset_util.bytes_list_feature(
+          [_encode_png_mask(m) for m in masks])
+    else:
+      flat = (np.stack(masks).astype(np.float32).ravel() if masks
+              else np.zeros([0], np.float32))
+      feature_dict['image/object/mask'] = _float_list_feature_fast(flat)
+  example = tf.train.Example(features=tf.train.Features(feature=feature_dict))
+  return example, skipped, None
+
+
+# Worker state, set once per process by `_init_worker` (avoids pickling it for every image).
+_WORKER_STATE = {}
+
+
+def _init_worker(image_dir, category_index, include_masks, mask_type):
+  _WORKER_STATE.update(image_dir=image_dir, category_index=category_index,
+                       include_masks=include_masks, mask_type=mask_type)
+
+
+def _encode_task(task):
+  """(image, annotations) -> (serialized example or None, class ids written, skip Counter,
+  skipped image (file_name, reason, detail) or None)."""
+  image, annotations = task
+  s = _WORKER_STATE
+  example, skipped, skipped_image = create_tf_example(
+      image, annotations, s['image_dir'], s['category_index'], s['include_masks'],
+      s['mask_type'])
+  if example is None:
+    return None, [], skipped, skipped_image
+  labels = list(example.features.feature['image/object/class/label'].int64_list.value)
+  return example.SerializeToString(), labels, skipped, skipped_image
+
+
+def sharded_output_paths(base_path, num_shards):
+  """TF OD API shard names: `<base_path>-00000-of-00010`, ..."""
+  return ['%s-%05d-of-%05d' % (base_path, idx, num_shards) for idx in range(num_shards)]
+
+
+def _pool_context():
+  # fork: workers inherit the loaded modules (no re-import of TensorFlow per worker). The
+  # workers only use protobuf, numpy, Pillow and pycocotools, never TF ops.
+  methods = multiprocessing.get_all_start_methods()
+  return multiprocessing.get_context('fork' if 'fork' in methods else None)
+
+
+def create_tf_record_from_coco_annotations(annotations_file, image_dir, output_path,
+                                           include_masks=False, num_shards=1, mask_type='png',
+                                           num_workers=1, split='train', show_progress=True,
+                                           coco=None):
+  """Writes one split's TFRecord shards.
+
+  Args:
+    annotations_file: COCO instances JSON.
+    image_dir: folder with the images named by `file_name`.
+    output_path: base path of the shards (e.g. `<dir>/coco_train.record`).
+    include_masks: write instance masks.
+    num_shards: number of output files; image i (in written order) goes to shard i % num_shards.
+    mask_type: 'png' or 'numerical'.
+    num_workers: processes that read and encode images (1 = in this process).
+    split: name used in the progress bar and summary.
+    show_progress: show a tqdm bar (images/s) on stderr.
+    coco: the `load_coco_annotations(annotations_file)` result when already loaded.
+
+  Returns:
+    SplitSummary.
+
+  Raises:
+    ConversionError: missing or malformed input (names the file); invalid argument values.
+  """
+  if mask_type not in MASK_TYPES:
+    raise ConversionError('--mask_type must be one of %s, got %r.' % (MASK_TYPES, mask_type))
+  if num_shards < 1:
+    raise ConversionError('--num_shards must be >= 1, got %d.' % num_shards)
+  if num_workers < 1:
+    raise ConversionError('--num_workers must be >= 1, got %d.' % num_workers)
+  if not os.path.isdir(image_dir):
+    raise ConversionError('Image folder %s (for %s) does not exist.' % (image_dir,
+                                                                         annotations_file))
+  start = time.time()
+  if coco is None:
+    coco = load_coco_annotations(annotations_file)
+  categories = coco['categories']
+  tasks = [(image, coco['annotations_by_image'].get(image['id'], []))
+           for image in coco['images']]
+
+  skipped = collections.Counter({reason: 0 for reason in IMAGE_SKIP_REASONS +
+                                 INSTANCE_SKIP_REASONS})
+  skipped[SKIP_UNKNOWN_IMAGE] += coco['unknown_image_annotations']
+  skipped_images = []
+  category_counts = collections.Counter()
+  images_written = instances_written = images_without_instances = 0
+
+  output_dir = os.path.dirname(output_path)
+  if output_dir:
+    tf.io.gfile.makedirs(output_dir)
+  paths = sharded_output_paths(output_path, num_shards)
+  writers = [tf.io.TFRecordWriter(p) for p in paths]
+  pool = None
+  try:
+    if num_workers > 1:
+      pool = _pool_context().Pool(num_workers, initializer=_init_worker,
+                                  initargs=(image_dir, categories, include_masks, mask_type))
+      results = pool.imap(_encode_task, tasks, chunksize=4)
+    else:
+      _init_worker(image_dir, categories, include_masks, mask_type)
+      results = map(_encode_task, tasks)
+    progress = tqdm.tqdm(results, total=len(tasks), unit='img', desc='coco_%s' % split,
+                         disable=not show_progress, dynamic_ncols=True)
+    for serialized, labels, image_skips, skipped_image in progress:
+      skipped.update(image_skips)
+      if serialized is None:
+        skipped_images.append(skipped_image)
+        continue
+      writers[images_written % num_shards].write(serialized)
+      images_written += 1
+      instances_written += len(labels)
+      category_counts.update(labels)
+      if not labels:
+        images_without_instances += 1
+    progress.close()
+  finally:
+    if pool is not None:
+      pool.close()
+      pool.join()
+    for writer in writers:
+      writer.close()
+
+  return SplitSummary(
+      split=split, annotations_file=annotations_file, image_dir=image_dir, output_files=paths,
+      images_total=len(coco['images']), images_written=images_written,
+      images_without_instances=images_without_instances,
+      instances_total=coco['num_annotations'], instances_written=instances_written,
+      skipped=dict(skipped), skipped_images=skipped_images, categories=categories,
+      category_counts=dict(category_counts), seconds=time.time() - start)
+
+
+# ------------------------------------------------------------------------------------------------
+# Label map and the whole conversion.
+
+
+def label_map_text(categories):
+  """Returns the TF OD API `StringIntLabelMap` text of {id: name}, sorted by id.
+
+  Each item: `item { name: "person" id: 1 display_name: "person" }` (one field per line).
+  """
+  # Imported here: importing object_detection.protos compiles the schema on first use.
+  # pylint: disable=g-import-not-at-top
+  from google.protobuf import text_format
+  from object_detection.protos import string_int_label_map_pb2
+  # pylint: enable=g-import-not-at-top
+  label_map = string_int_label_map_pb2.StringIntLabelMap()
+  for category_id in sorted(categories):
+    item = label_map.item.add()
+    item.name = categories[category_id]
+    item.id = category_id
+    item.display_name = categories[category_id]
+  return text_format.MessageToString(label_map)
+
+
+def write_label_map(categories, path):
+  """Writes `label_map_text(categories)` to `path`."""
+  with tf.io.gfile.GFile(path, 'w') as fid:
+    fid.write(label_map_text(categories))
+
+
+def convert(splits, output_dir, include_masks=False, num_shards=1, mask_type='png',
+            num_workers=1, show_progress=True, loaded=None):
+  """Converts several splits and writes `label_map.pbtxt` into `output_dir`.
+
+  The label map lists every category of the annotation files (not only those with instances),
+  with the JSON's ids, so the ids are the same for every split and match the records'
+  image/object/class/label.
+
+  Args:
+    splits: list of (split name in SPLIT_RECORD_NAMES, image_dir, annotations_file).
+    output_dir: output folder (created).
+    include_masks, num_shards, mask_type, num_workers, show_progress: see
+      `create_tf_record_from_coco_annotations`.
+    loaded: the `coco_annotations.load_splits(splits)` result when already loaded.
+
+  Returns:
+    dict with `splits` (list of SplitSummary), `label_map_path`, `categories` (id -> name).
+
+  Raises:
+    ConversionError: missing or malformed input, no split given.
+  """
+  if not splits:
+    raise ConversionError(
+        'No split to convert: give --train_image_dir with --train_annotations_file, '
+        '--val_image_dir with --val_annotations_file, or --test_image_dir with '
+        '--testdev_annotations_file.')
+  for split, _, _ in splits:
+    if split not in SPLIT_RECORD_NAMES:
+      raise ConversionError('Unknown split %r (expected one of %s).'
+                            % (split, sorted(SPLIT_RECORD_NAMES)))
+  if loaded is None:
+    # Every input is checked before anything is written, so a bad val file does not fail after
+    # the (long) train conversion.
+    loaded = coco_annotations.load_splits(splits)
+  coco_by_file, categories = loaded
+  tf.io.gfile.makedirs(output_dir)
+  summaries = []
+  for split, image_dir, annotations_file in splits:
+    summaries.append(create_tf_record_from_coco_annotations(
+        annotations_file, image_dir, os.path.join(output_dir, SPLIT_RECORD_NAMES[split]),
+        include_masks=include_masks, num_shards=num_shards, mask_type=mask_type,
+        num_workers=num_workers, split=split, show_progress=show_progress,
+        coco=coco_by_file[annotations_file]))
+  label_map_path = os.path.join(output_dir, LABEL_MAP_NAME)
+  write_label_map(categories, label_map_path)
+  return {'splits': summaries, 'label_map_path': label_map_path, 'categories': categories,
+          'include_masks': include_masks, 'mask_type': mask_type}
+
+
+def format_summary(result):
+  """Returns the human-readable summary printed at the end of a conversion."""
+  lines = []
+  for s in result['splits']:
+    lines.append('[%s] %s' % (s.split, s.annotations_file))
+    lines.append('  images written:    %d of %d (%d with no instances, kept)' % (
+        s.images_written, s.images_total, s.images_without_instances))
+    lines.append('  instances written: %d of %d' % (s.instances_written, s.instances_total))
+    lines.append('  classes with instances: %d of %d categories' % (
+        len(s.category_counts), len(s.categories)))
+    lines.append('  skipped images:')
+    for reason in IMAGE_SKIP_REASONS:
+      lines.append('    %-32s %d' % (reason, s.skipped.get(reason, 0)))
+    for filename, reason, detail in s.skipped_images:
+      lines.append('      %s: %s (%s)' % (filename, reason, detail))
+    lines.append('  skipped instances:')
+    for reason in INSTANCE_SKIP_REASONS:
+      lines.append('    %-32s %d' % (reason, s.skipped.get(reason, 0)))
+    lines.append('  output: %s' % (s.output_files[0] if len(s.output_files) == 1 else
+                                    '%s ... (%d shards)' % (s.output_files[0],
+                                                            len(s.output_files))))
+    lines.append('  time: %.1f s (%.1f images/s)' % (
+        s.seconds, s.images_total / s.seconds if s.seconds > 0 else 0.0))
+  categories = result['categories']
+  lines.append('masks: %s' % ('%s (input reader: load_instance_masks: true, mask_type: %s)' % (
+      result['mask_type'], 'PNG_MASKS' if result['mask_type'] == 'png' else 'NUMERICAL_MASKS')
+                               if result['include_masks'] else
+                               'none (pass --include_masks for Mask R-CNN)'))
+  lines.append('label map: %s lists all %d categories of the annotation file(s), with their '
+               'JSON ids (stable across splits); largest id %d: the model config needs '
+               'num_classes >= %d.' % (result['label_map_path'], len(categories),
+                                       max(categories) if categories else 0,
+                                       max(categories) if categories else 0))
+  return '\n'.join(lines)

@@ -1,0 +1,371 @@
+"""Tests of TfExampleDecoder and validate_records on hand-built tf.train.Examples."""
+import io
+
+import numpy as np
+from PIL import Image
+import pytest
+import tensorflow as tf
+
+from object_detection.core import standard_fields as fields
+from object_detection.data_decoders import tf_example_decoder
+from object_detection.utils import dataset_util
+
+F = fields.InputDataFields
+H, W = 6, 8
+
+
+def _png(array):
+  out = io.BytesIO()
+  Image.fromarray(array).save(out, format='PNG')
+  return out.getvalue()
+
+
+def _image():
+  rng = np.random.RandomState(0)
+  return rng.randint(0, 255, size=(H, W, 3)).astype(np.uint8)
+
+
+def _masks(n, height=H, width=W):
+  masks = np.zeros((n, height, width), np.uint8)
+  for i in range(n):
+    masks[i, i:i + 2, i:i + 3] = 1
+  return masks
+
+
+def make_example(boxes=((0.1, 0.2, 0.5, 0.6), (0.0, 0.0, 1.0, 1.0)), labels=(1, 3),
+                 texts=(b'person', b'car'), masks='png', mask_arrays=None, source_id=b'42',
+                 extra=None, drop=()):
+  """A serialized example; boxes are (ymin, xmin, ymax, xmax)."""
+  boxes = np.asarray(boxes, np.float32).reshape([-1, 4])
+  image = _image()
+  feature = {
+      'image/height': dataset_util.int64_feature(H),
+      'image/width': dataset_util.int64_feature(W),
+      'image/filename': dataset_util.bytes_feature(b'img.png'),
+      'image/source_id': dataset_util.bytes_feature(source_id),
+      'image/key/sha256': dataset_util.bytes_feature(b'abc'),
+      'image/encoded': dataset_util.bytes_feature(_png(image)),
+      'image/format': dataset_util.bytes_feature(b'png'),
+      'image/object/bbox/ymin': dataset_util.float_list_feature(boxes[:, 0]),
+      'image/object/bbox/xmin': dataset_util.float_list_feature(boxes[:, 1]),
+      'image/object/bbox/ymax': dataset_util.float_list_feature(boxes[:, 2]),
+      'image/object/bbox/xmax': dataset_util.float_list_feature(boxes[:, 3]),
+      'image/object/class/label': dataset_util.int64_list_feature(list(labels)),
+      'image/object/class/text': dataset_util.bytes_list_feature(list(texts)),
+      'image/object/is_crowd': dataset_util.int64_list_feature([0] * len(boxes)),
+      'image/object/area': dataset_util.float_list_feature([float(10 + i)
+                                                           for i in range(len(boxes))]),
+  }
+  mask_arrays = _masks(len(boxes)) if mask_arrays is None else mask_arrays
+  if masks == 'png':
+    # 255 instead of 1: the decoder must threshold (> 0), as the TF OD API does.
+    feature['image/object/mask'] = dataset_util.bytes_list_feature(
+        [_png(m * 255) for m in mask_arrays])
+  elif masks == 'numerical':
+    feature['image/object/mask'] = dataset_util.float_list_feature(
+        mask_arrays.astype(np.float32).ravel())
+  feature.update(extra or {})
+  for key in drop:
+    feature.pop(key)
+  example = tf.train.Example(features=tf.train.Features(feature=feature))
+  return example.SerializeToString()
+
+
+@pytest.fixture(scope='module')
+def label_map_path(tmp_path_factory):
+  path = tmp_path_factory.mktemp('labelmap') / 'label_map.pbtxt'
+  path.write_text('item { name: "person" id: 1 display_name: "Person" }\n'
+                  'item { name: "car" id: 3 display_name: "Car" }\n'
+                  'item { name: "dog" id: 18 display_name: "Dog" }\n')
+  return str(path)
+
+
+def _np(tensor_dict):
+  return {k: v.numpy() for k, v in tensor_dict.items()}
+
+
+def test_decode_outputs_dtypes_shapes_and_values():
+  decoder = tf_example_decoder.TfExampleDecoder(
+      load_instance_masks=True, instance_mask_type=tf_example_decoder.PNG_MASKS)
+  out = decoder.decode(tf.constant(make_example()))
+  assert out[F.image].dtype == tf.uint8
+  assert out[F.groundtruth_boxes].dtype == tf.float32
+  assert out[F.groundtruth_classes].dtype == tf.int64
+  assert out[F.groundtruth_instance_masks].dtype == tf.uint8
+  assert out[F.groundtruth_is_crowd].dtype == tf.bool
+  assert out[F.groundtruth_area].dtype == tf.float32
+  assert out[F.groundtruth_weights].dtype == tf.float32
+  assert out[F.original_image_spatial_shape].dtype == tf.int32
+  out = _np(out)
+  np.testing.assert_array_equal(out[F.image], _image())
+  np.testing.assert_array_equal(out[F.original_image_spatial_shape], [H, W])
+  np.testing.assert_allclose(out[F.groundtruth_boxes],
+                             [[0.1, 0.2, 0.5, 0.6], [0.0, 0.0, 1.0, 1.0]])
+  np.testing.assert_array_equal(out[F.groundtruth_classes], [1, 3])
+  np.testing.assert_array_equal(out[F.groundtruth_weights], [1.0, 1.0])
+  np.testing.assert_array_equal(out[F.groundtruth_is_crowd], [False, False])
+  np.testing.assert_array_equal(out[F.groundtruth_area], [10.0, 11.0])
+  np.testing.assert_array_equal(out[F.groundtruth_difficult], [False, False])
+  np.testing.assert_array_equal(out[F.groundtruth_group_of], [False, False])
+  np.testing.assert_array_equal(out[F.groundtruth_instance_masks], _masks(2))
+  assert out[F.source_id] == b'42'
+  assert out[F.key] == b'abc'
+  assert out[F.filename] == b'img.png'
+
+
+def test_optional_per_box_features_are_read_when_present():
+  extra = {
+      'image/object/weight': dataset_util.float_list_feature([0.5, 2.0]),
+      'image/object/difficult': dataset_util.int64_list_feature([1, 0]),
+      'image/object/group_of': dataset_util.int64_list_feature([0, 1]),
+      'image/object/is_crowd': dataset_util.int64_list_feature([0, 1]),
+  }
+  out = _np(tf_example_decoder.TfExampleDecoder().decode(make_example(
+      extra=extra, drop=('image/object/area',))))
+  np.testing.assert_array_equal(out[F.groundtruth_weights], [0.5, 2.0])
+  np.testing.assert_array_equal(out[F.groundtruth_difficult], [True, False])
+  np.testing.assert_array_equal(out[F.groundtruth_group_of], [False, True])
+  np.testing.assert_array_equal(out[F.groundtruth_is_crowd], [False, True])
+  # No image/object/area: the box area in pixels.
+  np.testing.assert_allclose(out[F.groundtruth_area], [0.4 * H * 0.4 * W, H * W], rtol=1e-5)
+  assert F.groundtruth_instance_masks not in out
+
+
+@pytest.mark.parametrize('mask_type', ['png', 'numerical'])
+def test_png_and_numerical_masks_decode_to_the_same_uint8_masks(mask_type):
+  masks = _masks(2)
+  mask_enum = 'PNG_MASKS' if mask_type == 'png' else tf_example_decoder.NUMERICAL_MASKS
+  decoder = tf_example_decoder.TfExampleDecoder(load_instance_masks=True,
+                                                instance_mask_type=mask_enum)
+  out = decoder.decode(make_example(masks=mask_type, mask_arrays=masks))
+  assert out[F.groundtruth_instance_masks].dtype == tf.uint8
+  np.testing.assert_array_equal(out[F.groundtruth_instance_masks].numpy(), masks)
+
+
+@pytest.mark.parametrize('mask_type', ['png', 'numerical'])
+def test_zero_instances_give_empty_masks(mask_type):
+  decoder = tf_example_decoder.TfExampleDecoder(load_instance_masks=True,
+                                                instance_mask_type=mask_type)
+  out = _np(decoder.decode(make_example(boxes=np.zeros([0, 4]), labels=(), texts=(),
+                                        masks=mask_type, mask_arrays=_masks(0))))
+  assert out[F.groundtruth_boxes].shape == (0, 4)
+  assert out[F.groundtruth_classes].shape == (0,)
+  assert out[F.groundtruth_instance_masks].shape == (0, H, W)
+  assert out[F.groundtruth_weights].shape == (0,)
+
+
+def test_decoder_runs_in_tf_data_map():
+  decoder = tf_example_decoder.TfExampleDecoder(load_instance_masks=True,
+                                                instance_mask_type='png')
+  dataset = tf.data.Dataset.from_tensor_slices([make_example(), make_example(
+      boxes=np.zeros([0, 4]), labels=(), texts=(), mask_arrays=_masks(0))]).map(decoder.decode)
+  shapes = [out[F.groundtruth_instance_masks].shape for out in dataset]
+  assert shapes == [(2, H, W), (0, H, W)]
+
+
+def test_label_map_text_takes_precedence_over_label(label_map_path):
+  serialized = make_example(labels=(7, 7), texts=(b'car', b'dog'))
+  out = tf_example_decoder.TfExampleDecoder(label_map_proto_file=label_map_path).decode(
+      serialized)
+  np.testing.assert_array_equal(out[F.groundtruth_classes].numpy(), [3, 18])
+  # Without a label map, class/label is used.
+  out = tf_example_decoder.TfExampleDecoder().decode(serialized)
+  np.testing.assert_array_equal(out[F.groundtruth_classes].numpy(), [7, 7])
+  # With a label map but no class texts, class/label is used.
+  out = tf_example_decoder.TfExampleDecoder(label_map_proto_file=label_map_path).decode(
+      make_example(labels=(1, 18), texts=()))
+  np.testing.assert_array_equal(out[F.groundtruth_classes].numpy(), [1, 18])
+  # use_display_name looks texts up by display_name.
+  out = tf_example_decoder.TfExampleDecoder(
+      label_map_proto_file=label_map_path, use_display_name=True).decode(
+          make_example(labels=(), texts=(b'Dog', b'Person')))
+  np.testing.assert_array_equal(out[F.groundtruth_classes].numpy(), [18, 1])
+
+
+def test_tf_od_api_style_record_with_text_only_classes(label_map_path):
+  # Class names only (no class/label) and PNG masks: decodes through the label map.
+  serialized = make_example(labels=(), texts=(b'person', b'car'),
+                            drop=('image/object/class/label',))
+  decoder = tf_example_decoder.TfExampleDecoder(
+      load_instance_masks=True, instance_mask_type='PNG_MASKS',
+      label_map_proto_file=label_map_path)
+  np.testing.assert_array_equal(decoder.decode(serialized)[F.groundtruth_classes].numpy(),
+                                [1, 3])
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r'source_id=42.*image/object/class/label has 0 values but the record '
+                     r'has 2 boxes.*label_map_path'):
+    tf_example_decoder.TfExampleDecoder().decode(serialized)
+
+
+def _decode_error(serialized, **kwargs):
+  decoder = tf_example_decoder.TfExampleDecoder(**kwargs)
+  with pytest.raises(tf.errors.InvalidArgumentError) as info:
+    decoder.decode(tf.constant(serialized))
+  return info.value.message
+
+
+def test_error_mask_size_differs_from_image():
+  message = _decode_error(make_example(mask_arrays=_masks(2, H + 1, W)),
+                          load_instance_masks=True, instance_mask_type='PNG_MASKS')
+  assert 'source_id=42' in message and 'img.png' in message
+  assert 'image/object/mask has a mask of size 7x8 but the image is 6x8' in message
+
+
+def test_error_numerical_mask_size_differs_from_image():
+  message = _decode_error(make_example(masks='numerical', mask_arrays=_masks(2, H, W + 1)),
+                          load_instance_masks=True, instance_mask_type='NUMERICAL_MASKS')
+  assert 'source_id=42' in message
+  assert 'image/object/mask holds 108 floats but the record has 2 boxes x 6x8' in message
+
+
+def test_error_mask_count_differs_from_box_count():
+  message = _decode_error(make_example(mask_arrays=_masks(1)), load_instance_masks=True,
+                          instance_mask_type='PNG_MASKS')
+  assert 'source_id=42' in message
+  assert 'image/object/mask has 1 masks but the record has 2 boxes' in message
+  assert '--include_masks' not in message  # The hint is for records without any mask.
+
+
+@pytest.mark.parametrize('mask_type', ['PNG_MASKS', 'NUMERICAL_MASKS'])
+def test_error_records_without_masks_name_the_fix(mask_type):
+  message = _decode_error(make_example(masks=None), load_instance_masks=True,
+                          instance_mask_type=mask_type)
+  assert 'source_id=42' in message and 'image/object/mask' in message
+  assert 're-created with create_coco_tf_record.py --include_masks' in message
+
+
+@pytest.mark.parametrize('box', [(0.1, 0.2, 1.2, 0.6), (-0.5, 0.2, 0.5, 0.6)])
+def test_error_box_outside_unit_square(box):
+  message = _decode_error(make_example(boxes=[box, (0, 0, 1, 1)]))
+  assert 'source_id=42' in message
+  assert 'image/object/bbox/* holds boxes outside [0, 1]' in message
+  assert 'normalized' in message
+
+
+def test_box_rounding_overshoot_is_clipped():
+  out = tf_example_decoder.TfExampleDecoder().decode(
+      make_example(boxes=[(0.1, 0.2, 1.0004, 0.6), (0, -0.0001, 1, 1)]))
+  np.testing.assert_allclose(out[F.groundtruth_boxes].numpy(),
+                             [[0.1, 0.2, 1.0, 0.6], [0, 0, 1, 1]])
+
+
+def test_error_image_size_differs_from_height_width_features():
+  message = _decode_error(make_example(extra={'image/height': dataset_util.int64_feature(7)}))
+  assert 'source_id=42' in message
+  assert 'image/height x image/width (7x8) differ from the decoded image/encoded (6x8)' in message
+
+
+def test_error_min_greater_than_max():
+  message = _decode_error(make_example(boxes=[(0.5, 0.2, 0.1, 0.6), (0, 0, 1, 1)]))
+  assert 'ymin > ymax or xmin > xmax' in message
+
+
+def test_error_class_text_not_in_label_map(label_map_path):
+  message = _decode_error(make_example(texts=(b'person', b'unicorn')),
+                          label_map_proto_file=label_map_path)
+  assert 'source_id=42' in message
+  assert 'image/object/class/text has classes not in the label map' in message
+  assert 'unicorn' in message and label_map_path in message
+
+
+def test_error_is_raised_inside_tf_data_with_record_name():
+  decoder = tf_example_decoder.TfExampleDecoder(load_instance_masks=True,
+                                                instance_mask_type='PNG_MASKS')
+  dataset = tf.data.Dataset.from_tensor_slices(
+      [make_example(), make_example(mask_arrays=_masks(1), source_id=b'777')]).map(
+          decoder.decode)
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r'source_id=777.*image/object/mask has 1 masks but the record has 2'):
+    for _ in dataset:
+      pass
+
+
+def test_mask_type_spellings():
+  value = tf_example_decoder.mask_type_value
+  assert value('png') == value('PNG_MASKS') == value(2) == tf_example_decoder.PNG_MASKS
+  assert value('numerical') == value(1) == value(0) == value('DEFAULT') == 1
+  with pytest.raises(ValueError, match='PNG_MASKS or NUMERICAL_MASKS'):
+    value('jpeg')
+  with pytest.raises(ValueError, match='PNG_MASKS'):
+    value(7)
+
+
+def test_mask_type_enum_of_the_schema_when_available():
+  try:
+    from object_detection.protos import input_reader_pb2  # pylint: disable=g-import-not-at-top
+  except Exception:  # pylint: disable=broad-except
+    pytest.skip('input_reader.proto is not there yet')
+  assert tf_example_decoder.mask_type_value(input_reader_pb2.PNG_MASKS) == 2
+  assert tf_example_decoder.mask_type_value(input_reader_pb2.NUMERICAL_MASKS) == 1
+  assert tf_example_decoder.mask_type_value(input_reader_pb2.DEFAULT) == 1
+
+
+def test_unsupported_options_are_rejected():
+  with pytest.raises(ValueError, match='num_keypoints=17 is not supported'):
+    tf_example_decoder.TfExampleDecoder(num_keypoints=17)
+  with pytest.raises(ValueError, match='does not exist'):
+    tf_example_decoder.TfExampleDecoder(label_map_proto_file='/no/such/label_map.pbtxt')
+
+
+def _write_records(path, serialized_list):
+  with tf.io.TFRecordWriter(str(path)) as writer:
+    for serialized in serialized_list:
+      writer.write(serialized)
+  return str(path)
+
+
+def test_validate_records_without_masks_names_file_and_flag(tmp_path):
+  path = _write_records(tmp_path / 'nomask.record-00000-of-00001', [make_example(masks=None)])
+  with pytest.raises(tf_example_decoder.RecordValidationError) as info:
+    tf_example_decoder.validate_records_have_masks(str(tmp_path / 'nomask.record-*'))
+  message = str(info.value)
+  assert path in message
+  assert 'no image/object/mask' in message and '--include_masks' in message
+  # Without load_instance_masks the same file is fine.
+  report = tf_example_decoder.validate_records(path)
+  assert report == {path: {'records_checked': 1, 'mask_type': None}}
+
+
+def test_validate_records_skips_leading_records_without_objects(tmp_path):
+  empty = make_example(boxes=np.zeros([0, 4]), labels=(), texts=(), masks=None)
+  path = _write_records(tmp_path / 'a.record', [empty, make_example(masks=None)])
+  with pytest.raises(tf_example_decoder.RecordValidationError, match='record 1'):
+    tf_example_decoder.validate_records(path, load_instance_masks=True,
+                                        instance_mask_type='PNG_MASKS')
+
+
+def test_validate_records_mask_type_mismatch(tmp_path):
+  path = _write_records(tmp_path / 'png.record', [make_example(masks='png')])
+  with pytest.raises(tf_example_decoder.RecordValidationError) as info:
+    tf_example_decoder.validate_records(path, load_instance_masks=True,
+                                        instance_mask_type='NUMERICAL_MASKS')
+  assert path in str(info.value) and 'Set `mask_type: PNG_MASKS`' in str(info.value)
+  num_path = _write_records(tmp_path / 'num.record', [make_example(masks='numerical')])
+  with pytest.raises(tf_example_decoder.RecordValidationError, match='mask_type: NUMERICAL'):
+    tf_example_decoder.validate_records(num_path, load_instance_masks=True,
+                                        instance_mask_type='PNG_MASKS')
+  assert tf_example_decoder.detect_mask_type(path) == 'PNG_MASKS'
+  assert tf_example_decoder.detect_mask_type(num_path) == 'NUMERICAL_MASKS'
+  report = tf_example_decoder.validate_records([path], load_instance_masks=True,
+                                               instance_mask_type=2)
+  assert report[path]['mask_type'] == 'PNG_MASKS'
+
+
+def test_validate_records_bad_files(tmp_path, label_map_path):
+  with pytest.raises(tf_example_decoder.RecordValidationError,
+                     match=r"No file matches input_path .*nothing-\*"):
+    tf_example_decoder.validate_records(str(tmp_path / 'nothing-*'))
+  garbage = tmp_path / 'garbage.record'
+  garbage.write_bytes(b'this is not a tfrecord file at all, just some bytes' * 3)
+  with pytest.raises(tf_example_decoder.RecordValidationError,
+                     match='garbage.record is not a readable TFRecord'):
+    tf_example_decoder.validate_records(str(garbage))
+  text_only = _write_records(tmp_path / 'text.record', [make_example(
+      labels=(), texts=(b'person', b'car'), drop=('image/object/class/label',))])
+  with pytest.raises(tf_example_decoder.RecordValidationError, match='set label_map_path'):
+    tf_example_decoder.validate_records(text_only)
+  tf_example_decoder.validate_records(text_only, label_map_proto_file=label_map_path)
+  unknown = _write_records(tmp_path / 'unknown.record',
+                           [make_example(texts=(b'person', b'unicorn'))])
+  with pytest.raises(tf_example_decoder.RecordValidationError, match='unicorn'):
+    tf_example_decoder.validate_records(unknown, label_map_proto_file=label_map_path)
