@@ -1,0 +1,31 @@
+"""Builds the record decoder from an `InputReader` config (TF OD API decoder_builder)."""
+
+from object_detection.data_decoders import tf_example_decoder
+
+
+def build(input_reader_config):
+  """Returns a `TfExampleDecoder` for `input_reader_config`.
+
+  Honoured fields: load_instance_masks, mask_type (PNG_MASKS | NUMERICAL_MASKS), label_map_path,
+  use_display_name. Unsupported TF OD API options (keypoints, additional channels, multiclass
+  scores, context features, dense pose, track ids) are passed on so the decoder raises a clear
+  ValueError naming them when they are set.
+
+  Raises:
+    ValueError: the input_reader has no tf_record_input_reader, or an unsupported option is set.
+  """
+  which = input_reader_config.WhichOneof('input_reader')
+  if which != 'tf_record_input_reader':
+    raise ValueError('input_reader: only tf_record_input_reader is supported, got %r.' % which)
+  get = lambda name, default: getattr(input_reader_config, name, default)
+  return tf_example_decoder.TfExampleDecoder(
+      load_instance_masks=get('load_instance_masks', False),
+      instance_mask_type=get('mask_type', tf_example_decoder.NUMERICAL_MASKS),
+      label_map_proto_file=get('label_map_path', '') or None,
+      use_display_name=get('use_display_name', False),
+      num_keypoints=get('num_keypoints', 0),
+      num_additional_channels=get('num_additional_channels', 0),
+      load_multiclass_scores=get('load_multiclass_scores', False),
+      load_context_features=get('load_context_features', False),
+      load_dense_pose=get('load_dense_pose', False),
+      load_track_id=get('load_track_id', False))

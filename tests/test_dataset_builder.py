@@ -1,0 +1,150 @@
+"""dataset_builder on real coco128_seg records written by the converter."""
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from google.protobuf import text_format
+
+from object_detection.builders import dataset_builder
+from object_detection.core import standard_fields as fields
+from object_detection.dataset_tools import coco_tf_record
+from object_detection.protos import input_reader_pb2
+
+F = fields.InputDataFields
+from conftest import COCO128_DIR as DATA  # pylint: disable=g-bad-import-order
+NUM_IMAGES = 4
+
+
+def make_records(out_dir, num_images, include_masks=True, mask_type='png', num_shards=2):
+  """Converts the first `num_images` val images; returns the list of shard files."""
+  with open(os.path.join(DATA, 'annotations', 'instances_val.json')) as f:
+    coco = json.load(f)
+  coco['images'] = sorted(coco['images'], key=lambda im: im['id'])[:num_images]
+  ids = {im['id'] for im in coco['images']}
+  coco['annotations'] = [a for a in coco['annotations'] if a['image_id'] in ids]
+  os.makedirs(out_dir, exist_ok=True)
+  ann_file = os.path.join(out_dir, 'instances.json')
+  with open(ann_file, 'w') as f:
+    json.dump(coco, f)
+  result = coco_tf_record.convert([('train', os.path.join(DATA, 'images'), ann_file)], out_dir,
+                                  include_masks=include_masks, num_shards=num_shards,
+                                  mask_type=mask_type, show_progress=False)
+  return result['splits'][0].output_files
+
+
+@pytest.fixture(scope='module')
+def records(tmp_path_factory):
+  root = tmp_path_factory.mktemp('ds')
+  return {
+      'png': make_records(str(root / 'png'), NUM_IMAGES),
+      'nomask': make_records(str(root / 'nomask'), 2, include_masks=False, num_shards=1),
+      'root': str(root),
+  }
+
+
+def _config(paths, extra=''):
+  text = 'tf_record_input_reader { %s } shuffle: false num_epochs: 1 num_readers: 2 %s' % (
+      ' '.join('input_path: "%s"' % p for p in paths), extra)
+  return text_format.Merge(text, input_reader_pb2.InputReader())
+
+
+def _source_ids(dataset):
+  return [d[F.source_id].numpy().decode() for d in dataset]
+
+
+def test_shard_pattern_reads_every_record(records):
+  pattern = records['png'][0].replace('00000-of-00002', '?????-of-00002')
+  ids = _source_ids(dataset_builder.build(_config([pattern])))
+  assert len(ids) == NUM_IMAGES and len(set(ids)) == NUM_IMAGES
+  glob_ids = _source_ids(dataset_builder.build(_config([records['png'][0][:-15] + '*'])))
+  assert sorted(glob_ids) == sorted(ids)
+
+
+def test_decoded_masks(records):
+  ds = dataset_builder.build(_config(records['png'], 'load_instance_masks: true '
+                                     'mask_type: PNG_MASKS'))
+  for d in ds:
+    masks = d[F.groundtruth_instance_masks]
+    assert masks.dtype == tf.uint8
+    assert masks.shape[0] == d[F.groundtruth_boxes].shape[0]
+    assert masks.shape[1:] == d[F.image].shape[:2]
+
+
+def test_sample_1_of_n_and_num_epochs(records):
+  ids = _source_ids(dataset_builder.build(_config(records['png'], 'sample_1_of_n_examples: 2')))
+  assert len(ids) == NUM_IMAGES // 2
+  ids = _source_ids(dataset_builder.build(_config(records['png'], 'num_epochs: 3')))
+  assert len(ids) == 3 * NUM_IMAGES
+  forever = dataset_builder.build(_config(records['png'], 'num_epochs: 0 shuffle: true '
+                                          'shuffle_buffer_size: 4'))
+  assert len(list(forever.take(3 * NUM_IMAGES + 1))) == 3 * NUM_IMAGES + 1
+
+
+def test_batching_with_transform(records):
+  def transform(d):
+    return {'image': tf.image.resize(d[F.image], [32, 32]), 'n': tf.shape(d[F.groundtruth_boxes])[0]}
+  ds = dataset_builder.build(_config(records['png'], 'num_epochs: 2'), batch_size=3,
+                             transform_input_data_fn=transform)
+  batches = list(ds)
+  assert len(batches) == (2 * NUM_IMAGES) // 3  # drop_remainder defaults to true.
+  assert batches[0]['image'].shape == (3, 32, 32, 3)
+
+
+def test_input_context_shards_files(records):
+  ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1)
+  ids = _source_ids(dataset_builder.build(_config(records['png']), input_context=ctx))
+  all_ids = _source_ids(dataset_builder.build(_config(records['png'])))
+  assert 0 < len(ids) < len(all_ids)
+
+
+def test_no_matching_file_names_pattern_and_field(records):
+  missing = os.path.join(records['root'], 'nothing-?????-of-00009')
+  with pytest.raises(ValueError) as e:
+    dataset_builder.build(_config([missing]))
+  assert missing in str(e.value) and 'input_path' in str(e.value)
+
+
+def test_garbage_file_names_file(records):
+  bad = os.path.join(records['root'], 'garbage.record')
+  with open(bad, 'wb') as f:
+    f.write(b'this is not a tfrecord file at all' * 10)
+  with pytest.raises(ValueError, match='garbage.record'):
+    dataset_builder.build(_config([records['png'][0], bad]))
+
+
+def _truncated_copy(records, name, sources):
+  data = b''
+  for path in sources:
+    with open(path, 'rb') as f:
+      data += f.read()
+  bad = os.path.join(records['root'], name)
+  with open(bad, 'wb') as f:
+    f.write(data[:-100])  # The last record is truncated.
+  return bad
+
+
+def test_truncated_file_caught_at_build(records):
+  bad = _truncated_copy(records, 'short.record', records['png'][1:])
+  with pytest.raises(ValueError, match='short.record'):
+    dataset_builder.build(_config([records['png'][0], bad]))
+
+
+def test_file_corrupt_in_the_middle_names_file(records):
+  # 4 records, the 4th truncated: the build-time check (first records) passes, reading fails.
+  bad = _truncated_copy(records, 'truncated.record', records['png'])
+  config = _config([records['png'][0], bad])
+  dataset = dataset_builder.build(config)
+  with pytest.raises(tf.errors.DataLossError) as e:
+    for _ in dataset_builder.iterate_naming_corrupt_files(dataset, config):
+      pass
+  assert 'truncated.record' in e.value.message
+  assert records['png'][0] not in e.value.message
+
+
+def test_masks_requested_but_records_have_none(records):
+  config = _config(records['nomask'], 'load_instance_masks: true mask_type: PNG_MASKS')
+  with pytest.raises(ValueError) as e:
+    dataset_builder.build(config)
+  assert records['nomask'][0] in str(e.value) and '--include_masks' in str(e.value)

@@ -1,0 +1,198 @@
+"""train_input / eval_input (contract D) on real coco128_seg records (PNG and numerical masks)."""
+import os
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from google.protobuf import text_format
+
+from object_detection import inputs
+from object_detection.builders import dataset_builder
+from object_detection.builders import image_resizer_builder
+from object_detection.protos import eval_pb2
+from object_detection.protos import input_reader_pb2
+from object_detection.protos import model_pb2
+from object_detection.protos import train_pb2
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_dataset_builder import make_records  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+NUM_IMAGES = 3
+NUM_CLASSES = 90
+MAX_BOXES = 12
+RESIZER = 'keep_aspect_ratio_resizer { min_dimension: 48 max_dimension: 64 pad_to_max_dimension: true }'
+
+
+@pytest.fixture(scope='module')
+def records(tmp_path_factory):
+  root = tmp_path_factory.mktemp('inputs')
+  return {
+      'png': make_records(str(root / 'png'), NUM_IMAGES, num_shards=1),
+      'numerical': make_records(str(root / 'num'), NUM_IMAGES, mask_type='numerical',
+                                num_shards=1),
+      'nomask': make_records(str(root / 'nomask'), 1, include_masks=False, num_shards=1),
+  }
+
+
+def _model_config(resizer=RESIZER):
+  return text_format.Parse('faster_rcnn { num_classes: %d image_resizer { %s } }'
+                           % (NUM_CLASSES, resizer), model_pb2.DetectionModel())
+
+
+def _reader(paths, mask_type='PNG_MASKS', extra=''):
+  return text_format.Merge(
+      'tf_record_input_reader { input_path: "%s" } shuffle: false num_epochs: 1 '
+      'load_instance_masks: true mask_type: %s %s' % (paths[0], mask_type, extra),
+      input_reader_pb2.InputReader())
+
+
+def _train_config(extra=''):
+  return text_format.Parse('batch_size: 2 max_number_of_boxes: %d %s' % (MAX_BOXES, extra),
+                           train_pb2.TrainConfig())
+
+
+def _decoded(paths, mask_type):
+  return list(dataset_builder.build(_reader(paths, mask_type)))
+
+
+def _check_labels(features, labels, decoded, batch, h, w):
+  assert features['image'].dtype == tf.float32 and features['image'].shape == (batch, h, w, 3)
+  assert features['true_image_shape'].dtype == tf.int32
+  assert features['true_image_shape'].shape == (batch, 3)
+  assert features['original_image_spatial_shape'].shape == (batch, 2)
+  assert features['source_id'].dtype == tf.string and features['key'].shape == (batch,)
+  n = labels['num_groundtruth_boxes'].numpy()
+  assert labels['num_groundtruth_boxes'].dtype == tf.int32
+  assert labels['groundtruth_boxes'].shape == (batch, MAX_BOXES, 4)
+  assert labels['groundtruth_classes'].shape == (batch, MAX_BOXES, NUM_CLASSES)
+  assert labels['groundtruth_classes'].dtype == tf.float32
+  assert labels['groundtruth_weights'].shape == (batch, MAX_BOXES)
+  assert labels['groundtruth_is_crowd'].dtype == tf.bool
+  assert labels['groundtruth_area'].dtype == tf.float32
+  masks = labels['groundtruth_instance_masks']
+  assert masks.dtype == tf.uint8 and masks.shape == (batch, MAX_BOXES, h, w)
+  masks = masks.numpy()
+  assert set(np.unique(masks)) <= {0, 1}
+  for b in range(batch):
+    d = decoded[features['source_id'][b].numpy()]
+    k = min(d['groundtruth_boxes'].shape[0], MAX_BOXES)
+    assert n[b] == k
+    # One-hot: label id -> column id - 1; padded rows all zero with weight 0.
+    np.testing.assert_array_equal(
+        np.argmax(labels['groundtruth_classes'][b, :k], axis=1) + 1,
+        d['groundtruth_classes'].numpy()[:k])
+    assert labels['groundtruth_classes'][b, k:].numpy().sum() == 0
+    assert np.all(labels['groundtruth_weights'][b, k:].numpy() == 0)
+    assert np.all(labels['groundtruth_weights'][b, :k].numpy() == 1)
+    np.testing.assert_allclose(labels['groundtruth_boxes'][b, :k], d['groundtruth_boxes'][:k])
+    assert masks[b, k:].sum() == 0
+    th, tw = features['true_image_shape'][b, :2].numpy()
+    assert masks[b, :, th:, :].sum() == 0 and masks[b, :, :, tw:].sum() == 0
+    # Every instance covering >= 1 % of the photo survives the down-scaling (nearest neighbour
+    # may drop tiny ones, as in the TF OD API).
+    big = d['groundtruth_instance_masks'].numpy()[:k].reshape(k, -1).mean(1) >= 0.01
+    assert big.any() and np.all(masks[b, :k][big].reshape(big.sum(), -1).max(1) == 1)
+
+
+@pytest.mark.parametrize('mask_type', ['PNG_MASKS', 'NUMERICAL_MASKS'])
+def test_train_input_shapes_dtypes_padding(records, mask_type):
+  paths = records['png' if mask_type == 'PNG_MASKS' else 'numerical']
+  decoded = {d['source_id'].numpy(): d for d in _decoded(paths, mask_type)}
+  ds = inputs.train_input(_train_config(), _reader(paths, mask_type), _model_config())
+  batches = list(ds)
+  assert len(batches) == NUM_IMAGES // 2  # drop_remainder for training.
+  features, labels = batches[0]
+  _check_labels(features, labels, decoded, 2, 64, 64)
+  # No model: the resizer only, pixels stay 0..255.
+  assert features['image'].numpy().max() > 2
+
+
+def test_train_input_with_augmentation(records):
+  config = _train_config('data_augmentation_options { random_horizontal_flip { probability: 1.0 } }'
+                         ' data_augmentation_options { random_adjust_brightness {} }')
+  features, labels = next(iter(inputs.train_input(config, _reader(records['png']),
+                                                  _model_config())))
+  boxes = labels['groundtruth_boxes'].numpy()
+  n = labels['num_groundtruth_boxes'].numpy()
+  masks = labels['groundtruth_instance_masks'].numpy()
+  for b in range(2):
+    th, tw = features['true_image_shape'][b, :2].numpy()
+    for i in range(n[b]):
+      ys, xs = np.nonzero(masks[b, i])
+      if not xs.size:
+        continue  # A tiny instance can vanish at 64 px.
+      ymin, xmin, ymax, xmax = boxes[b, i] * [th, tw, th, tw]
+      assert xs.min() >= xmin - 1.5 and xs.max() + 1 <= xmax + 1.5
+
+
+def test_unsupported_augmentation_names_step(records):
+  config = _train_config('data_augmentation_options { ssd_random_crop {} }')
+  with pytest.raises(ValueError, match='ssd_random_crop'):
+    inputs.train_input(config, _reader(records['png']), _model_config())
+
+
+class _PadToMultipleModel(object):
+  """Minimal `preprocess` as the real meta-architecture: resize, pad to a multiple of 32, scale."""
+
+  def __init__(self, resizer):
+    self._resizer = resizer
+
+  def preprocess(self, images):
+    def one(image):
+      out = self._resizer(image)
+      return out[0], out[-1]
+    resized, shapes = tf.map_fn(one, images, fn_output_signature=(tf.float32, tf.int32))
+    h, w = tf.shape(resized)[1], tf.shape(resized)[2]
+    resized = tf.pad(resized, [[0, 0], [0, (32 - h % 32) % 32], [0, (32 - w % 32) % 32], [0, 0]])
+    return resized / 127.5 - 1., shapes
+
+
+def test_train_input_with_model_preprocess(records):
+  resizer = 'keep_aspect_ratio_resizer { min_dimension: 40 max_dimension: 50 }'
+  model_config = _model_config(resizer)
+  model = _PadToMultipleModel(image_resizer_builder.build(model_config.faster_rcnn.image_resizer))
+  features, labels = next(iter(inputs.train_input(
+      _train_config(), _reader(records['png']), model_config, model=model)))
+  image = features['image'].numpy()
+  assert image.shape[1] % 32 == 0 and image.shape[2] % 32 == 0
+  assert image.min() >= -1 and image.max() <= 1
+  assert labels['groundtruth_instance_masks'].shape[2:] == image.shape[1:3]
+  assert features['true_image_shape'].numpy()[:, :2].max() == 50
+
+
+def test_eval_input_original_image_and_masks(records):
+  paths = records['png']
+  decoded = {d['source_id'].numpy(): d for d in _decoded(paths, 'PNG_MASKS')}
+  eval_config = text_format.Parse('batch_size: 2', eval_pb2.EvalConfig())
+  reader = _reader(paths, extra='max_number_of_boxes: %d' % MAX_BOXES)
+  batches = list(inputs.eval_input(eval_config, reader, _model_config()))
+  assert [f['image'].shape[0] for f, _ in batches] == [2, 1]  # every image, last batch smaller.
+  for features, labels in batches:
+    batch = features['image'].shape[0]
+    _check_labels(features, labels, decoded, batch, 64, 64)
+    orig = features['original_image']
+    omasks = labels['original_groundtruth_instance_masks']
+    assert orig.dtype == tf.uint8 and omasks.dtype == tf.uint8
+    for b in range(batch):
+      d = decoded[features['source_id'][b].numpy()]
+      h0, w0 = features['original_image_spatial_shape'][b].numpy()
+      assert (h0, w0) == tuple(d['image'].shape[:2])
+      np.testing.assert_array_equal(orig[b, :h0, :w0].numpy(), d['image'].numpy())
+      k = labels['num_groundtruth_boxes'][b].numpy()
+      np.testing.assert_array_equal(omasks[b, :k, :h0, :w0].numpy(),
+                                    d['groundtruth_instance_masks'].numpy()[:k])
+
+
+def test_missing_masks_error_names_file(records):
+  with pytest.raises(ValueError) as e:
+    inputs.train_input(_train_config(), _reader(records['nomask']), _model_config())
+  assert records['nomask'][0] in str(e.value)
+  assert '--include_masks' in str(e.value)
+
+
+def test_label_id_beyond_num_classes_names_record(records):
+  model_config = text_format.Parse('faster_rcnn { num_classes: 2 image_resizer { %s } }'
+                                   % RESIZER, model_pb2.DetectionModel())
+  with pytest.raises(tf.errors.InvalidArgumentError, match='source_id'):
+    next(iter(inputs.train_input(_train_config(), _reader(records['png']), model_config)))
