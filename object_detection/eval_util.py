@@ -1,0 +1,429 @@
+"""Evaluation loop: COCO box / mask metrics, eval losses, TensorBoard summaries, metrics JSON.
+
+TF2 counterpart of the TF OD API's `model_lib_v2.eager_eval_loop` + `eval_util`. Called by
+`object_detection/model_lib_v2.py` (training helper) through `evaluate(...)`.
+
+Data flow (contracts D and E of the project):
+  eval dataset (features, labels), already preprocessed by the input pipeline
+    -> model.provide_groundtruth(unpadded per-image lists) -> model.predict -> model.loss
+    -> model.postprocess (normalized boxes, label-map ids, box-relative masks)
+    -> detections converted to the ORIGINAL image: boxes * original size; masks pasted with
+       `ops.reframe_box_masks_to_image_masks` at the original size and thresholded at 0.5
+    -> ground truth from the labels at the original resolution
+       (`original_groundtruth_instance_masks` cropped to each image's original shape)
+    -> CocoDetectionEvaluator / CocoMaskEvaluator (pycocotools).
+"""
+
+import json
+import logging
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from object_detection.core import standard_fields as fields
+from object_detection.metrics import coco_evaluation
+from object_detection.utils import model_stats as model_stats_lib
+from object_detection.utils import ops
+from object_detection.utils import visualization_utils as vutils
+
+_IN = fields.InputDataFields
+_DET = fields.DetectionResultFields
+ORIGINAL_GROUNDTRUTH_INSTANCE_MASKS = 'original_groundtruth_instance_masks'
+
+# metrics_set name -> (evaluator class, needs masks).
+EVAL_METRICS_CLASS_DICT = {
+    'coco_detection_metrics': coco_evaluation.CocoDetectionEvaluator,
+    'coco_mask_metrics': coco_evaluation.CocoMaskEvaluator,
+}
+EVAL_DEFAULT_METRIC = 'coco_detection_metrics'
+
+# Eval-config fields read here, with the TF OD API's defaults (used when a stand-in config
+# object lacks a field).
+_EVAL_CONFIG_DEFAULTS = {
+    'metrics_set': (),
+    'include_metrics_per_category': False,
+    'all_metrics_per_category': False,
+    'skip_predictions_for_unlabeled_class': False,
+    'num_visualizations': 10,
+    'max_num_boxes_to_visualize': 20,
+    'min_score_threshold': 0.5,
+    'retain_original_images': True,
+    'num_examples': 0,
+}
+
+# Model stats are computed once per model object (tracing Mask R-CNN costs seconds).
+_MODEL_STATS_CACHE = {}
+
+
+def _eval_field(eval_config, name):
+  return getattr(eval_config, name, _EVAL_CONFIG_DEFAULTS[name])
+
+
+def get_evaluators(eval_config, categories, evaluator_options=None):
+  """Builds the evaluators named in `eval_config.metrics_set`.
+
+  Args:
+    eval_config: EvalConfig proto (or an object with the same fields).
+    categories: list of {'id': int, 'name': str}.
+    evaluator_options: optional dict metrics_set name -> kwargs; default from eval_config.
+
+  Returns:
+    list of evaluator objects (in metrics_set order, duplicates removed).
+
+  Raises:
+    ValueError: if a metrics_set entry is unknown.
+  """
+  metrics_set = list(_eval_field(eval_config, 'metrics_set')) or [EVAL_DEFAULT_METRIC]
+  if evaluator_options is None:
+    evaluator_options = evaluator_options_from_eval_config(eval_config)
+  evaluators = []
+  seen = set()
+  for name in metrics_set:
+    if name not in EVAL_METRICS_CLASS_DICT:
+      raise ValueError(
+          'eval_config.metrics_set: metric {!r} is not supported. Supported values: {}.'.format(
+              name, ', '.join(sorted(EVAL_METRICS_CLASS_DICT))))
+    if name in seen:
+      continue
+    seen.add(name)
+    evaluators.append(EVAL_METRICS_CLASS_DICT[name](categories,
+                                                    **evaluator_options.get(name, {})))
+  return evaluators
+
+
+def evaluator_options_from_eval_config(eval_config):
+  """Per-metrics_set kwargs from the eval config (TF OD API function of that name)."""
+  per_category = bool(_eval_field(eval_config, 'include_metrics_per_category'))
+  all_per_category = bool(_eval_field(eval_config, 'all_metrics_per_category'))
+  return {
+      'coco_detection_metrics': {
+          'include_metrics_per_category': per_category,
+          'all_metrics_per_category': all_per_category,
+          'skip_predictions_for_unlabeled_class': bool(
+              _eval_field(eval_config, 'skip_predictions_for_unlabeled_class')),
+      },
+      'coco_mask_metrics': {
+          'include_metrics_per_category': per_category,
+          'all_metrics_per_category': all_per_category,
+      },
+  }
+
+
+def _category_index_from_configs(configs, num_classes):
+  """Category index from `eval_input_config.label_map_path`, or 'class_<id>' names."""
+  eval_input_config = configs.get('eval_input_config') if configs else None
+  if eval_input_config is None and configs and configs.get('eval_input_configs'):
+    eval_input_config = configs['eval_input_configs'][0]
+  label_map_path = getattr(eval_input_config, 'label_map_path', '') if eval_input_config else ''
+  if label_map_path:
+    from object_detection.utils import label_map_util  # pylint: disable=g-import-not-at-top
+    return label_map_util.create_category_index_from_labelmap(label_map_path)
+  logging.warning('eval_input_reader.label_map_path is empty: categories are named class_<id>.')
+  return {i: {'id': i, 'name': 'class_%d' % i} for i in range(1, num_classes + 1)}
+
+
+def _provide_groundtruth(detection_model, labels):
+  """Passes the unpadded ground truth of a batch to the model (for the eval losses)."""
+  num_boxes = labels[_IN.num_groundtruth_boxes]
+  batch = labels[_IN.groundtruth_boxes].shape[0]
+  if batch is None:
+    raise ValueError('The eval dataset must have a static batch size '
+                     '(drop_remainder or a known batch_size).')
+  boxes_list, classes_list, masks_list, weights_list, crowd_list = [], [], [], [], []
+  has_masks = _IN.groundtruth_instance_masks in labels
+  for i in range(batch):
+    n = num_boxes[i]
+    boxes_list.append(labels[_IN.groundtruth_boxes][i, :n])
+    classes_list.append(labels[_IN.groundtruth_classes][i, :n])
+    if _IN.groundtruth_weights in labels:
+      weights_list.append(labels[_IN.groundtruth_weights][i, :n])
+    if _IN.groundtruth_is_crowd in labels:
+      crowd_list.append(labels[_IN.groundtruth_is_crowd][i, :n])
+    if has_masks:
+      masks_list.append(labels[_IN.groundtruth_instance_masks][i, :n])
+  detection_model.provide_groundtruth(
+      groundtruth_boxes_list=boxes_list,
+      groundtruth_classes_list=classes_list,
+      groundtruth_masks_list=masks_list if has_masks else None,
+      groundtruth_weights_list=weights_list or None,
+      groundtruth_is_crowd_list=crowd_list or None)
+
+
+def _make_compute_fn(detection_model, use_tf_function):
+  """features, labels -> (detections dict, losses dict)."""
+  def compute(features, labels):
+    _provide_groundtruth(detection_model, labels)
+    true_image_shape = features[_IN.true_image_shape]
+    prediction_dict = detection_model.predict(features[_IN.image], true_image_shape)
+    losses = dict(detection_model.loss(prediction_dict, true_image_shape))
+    regularization_losses = detection_model.regularization_losses()
+    if regularization_losses:
+      losses['Loss/regularization_loss'] = tf.add_n(
+          [tf.cast(l, tf.float32) for l in regularization_losses])
+    losses['Loss/total_loss'] = tf.add_n([tf.cast(v, tf.float32) for v in losses.values()])
+    detections = detection_model.postprocess(prediction_dict, true_image_shape)
+    return detections, losses
+  if use_tf_function:
+    # Traced with the concrete (static) shapes of each batch: the per-image ground-truth lists
+    # need a static batch size; a final partial batch costs one extra trace.
+    return tf.function(compute, reduce_retracing=False)
+  return compute
+
+
+def _to_str(value):
+  if isinstance(value, bytes):
+    return value.decode('utf-8', errors='replace')
+  return str(value)
+
+
+def _image_id(features, i, counter):
+  """source_id of image i (falls back to key, then a running counter)."""
+  for key in (_IN.source_id, _IN.key):
+    if key in features:
+      value = _to_str(features[key][i].numpy())
+      if value:
+        return value
+  return 'image_%d' % counter
+
+
+def _groundtruth_for_image(labels, i, height, width, needs_masks, image_id):
+  """Numpy ground truth of image i at the original resolution (absolute boxes, label ids)."""
+  n = int(labels[_IN.num_groundtruth_boxes][i])
+  boxes = labels[_IN.groundtruth_boxes][i, :n].numpy().astype(np.float64)
+  boxes = boxes * np.array([height, width, height, width], np.float64)
+  classes_one_hot = labels[_IN.groundtruth_classes][i, :n].numpy()
+  classes = np.argmax(classes_one_hot, axis=1).astype(np.int64) + 1 if n else np.zeros(
+      0, np.int64)
+  gt = {_IN.groundtruth_boxes: boxes, _IN.groundtruth_classes: classes}
+  if _IN.groundtruth_is_crowd in labels:
+    gt[_IN.groundtruth_is_crowd] = labels[_IN.groundtruth_is_crowd][i, :n].numpy().astype(bool)
+  masks = None
+  if needs_masks:
+    if ORIGINAL_GROUNDTRUTH_INSTANCE_MASKS not in labels:
+      raise ValueError(
+          'eval_config.metrics_set contains coco_mask_metrics but the eval labels have no '
+          '"original_groundtruth_instance_masks" (image {}): set load_instance_masks: true in '
+          'eval_input_reader.'.format(image_id))
+    masks = labels[ORIGINAL_GROUNDTRUTH_INSTANCE_MASKS][i, :n, :height, :width].numpy()
+    masks = (masks > 0).astype(np.uint8)
+    gt[_IN.groundtruth_instance_masks] = masks
+  if _IN.groundtruth_area in labels:
+    area = labels[_IN.groundtruth_area][i, :n].numpy().astype(np.float64)
+    # Records without image/object/area decode to 0: COCO would then call every object
+    # "small". Use the mask area (COCO's definition) or, without masks, the box area instead.
+    missing = area <= 0
+    if np.any(missing):
+      if masks is not None:
+        fallback = masks.reshape(n, -1).sum(axis=1).astype(np.float64)
+      else:
+        fallback = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+      area = np.where(missing, fallback, area)
+    gt[_IN.groundtruth_area] = area
+  return gt
+
+
+def _detections_for_image(detections, i, height, width, needs_masks, image_id):
+  """Numpy detections of image i at the original resolution.
+
+  Returns:
+    (dict for the evaluators, normalized boxes [n, 4]).
+  """
+  n = int(detections[_DET.num_detections][i])
+  boxes_normalized = detections[_DET.detection_boxes][i, :n]
+  boxes = boxes_normalized.numpy().astype(np.float64) * np.array(
+      [height, width, height, width], np.float64)
+  det = {
+      _DET.detection_boxes: boxes,
+      _DET.detection_scores: detections[_DET.detection_scores][i, :n].numpy(),
+      _DET.detection_classes: np.round(
+          detections[_DET.detection_classes][i, :n].numpy()).astype(np.int64),
+  }
+  if needs_masks:
+    if _DET.detection_masks not in detections:
+      raise ValueError(
+          'eval_config.metrics_set contains coco_mask_metrics but the model returns no '
+          'detection_masks (image {}): use a Mask R-CNN config (number_of_stages: 3 and '
+          'mask_rcnn_box_predictor.predict_instance_masks: true) or remove '
+          'coco_mask_metrics.'.format(image_id))
+    det[_DET.detection_masks] = ops.reframe_and_threshold_masks(
+        detections[_DET.detection_masks][i, :n], boxes_normalized, height, width,
+        threshold=0.5).numpy()
+  return det, boxes_normalized.numpy()
+
+
+def _write_visualization(summary_writer, index, step, original_image, height, width, det,
+                         det_boxes_normalized, gt, gt_boxes_normalized, category_index,
+                         eval_config):
+  """Writes one side-by-side (prediction | ground truth) image summary."""
+  eval_dict = {
+      _IN.original_image: original_image[np.newaxis, :height, :width],
+      _IN.original_image_spatial_shape: np.array([[height, width]], np.int32),
+      _DET.detection_boxes: det_boxes_normalized[np.newaxis].astype(np.float32),
+      _DET.detection_classes: det[_DET.detection_classes][np.newaxis].astype(np.float32),
+      _DET.detection_scores: det[_DET.detection_scores][np.newaxis].astype(np.float32),
+      _IN.groundtruth_boxes: gt_boxes_normalized[np.newaxis].astype(np.float32),
+      _IN.groundtruth_classes: gt[_IN.groundtruth_classes][np.newaxis].astype(np.float32),
+  }
+  if _DET.detection_masks in det:
+    eval_dict[_DET.detection_masks] = det[_DET.detection_masks][np.newaxis]
+  if _IN.groundtruth_instance_masks in gt:
+    eval_dict[_IN.groundtruth_instance_masks] = gt[_IN.groundtruth_instance_masks][np.newaxis]
+  images = vutils.draw_side_by_side_evaluation_image(
+      eval_dict, category_index,
+      max_boxes_to_draw=int(_eval_field(eval_config, 'max_num_boxes_to_visualize')),
+      min_score_thresh=float(_eval_field(eval_config, 'min_score_threshold')),
+      use_normalized_coordinates=True)
+  with summary_writer.as_default():
+    tf.summary.image('eval_side_by_side_{}'.format(index), images[0], step=step,
+                     max_outputs=1)
+  return images[0]
+
+
+def _get_model_stats(detection_model, image_size):
+  key = (id(detection_model), tuple(image_size))
+  if key not in _MODEL_STATS_CACHE:
+    _MODEL_STATS_CACHE[key] = model_stats_lib.model_stats(detection_model, image_size)
+  return _MODEL_STATS_CACHE[key]
+
+
+def evaluate(detection_model, configs, eval_dataset, global_step, summary_writer=None,
+             model_dir=None, num_visualizations=None, category_index=None,
+             use_tf_function=True, compute_model_stats=True, max_num_batches=None):
+  """Evaluates a detection model on one pass of the eval dataset.
+
+  Args:
+    detection_model: a `DetectionModel` (contract E) with restored weights.
+    configs: dict from `config_util.get_configs_from_pipeline_file` (uses 'eval_config' and
+      'eval_input_config' / 'eval_input_configs' for the label map).
+    eval_dataset: `tf.data.Dataset` of (features, labels) from `inputs.eval_input` with the
+      model's preprocess applied (contract D), static batch size.
+    global_step: int or tf.Variable, the checkpoint's training step (summary step).
+    summary_writer: optional `tf.summary` writer (normally for `model_dir/eval`); created for
+      `model_dir/eval` when None and model_dir is given.
+    model_dir: optional training directory; `model_dir/eval/metrics_<step>.json` is written.
+    num_visualizations: number of side-by-side images to write; default
+      `eval_config.num_visualizations`.
+    category_index: optional dict id -> {'id', 'name'}; default from the eval label map.
+    use_tf_function: run predict/loss/postprocess in a `tf.function`.
+    compute_model_stats: add parameter count and GFLOPs per image to the JSON.
+    max_num_batches: optional limit of batches (for smoke tests); None = whole dataset.
+
+  Returns:
+    flat dict: COCO metrics (python floats, keys 'DetectionBoxes_Precision/mAP', ...,
+    'DetectionMasks_...') + eval losses averaged over images ('Loss/...').
+
+  Raises:
+    ValueError: on unknown metrics_set entries, missing masks for coco_mask_metrics, or an
+      empty eval dataset.
+  """
+  eval_config = configs['eval_config']
+  step = int(global_step.numpy()) if hasattr(global_step, 'numpy') else int(global_step)
+  if category_index is None:
+    category_index = _category_index_from_configs(configs, int(detection_model.num_classes))
+  categories = list(category_index.values())
+  evaluators = get_evaluators(eval_config, categories)
+  needs_masks = any(isinstance(e, coco_evaluation.CocoMaskEvaluator) for e in evaluators)
+  if num_visualizations is None:
+    num_visualizations = int(_eval_field(eval_config, 'num_visualizations'))
+
+  if summary_writer is None and model_dir:
+    summary_writer = tf.summary.create_file_writer(os.path.join(model_dir, 'eval'))
+
+  # eval_config.num_examples is deprecated and ignored, as in the TF2 TF OD API: the whole eval
+  # dataset is evaluated. A repeating eval input (num_epochs: 0) would loop forever, so the
+  # loop stops at the first batch made only of images already seen.
+  compute_fn = _make_compute_fn(detection_model, use_tf_function)
+  loss_sums = {}
+  num_loss_images = 0
+  num_images = 0
+  num_visualized = 0
+  first_image_size = None
+  warned_no_original = False
+  start = time.time()
+  seen_image_ids = set()
+  repeated = False
+  for batch_index, (features, labels) in enumerate(eval_dataset):
+    if max_num_batches is not None and batch_index >= max_num_batches:
+      break
+    batch_ids = [_image_id(features, i, num_images + i)
+                 for i in range(int(features[_IN.original_image_spatial_shape].shape[0]))]
+    if batch_ids and all(image_id in seen_image_ids for image_id in batch_ids):
+      repeated = True
+      break
+    seen_image_ids.update(batch_ids)
+    detections, losses = compute_fn(features, labels)
+    batch = int(features[_IN.image].shape[0] or tf.shape(features[_IN.image])[0])
+    for key, value in losses.items():
+      loss_sums[key] = loss_sums.get(key, 0.0) + float(value) * batch
+    num_loss_images += batch
+    original_shapes = features[_IN.original_image_spatial_shape].numpy()
+    for i in range(batch):
+      height, width = int(original_shapes[i][0]), int(original_shapes[i][1])
+      if first_image_size is None:
+        first_image_size = (height, width)
+      image_id = batch_ids[i]
+      gt = _groundtruth_for_image(labels, i, height, width, needs_masks, image_id)
+      det, det_boxes_normalized = _detections_for_image(detections, i, height, width,
+                                                        needs_masks, image_id)
+      for evaluator in evaluators:
+        evaluator.add_single_ground_truth_image_info(image_id, gt)
+        evaluator.add_single_detected_image_info(image_id, det)
+      num_images += 1
+      if num_visualized < num_visualizations and summary_writer is not None:
+        if _IN.original_image not in features:
+          if not warned_no_original:
+            logging.warning('No original_image in the eval features: side-by-side images are '
+                            'skipped (set eval_config.retain_original_images: true).')
+            warned_no_original = True
+          continue
+        n_gt = gt[_IN.groundtruth_boxes].shape[0]
+        _write_visualization(
+            summary_writer, num_visualized, step, features[_IN.original_image][i].numpy(),
+            height, width, det, det_boxes_normalized, gt,
+            labels[_IN.groundtruth_boxes][i, :n_gt].numpy(), category_index, eval_config)
+        num_visualized += 1
+    if batch_index % 10 == 0:
+      logging.info('Finished eval step %d (%d images, %.1f s).', batch_index, num_images,
+                   time.time() - start)
+  if num_images == 0:
+    raise ValueError('The eval dataset is empty: check eval_input_reader input_path.')
+  if repeated:
+    logging.warning('The eval input repeats (a whole batch of already evaluated images): '
+                    'stopped after %d images. Set num_epochs: 1 in eval_input_reader.',
+                    num_images)
+
+  num_duplicates = max(getattr(e, 'num_skipped_duplicate_images', 0) for e in evaluators)
+  if num_duplicates:
+    logging.warning('%d eval images had a source_id seen before and were skipped (is the eval '
+                    'input repeating? set num_epochs: 1 in eval_input_reader).', num_duplicates)
+  metrics = {}
+  for evaluator in evaluators:
+    metrics.update(evaluator.evaluate())
+    evaluator.clear()
+  for key, total in loss_sums.items():
+    metrics[key] = total / num_loss_images
+
+  if summary_writer is not None:
+    with summary_writer.as_default():
+      for key, value in metrics.items():
+        tf.summary.scalar(key, value, step=step)
+    summary_writer.flush()
+
+  logging.info('Eval metrics at step %d (%d images):', step, num_images)
+  for key in sorted(metrics):
+    logging.info('\t+ %s: %f', key, metrics[key])
+
+  if model_dir:
+    record = {'global_step': step, 'num_images': num_images - num_duplicates,
+              'num_skipped_duplicate_images': num_duplicates, 'metrics': metrics}
+    if compute_model_stats:
+      record['model_stats'] = _get_model_stats(detection_model, first_image_size)
+    eval_dir = os.path.join(model_dir, 'eval')
+    tf.io.gfile.makedirs(eval_dir)
+    path = os.path.join(eval_dir, 'metrics_{}.json'.format(step))
+    with tf.io.gfile.GFile(path, 'w') as f:
+      json.dump(record, f, indent=2, sort_keys=True)
+    logging.info('Wrote %s', path)
+  return metrics

@@ -1,0 +1,1 @@
+"""Training-loop building blocks used by `object_detection/model_lib_v2.py`."""
