@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from object_detection.core import standard_fields as fields
 from object_detection.metrics import coco_evaluation
+from object_detection.training import train_step
 from object_detection.utils import model_stats as model_stats_lib
 from object_detection.utils import ops
 from object_detection.utils import visualization_utils as vutils
@@ -124,37 +125,21 @@ def _category_index_from_configs(configs, num_classes):
   return {i: {'id': i, 'name': 'class_%d' % i} for i in range(1, num_classes + 1)}
 
 
-def _provide_groundtruth(detection_model, labels):
-  """Passes the unpadded ground truth of a batch to the model (for the eval losses)."""
-  num_boxes = labels[_IN.num_groundtruth_boxes]
-  batch = labels[_IN.groundtruth_boxes].shape[0]
-  if batch is None:
-    raise ValueError('The eval dataset must have a static batch size '
-                     '(drop_remainder or a known batch_size).')
-  boxes_list, classes_list, masks_list, weights_list, crowd_list = [], [], [], [], []
-  has_masks = _IN.groundtruth_instance_masks in labels
-  for i in range(batch):
-    n = num_boxes[i]
-    boxes_list.append(labels[_IN.groundtruth_boxes][i, :n])
-    classes_list.append(labels[_IN.groundtruth_classes][i, :n])
-    if _IN.groundtruth_weights in labels:
-      weights_list.append(labels[_IN.groundtruth_weights][i, :n])
-    if _IN.groundtruth_is_crowd in labels:
-      crowd_list.append(labels[_IN.groundtruth_is_crowd][i, :n])
-    if has_masks:
-      masks_list.append(labels[_IN.groundtruth_instance_masks][i, :n])
-  detection_model.provide_groundtruth(
-      groundtruth_boxes_list=boxes_list,
-      groundtruth_classes_list=classes_list,
-      groundtruth_masks_list=masks_list if has_masks else None,
-      groundtruth_weights_list=weights_list or None,
-      groundtruth_is_crowd_list=crowd_list or None)
+# Only these reach the traced function: the original image and original-resolution masks vary in
+# size from image to image and would retrace it for every batch.
+_MODEL_FEATURE_KEYS = (_IN.image, _IN.true_image_shape)
+_MODEL_LABEL_KEYS = (_IN.num_groundtruth_boxes, _IN.groundtruth_boxes, _IN.groundtruth_classes,
+                     _IN.groundtruth_weights, _IN.groundtruth_is_crowd,
+                     _IN.groundtruth_instance_masks)
 
 
 def _make_compute_fn(detection_model, use_tf_function):
   """features, labels -> (detections dict, losses dict)."""
   def compute(features, labels):
-    _provide_groundtruth(detection_model, labels)
+    if labels[_IN.groundtruth_boxes].shape[0] is None:
+      raise ValueError('The eval dataset must have a static batch size '
+                       '(drop_remainder or a known batch_size).')
+    detection_model.provide_groundtruth(**train_step.unstack_groundtruth(labels))
     true_image_shape = features[_IN.true_image_shape]
     prediction_dict = detection_model.predict(features[_IN.image], true_image_shape)
     losses = dict(detection_model.loss(prediction_dict, true_image_shape))
@@ -165,11 +150,14 @@ def _make_compute_fn(detection_model, use_tf_function):
     losses['Loss/total_loss'] = tf.add_n([tf.cast(v, tf.float32) for v in losses.values()])
     detections = detection_model.postprocess(prediction_dict, true_image_shape)
     return detections, losses
-  if use_tf_function:
-    # Traced with the concrete (static) shapes of each batch: the per-image ground-truth lists
-    # need a static batch size; a final partial batch costs one extra trace.
-    return tf.function(compute, reduce_retracing=False)
-  return compute
+  # Traced with the concrete shapes of each batch (the per-image ground-truth lists need a static
+  # batch size); a final partial batch costs one extra trace.
+  fn = tf.function(compute, reduce_retracing=False) if use_tf_function else compute
+
+  def call(features, labels):
+    return fn({k: features[k] for k in _MODEL_FEATURE_KEYS if k in features},
+              {k: labels[k] for k in _MODEL_LABEL_KEYS if k in labels})
+  return call
 
 
 def _to_str(value):

@@ -148,7 +148,10 @@ def _pad_rows(tensor, m):
   """Pads/truncates dim 0 of `tensor` to m rows (zeros)."""
   tensor = tensor[:m]
   pad = [[0, m - tf.shape(tensor)[0]]] + [[0, 0]] * (tensor.shape.rank - 1)
-  return tf.pad(tensor, pad)
+  padded = tf.pad(tensor, pad)
+  # tf.pad with a computed amount loses the static row count; the ROI sampler needs it.
+  padded.set_shape([m] + tensor.shape.as_list()[1:])
+  return padded
 
 
 def pad_to_max_boxes(tensor_dict, max_number_of_boxes, pad_masks=True):

@@ -26,6 +26,19 @@ _IN = standard_fields.InputDataFields
 _DET = standard_fields.DetectionResultFields
 
 
+
+def _count_outside_label_map(classes, category_id_set):
+  """Number of detections whose class id is not a label-map category (they cannot be scored)."""
+  classes = np.asarray(classes).reshape(-1)
+  return int(np.sum(~np.isin(classes, np.array(sorted(category_id_set)))))
+
+
+def _report_outside_label_map(evaluator_name, count):
+  if count:
+    logging.warning('%s: %d detections had a class id that is not in the evaluation label map '
+                    '(categories without ground truth); they were not scored.', evaluator_name,
+                    count)
+
 class DetectionEvaluator(object):
   """Interface of the TF OD API's evaluators (utils/object_detection_evaluation.py)."""
 
@@ -109,6 +122,7 @@ class CocoDetectionEvaluator(DetectionEvaluator):
 
   def clear(self):
     """Clears the state to prepare for a fresh evaluation."""
+    self._num_outside_label_map = 0
     self._image_ids.clear()
     self._groundtruth_list = []
     self._detection_boxes_list = []
@@ -180,6 +194,8 @@ class CocoDetectionEvaluator(DetectionEvaluator):
     scores = np.asarray(detections_dict[_DET.detection_scores])
     classes = np.asarray(detections_dict[_DET.detection_classes])
     keep = self._filter_unlabeled(image_id, classes)
+    self._num_outside_label_map = getattr(self, '_num_outside_label_map', 0) + (
+        _count_outside_label_map(classes[keep], self._category_id_set))
     self._detection_boxes_list.extend(coco_tools.ExportSingleImageDetectionBoxesToCoco(
         image_id=image_id, category_id_set=self._category_id_set,
         detection_boxes=boxes.reshape(-1, 4)[keep] if boxes.size else boxes.reshape(0, 4),
@@ -204,6 +220,7 @@ class CocoDetectionEvaluator(DetectionEvaluator):
       logging.warning('CocoDetectionEvaluator.evaluate called with no images.')
       return {}
     logging.info('Performing evaluation on %d images.', len(self._image_ids))
+    _report_outside_label_map('CocoDetectionEvaluator', getattr(self, '_num_outside_label_map', 0))
     groundtruth = coco_tools.COCOWrapper(self._groundtruth_dict())
     detections = groundtruth.LoadAnnotations(self._detection_boxes_list)
     box_evaluator = coco_tools.COCOEvalWrapper(groundtruth, detections, agnostic_mode=False,
@@ -255,6 +272,7 @@ class CocoMaskEvaluator(DetectionEvaluator):
 
   def clear(self):
     """Clears the state to prepare for a fresh evaluation."""
+    self._num_outside_label_map = 0
     self._image_id_to_mask_shape_map.clear()
     self._image_ids_with_detections.clear()
     self._groundtruth_list = []
@@ -328,6 +346,8 @@ class CocoMaskEvaluator(DetectionEvaluator):
                        'incompatible for image {}: {} vs {} (detection masks must be '
                        'image-sized at the original resolution).'.format(
                            image_id, groundtruth_masks_shape, detection_masks.shape))
+    self._num_outside_label_map = getattr(self, '_num_outside_label_map', 0) + (
+        _count_outside_label_map(detections_dict[_DET.detection_classes], self._category_id_set))
     self._detection_masks_list.extend(coco_tools.ExportSingleImageDetectionMasksToCoco(
         image_id=image_id, category_id_set=self._category_id_set,
         detection_masks=_to_binary_masks(detection_masks),
@@ -345,6 +365,7 @@ class CocoMaskEvaluator(DetectionEvaluator):
     if not self._image_id_to_mask_shape_map:
       logging.warning('CocoMaskEvaluator.evaluate called with no images.')
       return {}
+    _report_outside_label_map('CocoMaskEvaluator', getattr(self, '_num_outside_label_map', 0))
     groundtruth_dict = {
         'annotations': self._groundtruth_list,
         'images': [{'id': image_id, 'height': shape[1], 'width': shape[2]}

@@ -1,0 +1,107 @@
+r"""Trains or continuously evaluates a Mask R-CNN from a TF OD API pipeline config.
+
+Same flags as the TF OD API's model_main_tf2.py, plus --eval_every_n and --config_override.
+
+Train (resumes from the last checkpoint in model_dir when re-run with the same command):
+  python model_main.py --pipeline_config_path=samples/configs/mask_rcnn_sample_cpu.config \
+      --model_dir=runs/sample/model --eval_every_n=200
+
+Evaluate every new checkpoint (stops after the final one, or after --eval_timeout s idle):
+  python model_main.py --pipeline_config_path=... --model_dir=runs/x \
+      --checkpoint_dir=runs/x
+
+Input paths in the config are resolved relative to the current directory.
+Exit status: 0 on success, 1 on a NaN/Inf loss or a runtime failure, 2 on a config error.
+"""
+import sys
+
+from absl import app
+from absl import flags
+from google.protobuf import text_format
+
+flags.DEFINE_string('pipeline_config_path', None, 'Path to pipeline config file.')
+flags.DEFINE_integer('num_train_steps', None, 'Number of train steps (overrides num_steps).')
+flags.DEFINE_bool('eval_on_train_data', False, 'Enable evaluating on train data (only supported '
+                  'in distributed training).')
+flags.DEFINE_integer('sample_1_of_n_eval_examples', None, 'Will sample one of every n eval '
+                     'input examples, where n is provided.')
+flags.DEFINE_integer('sample_1_of_n_eval_on_train_examples', 5, 'Will sample one of every n '
+                     'train input examples for evaluation, where n is provided. This is only '
+                     'used if `eval_training_data` is True.')
+flags.DEFINE_string('model_dir', None, 'Path to output model directory where event and '
+                    'checkpoint files will be written.')
+flags.DEFINE_string('checkpoint_dir', None, 'Path to directory holding a checkpoint. If '
+                    '`checkpoint_dir` is provided, this binary operates in eval-only mode, '
+                    'writing resulting metrics to `model_dir`.')
+flags.DEFINE_integer('eval_timeout', 3600, 'Number of seconds to wait for an evaluation '
+                     'checkpoint before exiting.')
+flags.DEFINE_bool('use_tpu', False, 'Whether the job is executing on a TPU.')
+flags.DEFINE_string('tpu_name', None, 'Name of the Cloud TPU for Cluster Resolvers.')
+flags.DEFINE_integer('num_workers', 1, 'When num_workers > 1, training uses '
+                     'MultiWorkerMirroredStrategy. When num_workers = 1 it uses '
+                     'MirroredStrategy.')
+flags.DEFINE_integer('checkpoint_every_n', 1000, 'Integer defining how often we checkpoint.')
+flags.DEFINE_boolean('record_summaries', True, 'Whether or not to record summaries defined by '
+                     'the model or the training pipeline. This does not impact the summaries of '
+                     'the loss values which are always recorded.')
+flags.DEFINE_integer('eval_every_n', None, 'Evaluate on eval_input_reader every n steps during '
+                     'training (and at the last step). Needed by reduce_lr_on_plateau, '
+                     'early_stopping and best_checkpoint_metric.')
+flags.DEFINE_string('config_override', None, 'A text-format TrainEvalPipelineConfig merged into '
+                    'the pipeline config, e.g. "train_config { batch_size: 1 }".')
+flags.DEFINE_bool('jit_compile', False, 'XLA-compile the train step (see docs/training.md).')
+
+FLAGS = flags.FLAGS
+
+
+def main(unused_argv):
+  flags.mark_flag_as_required('model_dir')
+  flags.mark_flag_as_required('pipeline_config_path')
+  # Imported here so that --help is fast and config errors print before TF initializes devices.
+  # pylint: disable=g-import-not-at-top
+  from object_detection import model_lib_v2
+  from object_detection.training import fine_tune
+  from object_detection.utils import config_validation
+  # pylint: enable=g-import-not-at-top
+  try:
+    # Validate before building anything heavy.
+    model_lib_v2.load_configs(FLAGS.pipeline_config_path, FLAGS.config_override,
+                              FLAGS.num_train_steps)
+    if FLAGS.checkpoint_dir:
+      model_lib_v2.eval_continuously(
+          pipeline_config_path=FLAGS.pipeline_config_path,
+          model_dir=FLAGS.model_dir,
+          config_override=FLAGS.config_override,
+          train_steps=FLAGS.num_train_steps,
+          sample_1_of_n_eval_examples=FLAGS.sample_1_of_n_eval_examples,
+          sample_1_of_n_eval_on_train_examples=FLAGS.sample_1_of_n_eval_on_train_examples,
+          checkpoint_dir=FLAGS.checkpoint_dir,
+          timeout=FLAGS.eval_timeout,
+          eval_on_train_data=FLAGS.eval_on_train_data)
+    else:
+      model_lib_v2.train_loop(
+          pipeline_config_path=FLAGS.pipeline_config_path,
+          model_dir=FLAGS.model_dir,
+          config_override=FLAGS.config_override,
+          train_steps=FLAGS.num_train_steps,
+          use_tpu=FLAGS.use_tpu,
+          tpu_name=FLAGS.tpu_name,
+          num_workers=FLAGS.num_workers,
+          checkpoint_every_n=FLAGS.checkpoint_every_n,
+          record_summaries=FLAGS.record_summaries,
+          eval_every_n=FLAGS.eval_every_n,
+          jit_compile=FLAGS.jit_compile,
+          sample_1_of_n_eval_examples=FLAGS.sample_1_of_n_eval_examples)
+  except (config_validation.ConfigError, text_format.ParseError) as e:
+    print('Config error in %s: %s' % (FLAGS.pipeline_config_path, e), file=sys.stderr)
+    sys.exit(2)
+  except (FileNotFoundError, fine_tune.FineTuneError) as e:
+    print('Error: %s' % e, file=sys.stderr)
+    sys.exit(2)
+  except model_lib_v2.NonFiniteLossError as e:
+    print(str(e), file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,376 @@
+"""Training and continuous evaluation (contract F), a thin orchestrator.
+
+The pieces live in `object_detection/training/`: strategy choice, the distributed train step,
+checkpointing, fine-tuning, progress logging, and the seed recipe (ReduceLROnPlateau, early
+stopping, best checkpoint). Evaluation is `eval_util.evaluate` on weights loaded by
+`checkpoint_utils.restore_for_inference` (EMA weights when `use_moving_average`), in-training and
+continuous alike, so both see exactly what an export would.
+"""
+import os
+import time
+
+from absl import logging
+import tensorflow as tf
+
+from object_detection.training import checkpointing
+from object_detection.training import early_stopping as early_stopping_lib
+from object_detection.training import fine_tune
+from object_detection.training import lr_plateau
+from object_detection.training import progress
+from object_detection.training import strategy as strategy_lib
+from object_detection.training import train_step as train_step_lib
+from object_detection.utils import checkpoint_utils
+
+NonFiniteLossError = progress.NonFiniteLossError
+
+
+def load_configs(pipeline_config_path, config_override=None, train_steps=None,
+                 sample_1_of_n_eval_examples=None, sample_1_of_n_eval_on_train_examples=None):
+  """Reads, overrides and validates the pipeline config; returns the configs dict (contract B).
+
+  Raises:
+    config_validation.ConfigError: invalid config (message names the field).
+  """
+  # pylint: disable=g-import-not-at-top
+  from object_detection.utils import config_util
+  from object_detection.utils import config_validation
+  # pylint: enable=g-import-not-at-top
+  configs = config_util.get_configs_from_pipeline_file(pipeline_config_path,
+                                                       config_override=config_override)
+  if train_steps:
+    configs['train_config'].num_steps = int(train_steps)
+  if sample_1_of_n_eval_examples and sample_1_of_n_eval_examples > 1:
+    for eval_input_config in configs['eval_input_configs']:
+      eval_input_config.sample_1_of_n_examples = int(sample_1_of_n_eval_examples)
+  if sample_1_of_n_eval_on_train_examples and sample_1_of_n_eval_on_train_examples > 1:
+    configs['_sample_1_of_n_eval_on_train_examples'] = int(sample_1_of_n_eval_on_train_examples)
+  config_validation.validate_pipeline_configs(
+      {k: v for k, v in configs.items() if not k.startswith('_')})
+  return configs
+
+
+def _use_moving_average(train_config):
+  return bool(train_config.optimizer.use_moving_average)
+
+
+def _is_chief(strategy):
+  resolver = getattr(strategy, 'cluster_resolver', None)
+  if resolver is None or not getattr(resolver, 'task_type', None):
+    return True
+  return resolver.task_type == 'chief' or (resolver.task_type == 'worker' and
+                                           resolver.task_id == 0)
+
+
+def _numeric(strategy, batch):
+  """Drops string tensors (source_id, key): the step does not use them and XLA cannot take them."""
+  def keep(value):
+    return strategy.experimental_local_results(value)[0].dtype != tf.string
+  return tuple({k: v for k, v in part.items() if keep(v)} for part in batch)
+
+
+class _Evaluator(object):
+  """Lazily builds an inference-mode model + eval dataset and evaluates checkpoints."""
+
+  def __init__(self, configs, model_dir, eval_on_train_data=False, eval_index=0,
+               model_fn=None, eval_input_fn=None):
+    self.model_fn = model_fn
+    self.eval_input_fn = eval_input_fn
+    self.configs = configs
+    self.model_dir = model_dir
+    self.eval_on_train_data = eval_on_train_data
+    self.eval_index = eval_index
+    self.model = None
+    self.dataset = None
+
+  def _build(self):
+    # pylint: disable=g-import-not-at-top
+    if self.eval_input_fn is None:
+      from object_detection import inputs
+    if self.model_fn is None:
+      from object_detection.builders import model_builder
+    # pylint: enable=g-import-not-at-top
+    configs = self.configs
+    self.model = (self.model_fn or model_builder.build)(configs['model'], is_training=False)
+    if self.eval_on_train_data:
+      input_config = type(configs['train_input_config'])()
+      input_config.CopyFrom(configs['train_input_config'])
+      n = configs.get('_sample_1_of_n_eval_on_train_examples')
+      if n:
+        input_config.sample_1_of_n_examples = n
+    else:
+      input_config = configs['eval_input_configs'][self.eval_index]
+    self.dataset = (self.eval_input_fn or inputs.eval_input)(
+        configs['eval_config'], input_config, configs['model'], model=self.model)
+    out_dir = (os.path.join(self.model_dir, 'eval_on_train') if self.eval_on_train_data
+               else self.model_dir)
+    self.output_dir = out_dir
+    self.writer = tf.summary.create_file_writer(os.path.join(out_dir, 'eval'))
+
+  def evaluate(self, checkpoint_path, step):
+    """Restores `checkpoint_path` (EMA if configured) and returns the metrics dict."""
+    # pylint: disable=g-import-not-at-top
+    from object_detection import eval_util
+    # pylint: enable=g-import-not-at-top
+    if self.model is None:
+      self._build()
+    checkpoint_utils.restore_for_inference(
+        self.model, checkpoint_path, _use_moving_average(self.configs['train_config']))
+    start = time.time()
+    metrics = eval_util.evaluate(self.model, self.configs, self.dataset, step,
+                                 summary_writer=self.writer, model_dir=self.output_dir)
+    print('Evaluation of %s (step %d) took %.1f s:' % (checkpoint_path, step, time.time() - start))
+    for key in sorted(metrics):
+      if key.startswith('Detection') or key.startswith('Loss/total'):
+        print('  %s: %.4f' % (key, metrics[key]))
+    return metrics
+
+
+class _Recipe(object):
+  """ReduceLROnPlateau + early stopping + best checkpoint, with state persisted in model_dir."""
+
+  def __init__(self, train_config, model_dir, plateau_variable):
+    self.model_dir = model_dir
+    self.plateau = None
+    if plateau_variable is not None:
+      lr_config = getattr(train_config.optimizer, train_config.optimizer.WhichOneof('optimizer'))
+      self.plateau = lr_plateau.ReduceLROnPlateau(
+          lr_config.learning_rate.reduce_lr_on_plateau_learning_rate, plateau_variable)
+    self.early_stopping = None
+    if train_config.HasField('early_stopping'):
+      self.early_stopping = early_stopping_lib.EarlyStopping(train_config.early_stopping)
+    self.best = None
+    if train_config.best_checkpoint_metric:
+      self.best = early_stopping_lib.BestCheckpointKeeper(
+          model_dir, train_config.best_checkpoint_metric,
+          train_config.best_checkpoint_metric_higher_is_better)
+    state = checkpointing.load_state(model_dir)
+    for name, part in self._parts().items():
+      if name in state:
+        part.load_state_dict(state[name])
+
+  def _parts(self):
+    parts = {'lr_plateau': self.plateau, 'early_stopping': self.early_stopping,
+             'best_checkpoint': self.best}
+    return {k: v for k, v in parts.items() if v is not None}
+
+  @property
+  def active(self):
+    return bool(self._parts())
+
+  def update(self, metrics, checkpoint_path, step):
+    """Returns True when early stopping says stop."""
+    stop = False
+    if self.plateau is not None:
+      self.plateau.update(metrics, step)
+    if self.best is not None:
+      self.best.update(metrics, checkpoint_path, step)
+    if self.early_stopping is not None and self.early_stopping.update(metrics, step):
+      print(self.early_stopping.message())
+      stop = True
+    state = {name: part.state_dict() for name, part in self._parts().items()}
+    state['last_eval_step'] = int(step)
+    checkpointing.save_state(self.model_dir, state)
+    return stop
+
+
+def train_loop(pipeline_config_path, model_dir, config_override=None, train_steps=None,
+               use_tpu=False, checkpoint_every_n=1000, record_summaries=True, eval_every_n=None,
+               strategy=None, num_workers=1, tpu_name=None, jit_compile=False,
+               num_train_images_to_summarize=3, model_fn=None, train_input_fn=None,
+               eval_input_fn=None, **kwargs):
+  """Trains the model of `pipeline_config_path` into `model_dir` (resuming when possible).
+
+  Args:
+    pipeline_config_path: pipeline.config path (input paths inside are relative to the CWD).
+    model_dir: output directory: ckpt-N (max 7 kept), pipeline.config, train/ (TensorBoard),
+      eval/ (metrics_<step>.json + TensorBoard) with eval_every_n, best/ with
+      best_checkpoint_metric, training_state.json (recipe state).
+    config_override: text-format TrainEvalPipelineConfig merged into the file's config.
+    train_steps: overrides train_config.num_steps.
+    use_tpu, tpu_name, num_workers: strategy choice (see training/strategy.py); ignored when
+      `strategy` is given.
+    checkpoint_every_n: save every n steps (and at the last step).
+    record_summaries: write TensorBoard summaries to model_dir/train.
+    eval_every_n: evaluate every n steps (and at the last step) on eval_input_reader; needed by
+      reduce_lr_on_plateau, early_stopping and best_checkpoint_metric.
+    jit_compile: XLA-compile the train step (off by default: see docs/training.md).
+    num_train_images_to_summarize: training images (with ground truth) written at step 0.
+    model_fn: optional replacement for model_builder.build(model_config, is_training).
+    train_input_fn / eval_input_fn: optional replacements for inputs.train_input /
+      inputs.eval_input (same signatures).
+    **kwargs: `sample_1_of_n_eval_examples` is honoured; `configs` (an already loaded and
+      validated configs dict) replaces reading `pipeline_config_path`; others are ignored (TF OD
+      API compat).
+
+  Returns:
+    dict: {'step': final global step, 'metrics': last eval metrics or None,
+           'stopped_early': bool, 'checkpoint': last checkpoint path}.
+
+  Raises:
+    config_validation.ConfigError: bad config. fine_tune.FineTuneError: unusable fine-tune
+    checkpoint. NonFiniteLossError: a loss became NaN/Inf (nothing saved for that step).
+  """
+  # pylint: disable=g-import-not-at-top
+  from object_detection.builders import optimizer_builder
+  from object_detection.utils import config_util
+  if model_fn is None:
+    from object_detection.builders import model_builder
+  if train_input_fn is None:
+    from object_detection import inputs
+  # pylint: enable=g-import-not-at-top
+  configs = kwargs.get('configs') or load_configs(
+      pipeline_config_path, config_override, train_steps,
+      kwargs.get('sample_1_of_n_eval_examples'))
+  model_config = configs['model']
+  train_config = configs['train_config']
+  train_input_config = configs['train_input_config']
+  num_steps = int(train_config.num_steps)
+  if num_steps <= 0:
+    raise ValueError('train_config.num_steps must be > 0 (or pass --num_train_steps).')
+  strategy = strategy or strategy_lib.get_strategy(use_tpu, tpu_name, num_workers)
+  chief = _is_chief(strategy)
+  tf.io.gfile.makedirs(model_dir)
+  if chief:
+    config_util.save_pipeline_config(
+        config_util.create_pipeline_proto_from_configs(
+            {k: v for k, v in configs.items() if not k.startswith('_')}), model_dir)
+
+  with strategy.scope():
+    detection_model = (model_fn or model_builder.build)(model_config, is_training=True)
+    if hasattr(detection_model, 'max_groundtruth_boxes'):
+      detection_model.max_groundtruth_boxes = int(train_config.max_number_of_boxes or 100)
+
+    def dataset_fn(input_context):
+      return (train_input_fn or inputs.train_input)(train_config, train_input_config, model_config,
+                                model=detection_model, input_context=input_context)
+
+    dataset = strategy.distribute_datasets_from_function(dataset_fn)
+    global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step',
+                              aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    built = optimizer_builder.build_with_schedule(train_config.optimizer, global_step)
+  optimizer = built.optimizer
+  iterator = iter(dataset)
+  first_batch = next(iterator)
+
+  # Create the variables (TF OD API _ensure_model_is_built), then the EMA shadow slots.
+  add_reg = bool(train_config.add_regularization_loss)
+  train_step_lib.make_build_fn(strategy, detection_model, add_reg)(*first_batch)
+  if built.use_moving_average:
+    with strategy.scope():
+      optimizer.shadow_copy(detection_model)
+  ckpt, manager = checkpointing.make_manager(model_dir, detection_model, optimizer, global_step)
+  if manager.latest_checkpoint:
+    ckpt.restore(manager.latest_checkpoint).expect_partial()
+    print('Resuming from %s (step %d).' % (manager.latest_checkpoint, int(global_step.numpy())))
+  else:
+    if train_config.fine_tune_checkpoint:
+      # TF OD API: an unset type falls back on the deprecated from_detection_checkpoint.
+      checkpoint_type = train_config.fine_tune_checkpoint_type or (
+          'detection' if train_config.from_detection_checkpoint else 'classification')
+      fine_tune.load_fine_tune_checkpoint(detection_model, train_config.fine_tune_checkpoint,
+                                          checkpoint_type, model_config)
+    if built.use_moving_average:
+      # Start the averages at the initial weights (tfa MovingAverage / tf.train EMA behaviour)
+      # instead of the zeros the Model Garden wrapper uses.
+      for average, weight in zip(optimizer._average_weights, optimizer._model_weights):  # pylint: disable=protected-access
+        average.assign(weight)
+
+  trainable = train_step_lib.filter_trainable_variables(
+      detection_model.trainable_variables, train_config.update_trainable_variables,
+      train_config.freeze_variables)
+  if len(trainable) != len(detection_model.trainable_variables):
+    print('Training %d of %d trainable variables (freeze_variables / '
+          'update_trainable_variables).' % (len(trainable),
+                                            len(detection_model.trainable_variables)))
+  if not trainable:
+    raise ValueError('freeze_variables / update_trainable_variables leave no variable to train.')
+  step_fn = train_step_lib.make_train_step(
+      strategy, detection_model, optimizer, trainable, global_step, add_reg,
+      train_config.gradient_clipping_by_norm or None, jit_compile=jit_compile)
+
+  recipe = _Recipe(train_config, model_dir, built.plateau_variable)
+  if recipe.plateau is not None and not eval_every_n:
+    logging.warning('reduce_lr_on_plateau_learning_rate without --eval_every_n: the learning '
+                    'rate will never be reduced.')
+  evaluator = _Evaluator(configs, model_dir, model_fn=model_fn, eval_input_fn=eval_input_fn) if (
+      eval_every_n and chief) else None
+
+  writer = tf.summary.create_file_writer(os.path.join(model_dir, 'train')) if (
+      chief and record_summaries) else None
+  step = int(global_step.numpy())
+  if writer is not None and step == 0 and num_train_images_to_summarize:
+    features, labels = tf.nest.map_structure(
+        lambda v: strategy.experimental_local_results(v)[0], first_batch)
+    progress.write_train_images(writer, features, labels, 0, num_train_images_to_summarize)
+  logger = progress.ProgressLogger(step, num_steps, int(train_config.batch_size),
+                                   train_config.log_every_n_steps, writer, record_summaries)
+  pending = first_batch
+  last_checkpoint = manager.latest_checkpoint
+  metrics, stopped_early = None, False
+  try:
+    while step < num_steps:
+      batch, pending = (pending or next(iterator)), None
+      losses = {k: float(v) for k, v in step_fn(*_numeric(strategy, batch)).items()}
+      step = int(global_step.numpy())
+      progress.check_finite(losses, step)  # raises before anything of this step is saved
+      learning_rate = float(built.learning_rate_fn())
+      logger.step(step, losses, learning_rate)
+      do_eval = bool(evaluator) and (step % eval_every_n == 0 or step == num_steps)
+      if step % checkpoint_every_n == 0 or step == num_steps or do_eval:
+        # The loss of step k is computed before its update: check the updated weights too.
+        progress.check_weights_finite(detection_model, step)
+        last_checkpoint = checkpointing.save(manager, global_step)
+      if do_eval:
+        metrics = evaluator.evaluate(last_checkpoint, step)
+        if recipe.active and recipe.update(metrics, last_checkpoint, step):
+          stopped_early = True
+          break
+  finally:
+    logger.close()
+    if writer is not None:
+      writer.flush()
+  print('Training finished at step %d; last checkpoint %s.' % (step, last_checkpoint))
+  return {'step': step, 'metrics': metrics, 'stopped_early': stopped_early,
+          'checkpoint': last_checkpoint}
+
+
+def eval_continuously(pipeline_config_path, model_dir, checkpoint_dir, config_override=None,
+                      train_steps=None, sample_1_of_n_eval_examples=1,
+                      sample_1_of_n_eval_on_train_examples=1, use_tpu=False,
+                      postprocess_on_cpu=False, eval_index=0, timeout=3600,
+                      wait_interval=1, eval_on_train_data=False, model_fn=None,
+                      eval_input_fn=None, **kwargs):
+  """Evaluates each new checkpoint of `checkpoint_dir` once, writing to `model_dir/eval`.
+
+  Unlike the TF OD API (tensorflow/models#10841, #9866), this stops (a) after evaluating a
+  checkpoint whose step is >= train_config.num_steps (the final one), and (b) after `timeout`
+  seconds without a new checkpoint (tf.train.checkpoints_iterator's timeout). If evaluation is
+  slower than training, intermediate checkpoints are skipped (the latest one is evaluated).
+
+  Returns:
+    dict step -> metrics dict for every evaluated checkpoint.
+  """
+  del use_tpu, postprocess_on_cpu
+  configs = kwargs.get('configs') or load_configs(
+      pipeline_config_path, config_override, train_steps, sample_1_of_n_eval_examples,
+      sample_1_of_n_eval_on_train_examples)
+  num_steps = int(configs['train_config'].num_steps)
+  evaluator = _Evaluator(configs, model_dir, eval_on_train_data, eval_index, model_fn,
+                         eval_input_fn)
+  results = {}
+  for path in tf.train.checkpoints_iterator(checkpoint_dir, min_interval_secs=wait_interval,
+                                            timeout=timeout):
+    try:
+      step = checkpoint_utils.checkpoint_step(path)
+      results[step] = evaluator.evaluate(path, step)
+    except tf.errors.NotFoundError:
+      # The CheckpointManager deleted it (max_to_keep) before we read it: wait for the next one.
+      logging.warning('Checkpoint %s disappeared before it was evaluated; skipping.', path)
+      continue
+    if num_steps > 0 and step >= num_steps:
+      print('Evaluated the final checkpoint (step %d >= num_steps %d); exiting.' % (
+          step, num_steps))
+      break
+  else:
+    print('No new checkpoint in %s for %s s; exiting.' % (checkpoint_dir, timeout))
+  return results

@@ -1,0 +1,120 @@
+"""Loads `train_config.fine_tune_checkpoint` and reports exactly what was restored.
+
+TF OD API semantics (model_lib_v2.load_fine_tune_checkpoint): the model's variables are built
+first, then `detection_model.restore_from_objects(fine_tune_checkpoint_type)` gives the dict of
+trackables whose names must match the checkpoint's top-level objects, e.g. {'model': model} for
+'full' (any checkpoint written by train_loop), {'model': <model without class-dependent heads>}
+for 'detection', and {'feature_extractor': backbone} (or similar) for 'classification'.
+Unlike the TF OD API, variables are assigned by key (checkpoint_utils.restore_by_keys): shape
+mismatches are skipped and reported rather than crashing, and a checkpoint matching NOTHING is an
+error (a silent random start would waste a training run).
+`.h5` / `.weights.h5` classification weights go through the extractor's Keras loader
+(`object_detection.utils.keras_weights`).
+"""
+import tensorflow as tf
+
+from object_detection.utils import checkpoint_utils
+
+
+class FineTuneError(ValueError):
+  """The fine-tune checkpoint could not be used."""
+
+
+def _extractor_name(model_config):
+  meta = model_config.WhichOneof('model')
+  return getattr(model_config, meta).feature_extractor.type if meta else '?'
+
+
+def _format_load_report(result):
+  """One line (plus a few names) for a keras_weights.LoadReport; other loaders' results as counts."""
+  if not hasattr(result, 'matched'):
+    return 'loaded %d tensors.' % len(result) if isinstance(result, (list, tuple)) else str(result)
+  total = len(result.matched) + len(result.skipped)
+  text = 'matched %d of %d layers with weights (%s)' % (len(result.matched), total, result.mode)
+  if result.skipped:
+    text += '; %d kept their initial value: %s%s' % (
+        len(result.skipped), ', '.join(result.skipped[:10]), ' ...' if len(result.skipped) > 10 else '')
+  if result.unused:
+    text += '; %d file layers unused: %s%s' % (
+        len(result.unused), ', '.join(result.unused[:10]), ' ...' if len(result.unused) > 10 else '')
+  return text + '.'
+
+
+def _load_h5(detection_model, path, checkpoint_type, extractor):
+  if checkpoint_type != 'classification':
+    raise FineTuneError('fine_tune_checkpoint %s is a Keras .h5 file: only '
+                        'fine_tune_checkpoint_type "classification" can use it (got %r).'
+                        % (path, checkpoint_type))
+  feature_extractor = detection_model.feature_extractor
+  try:
+    if hasattr(feature_extractor, 'load_weights'):
+      # The extractor knows which layers a Keras ImageNet file must not overwrite (e.g. EfficientNet's
+      # input normalization), so its own loader wins over the generic one.
+      result = feature_extractor.load_weights(path)
+    else:
+      from object_detection.utils import keras_weights  # pylint: disable=g-import-not-at-top
+      backbone = list(detection_model.restore_from_objects('classification').values())[0]
+      result = keras_weights.load_weights(backbone, path, extractor)
+  except ValueError as e:  # unreadable file or nothing matches: the message names the file
+    raise FineTuneError(str(e)) from e
+  print('Fine-tune: loaded Keras weights %s into the %s backbone: %s' % (
+      path, extractor, _format_load_report(result)))
+  return result
+
+
+def load_fine_tune_checkpoint(detection_model, checkpoint_path, checkpoint_type, model_config):
+  """Restores the fine-tune checkpoint into the (already built) model and prints a report.
+
+  Args:
+    detection_model: contract-E DetectionModel whose variables exist.
+    checkpoint_path: checkpoint prefix or directory, or a `.h5` file (classification only).
+    checkpoint_type: 'classification' | 'detection' | 'full' (TF OD API
+      fine_tune_checkpoint_type; empty means 'detection', the TF OD API default).
+    model_config: model_pb2.DetectionModel (for the extractor name in messages).
+
+  Returns:
+    checkpoint_utils.RestoreReport; for .h5 files the extractor loader's result
+    (keras_weights.LoadReport for the Keras-application extractors).
+
+  Raises:
+    FineTuneError: unknown type, missing checkpoint, or nothing matched (names the checkpoint and
+      the feature extractor); for .h5 files also an unreadable or non-fitting file (names the file).
+  """
+  checkpoint_type = checkpoint_type or 'detection'
+  extractor = _extractor_name(model_config)
+  if checkpoint_type not in ('classification', 'detection', 'full'):
+    raise FineTuneError('train_config.fine_tune_checkpoint_type must be classification, '
+                        'detection or full; got %r.' % checkpoint_type)
+  if checkpoint_path.endswith('.h5'):
+    if not tf.io.gfile.exists(checkpoint_path):
+      raise FineTuneError('fine_tune_checkpoint %s does not exist.' % checkpoint_path)
+    return _load_h5(detection_model, checkpoint_path, checkpoint_type, extractor)
+  try:
+    path = checkpoint_utils.resolve_checkpoint_path(checkpoint_path)
+  except FileNotFoundError as e:
+    raise FineTuneError('train_config.fine_tune_checkpoint: %s' % e)
+  objects = detection_model.restore_from_objects(checkpoint_type)
+  report = checkpoint_utils.restore_by_keys(objects, path, use_moving_average=False)
+  total = len(report.restored) + len(report.missing) + len(report.shape_mismatch)
+  if not report.restored:
+    some_keys = [k for k in tf.train.load_checkpoint(path).get_variable_to_shape_map()][:5]
+    raise FineTuneError(
+        'fine_tune_checkpoint %s (type %r) matches none of the %d variables of the %r feature '
+        'extractor / model objects %s. The checkpoint holds e.g. %s. Use a checkpoint written for '
+        'this extractor (tf.train.Checkpoint with the same object names), or change '
+        'fine_tune_checkpoint_type.' % (path, checkpoint_type, total, extractor,
+                                        sorted(objects), some_keys))
+  print('Fine-tune checkpoint %s (type %s, extractor %s): restored %d of %d variables.' % (
+      path, checkpoint_type, extractor, len(report.restored), total))
+  for key in report.missing[:50]:
+    print('  skipped %s: not in the checkpoint (keeps its initial value)' % key)
+  for key, ckpt_shape, var_shape in report.shape_mismatch[:50]:
+    print('  skipped %s: shape %s in checkpoint vs %s in model' % (key, ckpt_shape, var_shape))
+  if len(report.missing) + len(report.shape_mismatch) > 100:
+    print('  ... (%d skipped in total)' % (len(report.missing) + len(report.shape_mismatch)))
+  # `save_counter` is the bookkeeping variable of tf.train.Checkpoint.save, not a weight.
+  unused = [k for k in report.unused_checkpoint_keys if not k.startswith('save_counter/')]
+  if unused:
+    print('  %d checkpoint variables were not used (not part of the %s objects), e.g. %s' % (
+        len(unused), checkpoint_type, ', '.join(unused[:3])))
+  return report

@@ -1,0 +1,127 @@
+"""The distributed training step (TF OD API `model_lib_v2.eager_train_step` semantics).
+
+Loss = sum of the model's loss terms (already weighted by the config) + the model's
+regularization losses when `add_regularization_loss`; the gradient of loss / num_replicas is
+applied (replica gradients are summed by the strategy), optionally clipped by global norm
+(`gradient_clipping_by_norm`).
+"""
+import re
+
+import tensorflow as tf
+
+from object_detection.core import standard_fields as fields
+
+_IF = fields.InputDataFields
+
+
+def unstack_groundtruth(labels):
+  """Splits padded batched labels (contract D) into per-image unpadded lists (contract E).
+
+  Returns:
+    dict with `groundtruth_boxes_list` ([N_i, 4] float32 normalized), `groundtruth_classes_list`
+    ([N_i, num_classes] float32 one-hot), `groundtruth_weights_list` ([N_i]),
+    `groundtruth_is_crowd_list` ([N_i] bool) and, when present, `groundtruth_masks_list`
+    ([N_i, H, W] float32 0/1 at the padded model-input resolution).
+  """
+  num = labels[_IF.num_groundtruth_boxes]
+  batch = labels[_IF.groundtruth_boxes].shape[0]
+  out = {'groundtruth_boxes_list': [], 'groundtruth_classes_list': [],
+         'groundtruth_weights_list': [], 'groundtruth_is_crowd_list': []}
+  has_masks = _IF.groundtruth_instance_masks in labels
+  if has_masks:
+    out['groundtruth_masks_list'] = []
+  for i in range(batch):
+    n = num[i]
+    out['groundtruth_boxes_list'].append(labels[_IF.groundtruth_boxes][i, :n])
+    out['groundtruth_classes_list'].append(labels[_IF.groundtruth_classes][i, :n])
+    out['groundtruth_weights_list'].append(labels[_IF.groundtruth_weights][i, :n])
+    if _IF.groundtruth_is_crowd in labels:
+      out['groundtruth_is_crowd_list'].append(labels[_IF.groundtruth_is_crowd][i, :n])
+    if has_masks:
+      out['groundtruth_masks_list'].append(
+          tf.cast(labels[_IF.groundtruth_instance_masks][i, :n], tf.float32))
+  if not out['groundtruth_is_crowd_list']:
+    out['groundtruth_is_crowd_list'] = None
+  return out
+
+
+def compute_losses(detection_model, features, labels, add_regularization_loss=True):
+  """Runs provide_groundtruth, predict and loss; returns the loss dict with TF OD API keys.
+
+  Adds `Loss/regularization_loss` (when enabled and the model has any) and `Loss/total_loss`.
+  """
+  detection_model.provide_groundtruth(**unstack_groundtruth(labels))
+  prediction_dict = detection_model.predict(features[_IF.image], features[_IF.true_image_shape])
+  losses = dict(detection_model.loss(prediction_dict, features[_IF.true_image_shape]))
+  terms = list(losses.values())
+  if add_regularization_loss:
+    reg = detection_model.regularization_losses()
+    if reg:
+      losses['Loss/regularization_loss'] = tf.add_n([tf.cast(r, tf.float32) for r in reg])
+      terms.append(losses['Loss/regularization_loss'])
+  losses['Loss/total_loss'] = tf.add_n(terms)
+  return losses
+
+
+def _var_name(var):
+  return var.name[:-2] if var.name.endswith(':0') else var.name
+
+
+def filter_trainable_variables(variables, update_trainable_variables=(), freeze_variables=()):
+  """TF OD API semantics (slim.filter_variables as used by model_lib): keep variables whose name
+  (without ':0') matches (re.search) one of `update_trainable_variables` when that list is
+  non-empty, then drop those matching any of `freeze_variables`."""
+  kept = list(variables)
+  include = [p for p in update_trainable_variables if p]
+  exclude = [p for p in freeze_variables if p]
+  if include:
+    kept = [v for v in kept if any(re.search(p, _var_name(v)) for p in include)]
+  if exclude:
+    kept = [v for v in kept if not any(re.search(p, _var_name(v)) for p in exclude)]
+  return kept
+
+
+def make_build_fn(strategy, detection_model, add_regularization_loss):
+  """Returns fn(features, labels) running one forward pass + loss per replica (creates variables,
+  TF OD API `_ensure_model_is_built`)."""
+
+  def _replica(features, labels):
+    return compute_losses(detection_model, features, labels, add_regularization_loss)[
+        'Loss/total_loss']
+
+  @tf.function
+  def build(features, labels):
+    strategy.run(_replica, args=(features, labels))
+
+  return build
+
+
+def make_train_step(strategy, detection_model, optimizer, trainable_variables, global_step,
+                    add_regularization_loss=True, clip_gradients_value=None, jit_compile=False):
+  """Returns a tf.function `step(features, labels)` (distributed values) -> dict of float32 scalar
+  losses (mean over replicas) plus `gradient_norm`; increments `global_step` by one."""
+  num_replicas = strategy.num_replicas_in_sync
+
+  def _replica(features, labels):
+    with tf.GradientTape() as tape:
+      losses = compute_losses(detection_model, features, labels, add_regularization_loss)
+      scaled = losses['Loss/total_loss'] / tf.constant(num_replicas, tf.float32)
+    gradients = tape.gradient(scaled, trainable_variables)
+    gradients = [g if g is not None else tf.zeros_like(v)
+                 for g, v in zip(gradients, trainable_variables)]
+    gradient_norm = tf.linalg.global_norm(gradients)
+    if clip_gradients_value:
+      gradients, _ = tf.clip_by_global_norm(gradients, clip_gradients_value,
+                                            use_norm=gradient_norm)
+    optimizer.apply_gradients(zip(gradients, trainable_variables))
+    global_step.assign_add(1)
+    losses['gradient_norm'] = gradient_norm
+    return losses
+
+  @tf.function(jit_compile=jit_compile)
+  def step(features, labels):
+    per_replica = strategy.run(_replica, args=(features, labels))
+    return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+            for k, v in per_replica.items()}
+
+  return step

@@ -1,0 +1,222 @@
+"""Checkpoint helpers shared by training, evaluation and export (contract F).
+
+Checkpoints written by `model_lib_v2.train_loop` follow contract E:
+`tf.train.Checkpoint(model=detection_model, optimizer=optimizer, step=global_step)` under a
+`tf.train.CheckpointManager(model_dir, max_to_keep=7, checkpoint_name='ckpt')`.
+
+Variables are restored BY CHECKPOINT KEY (the object-based key TF writes, e.g.
+`model/_box_head/kernel/.ATTRIBUTES/VARIABLE_VALUE`) rather than with `Checkpoint.restore`, so that
+we can (a) report exactly which variables matched and which were skipped and why, (b) skip shape
+mismatches instead of failing half-way, and (c) read the exponential-moving-average slot
+(`<var key prefix>/.OPTIMIZER_SLOT/optimizer/average/...`) in place of the raw weight without
+rebuilding the optimizer.
+"""
+import collections
+import os
+
+import tensorflow as tf
+
+_VALUE_SUFFIX = '.ATTRIBUTES/VARIABLE_VALUE'
+# Slot name used by official.modeling.optimization.ema_optimizer.ExponentialMovingAverage; the
+# optimizer is tracked under the name `optimizer` in the training checkpoint (contract E).
+EMA_SLOT_NAME = 'average'
+
+
+def _escape(name):
+  # Same escaping as tensorflow/python/checkpoint (object names may contain '/' and '.').
+  return name.replace('.', '..').replace('/', '.S')
+
+
+def variable_keys(root_objects):
+  """Maps checkpoint key prefixes to variables for a dict of trackables.
+
+  Walks the object graph breadth-first, as TF's object-based saver does, so the first (shortest)
+  path to each variable is its checkpoint key.
+
+  Args:
+    root_objects: dict name -> trackable, as passed to `tf.train.Checkpoint(**root_objects)`.
+
+  Returns:
+    OrderedDict mapping key prefix (e.g. `model/_box_head/kernel/`) -> tf.Variable. The full
+    checkpoint key of the value is `prefix + '.ATTRIBUTES/VARIABLE_VALUE'`.
+  """
+  result = collections.OrderedDict()
+  seen = set()
+  queue = collections.deque()
+  for name, obj in root_objects.items():
+    queue.append((_escape(name), obj))
+  while queue:
+    path, obj = queue.popleft()
+    if id(obj) in seen:
+      continue
+    seen.add(id(obj))
+    if isinstance(obj, tf.Variable):  # includes tf.distribute (Mirrored) variables
+      result[path + '/'] = obj
+      continue
+    try:
+      children = tf.train.TrackableView(obj).children(obj)
+    except Exception:  # pylint: disable=broad-except
+      continue
+    for child_name, child in children.items():
+      queue.append((path + '/' + _escape(child_name), child))
+  return result
+
+
+def resolve_checkpoint_path(checkpoint_path):
+  """Returns a checkpoint prefix: a directory resolves to its latest checkpoint.
+
+  Raises:
+    FileNotFoundError: no checkpoint at `checkpoint_path` (names the path).
+  """
+  if tf.io.gfile.isdir(checkpoint_path):
+    latest = tf.train.latest_checkpoint(checkpoint_path)
+    if latest is None:
+      raise FileNotFoundError(
+          'No checkpoint found in directory %s (expected a `checkpoint` file and ckpt-N.index).'
+          % checkpoint_path)
+    return latest
+  if not tf.io.gfile.exists(checkpoint_path + '.index'):
+    raise FileNotFoundError(
+        'Checkpoint %s not found (no %s.index). Pass a checkpoint prefix such as '
+        'model_dir/ckpt-7 or a directory holding checkpoints.' % (checkpoint_path, checkpoint_path))
+  return checkpoint_path
+
+
+RestoreReport = collections.namedtuple(
+    'RestoreReport',
+    ['checkpoint_path', 'restored', 'from_moving_average', 'missing', 'shape_mismatch',
+     'unused_checkpoint_keys', 'step'])
+
+
+def restore_by_keys(root_objects, checkpoint_path, use_moving_average=False):
+  """Assigns checkpoint values to the variables reachable from `root_objects`.
+
+  Args:
+    root_objects: dict name -> trackable (e.g. `{'model': detection_model}`) whose variables
+      already exist.
+    checkpoint_path: checkpoint prefix (not a directory).
+    use_moving_average: read the EMA slot of each variable when the checkpoint has one.
+
+  Returns:
+    RestoreReport: `restored` / `from_moving_average` / `missing` are lists of key prefixes;
+    `shape_mismatch` is a list of (key, checkpoint_shape, variable_shape); `step` is the
+    checkpoint's `step` value or None.
+  """
+  reader = tf.train.load_checkpoint(checkpoint_path)
+  ckpt_shapes = reader.get_variable_to_shape_map()
+  restored, from_ema, missing, mismatch = [], [], [], []
+  used = set()
+  for prefix, var in variable_keys(root_objects).items():
+    key = prefix + _VALUE_SUFFIX
+    ema_key = '%s.OPTIMIZER_SLOT/optimizer/%s/%s' % (prefix, EMA_SLOT_NAME, _VALUE_SUFFIX)
+    source = None
+    if use_moving_average and ema_key in ckpt_shapes:
+      source = ema_key
+    elif key in ckpt_shapes:
+      source = key
+    if source is None:
+      missing.append(prefix)
+      continue
+    var_shape = [int(d) for d in var.shape]
+    if list(ckpt_shapes[source]) != var_shape:
+      mismatch.append((prefix, list(ckpt_shapes[source]), var_shape))
+      continue
+    var.assign(reader.get_tensor(source))
+    used.add(source)
+    used.add(key)
+    restored.append(prefix)
+    if source == ema_key:
+      from_ema.append(prefix)
+  unused = [k for k in ckpt_shapes if k not in used and '.OPTIMIZER_SLOT' not in k
+            and not k.startswith('optimizer/') and k != '_CHECKPOINTABLE_OBJECT_GRAPH']
+  step = None
+  for step_key in ('step/' + _VALUE_SUFFIX,):
+    if step_key in ckpt_shapes:
+      step = int(reader.get_tensor(step_key))
+  return RestoreReport(checkpoint_path, restored, from_ema, missing, mismatch, unused, step)
+
+
+def _has_variables(model):
+  try:
+    return bool(model.variables)
+  except ValueError:  # tf_keras raises for an unbuilt nested Sequential/functional model
+    return False
+
+
+def build_model_variables(detection_model, image_shape=(320, 320)):
+  """Creates the variables of an inference-mode DetectionModel with one dummy forward pass.
+
+  Args:
+    detection_model: contract-E DetectionModel.
+    image_shape: (height, width) of the dummy float32 0..255 image; `preprocess` resizes it as
+      the config says, so the value only matters for identity resizers.
+  """
+  image = tf.zeros([1, image_shape[0], image_shape[1], 3], tf.float32)
+  preprocessed, true_shapes = detection_model.preprocess(image)
+  prediction_dict = detection_model.predict(preprocessed, true_shapes)
+  detection_model.postprocess(prediction_dict, true_shapes)
+
+
+def restore_for_inference(detection_model, checkpoint_path, use_moving_average,
+                          image_shape=(320, 320), allow_missing=False):
+  """Builds `detection_model`'s variables and loads trained weights for eval or export.
+
+  Behaviour (fixed; eval_util, model_lib_v2 and the exporter rely on it):
+  1. `checkpoint_path` may be a checkpoint prefix (`model_dir/ckpt-12`) or a directory (its
+     latest checkpoint is used).
+  2. The model's variables are created with one dummy forward pass (`preprocess`, `predict`,
+     `postprocess` on a zero image of `image_shape`) unless they already exist.
+  3. Every model variable is read from the checkpoint written by `train_loop` (key
+     `model/...`). With `use_moving_average=True` (the config's
+     `train_config.optimizer.<type>.use_moving_average`), the exponential-moving-average value
+     stored in the optimizer's `average` slot replaces the raw weight for every variable that has
+     one (trainable variables); the others (e.g. batch-norm statistics) use their raw value. With
+     `use_moving_average=True` but no average slot at all in the checkpoint, a ValueError is
+     raised (the config and the checkpoint disagree).
+  4. Model variables absent from the checkpoint, or with a different shape, raise ValueError
+     naming them (unless `allow_missing`), so a mismatched config never exports random weights.
+  The optimizer itself is never created, so this works in processes without a training setup.
+
+  Args:
+    detection_model: contract-E DetectionModel (normally built with is_training=False).
+    checkpoint_path: checkpoint prefix or directory.
+    use_moving_average: bool, swap in EMA weights.
+    image_shape: (height, width) for the dummy build pass.
+    allow_missing: only warn (print) about missing / mismatched variables.
+
+  Returns:
+    RestoreReport namedtuple (see `restore_by_keys`); `.step` is the training step of the
+    checkpoint (int) or None.
+
+  Raises:
+    FileNotFoundError: no checkpoint at `checkpoint_path`.
+    ValueError: missing / mismatched variables, or EMA requested but absent.
+  """
+  checkpoint_path = resolve_checkpoint_path(checkpoint_path)
+  if not _has_variables(detection_model):
+    build_model_variables(detection_model, image_shape)
+  report = restore_by_keys({'model': detection_model}, checkpoint_path, use_moving_average)
+  if use_moving_average and report.restored and not report.from_moving_average:
+    raise ValueError(
+        'use_moving_average is on but checkpoint %s holds no moving averages (no '
+        '`.OPTIMIZER_SLOT/optimizer/average` entries). Set use_moving_average: false in the '
+        'optimizer config, or use a checkpoint trained with it.' % checkpoint_path)
+  problems = ['%s (not in checkpoint)' % k for k in report.missing]
+  problems += ['%s (checkpoint shape %s, model shape %s)' % m for m in report.shape_mismatch]
+  if problems:
+    message = ('Checkpoint %s does not fit the model: %d of %d variables not restored: %s' % (
+        checkpoint_path, len(problems), len(problems) + len(report.restored),
+        '; '.join(problems[:20]) + (' ...' if len(problems) > 20 else '')))
+    if not allow_missing:
+      raise ValueError(message + '. Check that the pipeline config is the one used for training.')
+    print('WARNING: ' + message)
+  return report
+
+
+def checkpoint_step(checkpoint_path):
+  """Returns the global step stored in a training checkpoint (int), or parses `ckpt-N`."""
+  reader = tf.train.load_checkpoint(checkpoint_path)
+  key = 'step/' + _VALUE_SUFFIX
+  if reader.has_tensor(key):
+    return int(reader.get_tensor(key))
+  return int(os.path.basename(checkpoint_path).rsplit('-', 1)[-1])

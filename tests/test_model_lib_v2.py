@@ -1,0 +1,425 @@
+"""Training loop, checkpoints, EMA restore, freeze, fine-tune, recipe and continuous eval.
+
+Loop mechanics use the tiny contract-E stand-in of tests/fake_detection_model.py (seconds per
+test); the real Mask R-CNN runs in tests/test_model_main.py.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from google.protobuf import text_format
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fake_detection_model as fake  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from object_detection import model_lib_v2  # pylint: disable=g-import-not-at-top,wrong-import-position
+from object_detection.training import checkpointing  # pylint: disable=wrong-import-position
+from object_detection.training import early_stopping  # pylint: disable=wrong-import-position
+from object_detection.training import fine_tune  # pylint: disable=wrong-import-position
+from object_detection.training import lr_plateau  # pylint: disable=wrong-import-position
+from object_detection.training import progress  # pylint: disable=wrong-import-position
+from object_detection.training import train_step  # pylint: disable=wrong-import-position
+from object_detection.utils import checkpoint_utils  # pylint: disable=wrong-import-position
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(TESTS_DIR)
+
+BASE_CONFIG = """
+model { faster_rcnn { num_classes: 2 feature_extractor { type: 'fake' } } }
+train_config {
+  batch_size: 2 num_steps: 4 log_every_n_steps: 1
+  optimizer { momentum_optimizer { learning_rate { constant_learning_rate {
+    learning_rate: 0.01 } } momentum_optimizer_value: 0.9 } use_moving_average: false }
+}
+train_input_reader { }
+eval_config { }
+eval_input_reader { }
+"""
+
+
+def make_configs(override=''):
+  """configs dict (contract B keys) built directly from the pipeline proto."""
+  from object_detection.protos import pipeline_pb2  # pylint: disable=g-import-not-at-top
+  pipeline = text_format.Parse(BASE_CONFIG, pipeline_pb2.TrainEvalPipelineConfig())
+  if override:
+    pipeline.MergeFrom(text_format.Parse(override, pipeline_pb2.TrainEvalPipelineConfig()))
+  return {'model': pipeline.model, 'train_config': pipeline.train_config,
+          'train_input_config': pipeline.train_input_reader, 'eval_config': pipeline.eval_config,
+          'eval_input_configs': list(pipeline.eval_input_reader),
+          'eval_input_config': pipeline.eval_input_reader[0]}
+
+
+def run_fake_training(model_dir, num_steps=4, override='', **kwargs):
+  configs = make_configs(override)
+  configs['train_config'].num_steps = num_steps
+  return model_lib_v2.train_loop(
+      None, model_dir, configs=configs, model_fn=fake.fake_model_fn,
+      train_input_fn=fake.fake_train_input, eval_input_fn=fake.fake_eval_input,
+      num_train_images_to_summarize=1, **kwargs)
+
+
+def _python(code, **popen_kwargs):
+  pythonpath = os.pathsep.join(
+      p for p in (REPO_ROOT, TESTS_DIR, os.environ.get('PYTHONPATH')) if p)
+  env = dict(os.environ, PYTHONPATH=pythonpath, TF_CPP_MIN_LOG_LEVEL='2')
+  return subprocess.Popen([sys.executable, '-c', code], cwd=REPO_ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          **popen_kwargs)
+
+
+def _model_variables(model):
+  return {v.name: v.numpy() for v in model.variables}
+
+
+# ---------------------------------------------------------------- training loop basics
+
+
+def test_train_loop_trains_checkpoints_and_summaries(tmp_path):
+  model_dir = str(tmp_path / 'model')
+  result = run_fake_training(model_dir, num_steps=4, checkpoint_every_n=2)
+  assert result['step'] == 4
+  assert tf.train.latest_checkpoint(model_dir).endswith('ckpt-4')
+  assert os.path.exists(os.path.join(model_dir, 'ckpt-2.index'))
+  assert checkpoint_utils.checkpoint_step(result['checkpoint']) == 4
+  assert os.path.exists(os.path.join(model_dir, 'pipeline.config'))
+  tags = set()
+  for path in tf.io.gfile.glob(os.path.join(model_dir, 'train', 'events*')):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      tags.update(v.tag for v in event.summary.value)
+  for tag in ('Loss/RPNLoss/localization_loss', 'Loss/BoxClassifierLoss/mask_loss',
+              'Loss/regularization_loss', 'Loss/total_loss', 'learning_rate', 'steps_per_sec',
+              'train_input_images'):
+    assert tag in tags, (tag, tags)
+
+
+def test_record_summaries_false_writes_no_train_events(tmp_path):
+  model_dir = str(tmp_path / 'model')
+  run_fake_training(model_dir, num_steps=1, record_summaries=False)
+  assert not tf.io.gfile.glob(os.path.join(model_dir, 'train', 'events*'))
+
+
+def test_resume_after_kill_continues_from_last_checkpoint(tmp_path):
+  model_dir = str(tmp_path / 'model')
+  code = ('import test_model_lib_v2 as t; t.run_fake_training(%r, num_steps=100000, '
+          'checkpoint_every_n=3)' % model_dir)
+  proc = _python(code)
+  deadline = time.time() + 120
+  while time.time() < deadline and not os.path.exists(os.path.join(model_dir, 'ckpt-6.index')):
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  last = tf.train.latest_checkpoint(model_dir)
+  assert last is not None, proc.stdout.read()
+  killed_at = checkpoint_utils.checkpoint_step(last)
+  assert killed_at >= 6 and killed_at % 3 == 0
+  out = _python('import test_model_lib_v2 as t; r = t.run_fake_training(%r, num_steps=%d, '
+                'checkpoint_every_n=3); print("FINAL", r["step"])' % (model_dir, killed_at + 2))
+  text = out.communicate(timeout=120)[0]
+  assert out.returncode == 0, text
+  assert 'Resuming from %s (step %d)' % (last, killed_at) in text
+  assert 'FINAL %d' % (killed_at + 2) in text
+  assert 'step %d/%d' % (killed_at + 1, killed_at + 2) in text  # first step after resume
+
+
+def test_two_logical_cpu_devices_train_two_steps(tmp_path):
+  model_dir = str(tmp_path / 'model')
+  code = """
+import tensorflow as tf
+cpu = tf.config.list_physical_devices('CPU')[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from object_detection.training import strategy as strategy_lib
+import test_model_lib_v2 as t
+strategy = strategy_lib.get_strategy()
+print('REPLICAS', strategy.num_replicas_in_sync)
+r = t.run_fake_training(%r, num_steps=2, strategy=strategy)
+print('FINAL', r['step'])
+""" % model_dir
+  proc = _python(code)
+  text = proc.communicate(timeout=180)[0]
+  assert proc.returncode == 0, text
+  assert 'REPLICAS 2' in text and 'FINAL 2' in text, text
+
+
+def test_nan_loss_stops_naming_step_and_term_and_keeps_last_good_checkpoint(tmp_path):
+  model_dir = str(tmp_path / 'model')
+  override = ('train_config { optimizer { momentum_optimizer { learning_rate { '
+              'constant_learning_rate { learning_rate: 1e30 } } } } }')
+  with pytest.raises(progress.NonFiniteLossError) as info:
+    run_fake_training(model_dir, num_steps=50, override=override, checkpoint_every_n=1)
+  err = info.value
+  assert err.step > 1 and err.term.startswith(('Loss/', 'gradient_norm'))
+  assert 'at step %d' % err.step in str(err) and err.term in str(err)
+  last = tf.train.latest_checkpoint(model_dir)
+  assert checkpoint_utils.checkpoint_step(last) == err.step - 1
+  reader = tf.train.load_checkpoint(last)
+  for key in reader.get_variable_to_shape_map():
+    if key.startswith('model/'):
+      assert np.all(np.isfinite(reader.get_tensor(key))), key
+
+
+def test_check_finite_names_component_before_total():
+  with pytest.raises(progress.NonFiniteLossError, match='mask_loss is nan at step 7'):
+    progress.check_finite({'Loss/total_loss': float('nan'),
+                           'Loss/BoxClassifierLoss/mask_loss': float('nan'),
+                           'Loss/RPNLoss/objectness_loss': 1.0}, 7)
+
+
+# ---------------------------------------------------------------- EMA, freeze, fine-tune
+
+
+def test_restore_for_inference_swaps_in_moving_averages(tmp_path):
+  model_dir = str(tmp_path / 'model')
+  run_fake_training(model_dir, num_steps=3, override=(
+      'train_config { optimizer { use_moving_average: true moving_average_decay: 0.9 } }'))
+  path = tf.train.latest_checkpoint(model_dir)
+  reader = tf.train.load_checkpoint(path)
+  raw_key = 'model/box_head/kernel/.ATTRIBUTES/VARIABLE_VALUE'
+  ema_key = 'model/box_head/kernel/.OPTIMIZER_SLOT/optimizer/average/.ATTRIBUTES/VARIABLE_VALUE'
+  assert not np.allclose(reader.get_tensor(raw_key), reader.get_tensor(ema_key))
+
+  def restored_kernel(use_ema):
+    model = fake.FakeDetectionModel(is_training=False)
+    report = checkpoint_utils.restore_for_inference(model, model_dir, use_ema, (16, 16))
+    assert report.step == 3 and not report.missing
+    return model.box_head.kernel.numpy(), report
+
+  kernel, report = restored_kernel(True)
+  np.testing.assert_allclose(kernel, reader.get_tensor(ema_key))
+  assert 'model/box_head/kernel/' in report.from_moving_average
+  kernel, _ = restored_kernel(False)
+  np.testing.assert_allclose(kernel, reader.get_tensor(raw_key))
+
+
+def test_restore_for_inference_errors(tmp_path):
+  with pytest.raises(FileNotFoundError, match='/nonexistent_x not found'):
+    checkpoint_utils.restore_for_inference(fake.FakeDetectionModel(), '/nonexistent_x', False)
+  with pytest.raises(FileNotFoundError, match='No checkpoint found in directory'):
+    checkpoint_utils.restore_for_inference(fake.FakeDetectionModel(), str(tmp_path), False)
+
+
+def test_restore_for_inference_rejects_ema_without_averages(tmp_path):
+  model_dir = str(tmp_path / 'model')
+  run_fake_training(model_dir, num_steps=1)
+  with pytest.raises(ValueError, match='holds no moving averages'):
+    checkpoint_utils.restore_for_inference(fake.FakeDetectionModel(is_training=False),
+                                           model_dir, True, (16, 16))
+
+
+def test_filter_trainable_variables_semantics():
+  names = ['FeatureExtractor/conv1/kernel:0', 'FeatureExtractor/conv1/bias:0',
+           'BoxPredictor/box/kernel:0', 'MaskPredictor/mask/kernel:0']
+  variables = [tf.Variable(0.0, name=n[:-2]) for n in names]
+  kept = train_step.filter_trainable_variables(variables, [], ['FeatureExtractor'])
+  assert [v.name for v in kept] == names[2:]
+  kept = train_step.filter_trainable_variables(variables, ['Predictor'], ['Mask'])
+  assert [v.name for v in kept] == ['BoxPredictor/box/kernel:0']
+  kept = train_step.filter_trainable_variables(variables, [], [])
+  assert len(kept) == 4
+
+
+def test_freeze_variables_keeps_frozen_weights_unchanged(tmp_path):
+  model_dir = str(tmp_path / 'model')
+  run_fake_training(model_dir, num_steps=2, checkpoint_every_n=1,
+                    override='train_config { freeze_variables: "conv1" }')
+  first = tf.train.load_checkpoint(os.path.join(model_dir, 'ckpt-1'))
+  last = tf.train.load_checkpoint(os.path.join(model_dir, 'ckpt-2'))
+  conv = 'model/backbone/layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE'
+  head = 'model/box_head/kernel/.ATTRIBUTES/VARIABLE_VALUE'
+  np.testing.assert_array_equal(first.get_tensor(conv), last.get_tensor(conv))
+  assert not np.allclose(first.get_tensor(head), last.get_tensor(head))
+
+
+def _built_fake_model():
+  model = fake.FakeDetectionModel()
+  features, labels = next(iter(fake.fake_train_input(make_configs()['train_config'], None, None)))
+  train_step.compute_losses(model, features, labels)
+  return model
+
+
+def test_fine_tune_classification_reports_and_loads(tmp_path, capsys):
+  source = _built_fake_model()
+  path = tf.train.Checkpoint(feature_extractor=source.backbone).save(str(tmp_path / 'cls'))
+  target = _built_fake_model()
+  report = fine_tune.load_fine_tune_checkpoint(target, path, 'classification',
+                                               make_configs()['model'])
+  assert len(report.restored) == 2 and not report.missing
+  np.testing.assert_array_equal(target.backbone.variables[0].numpy(),
+                                source.backbone.variables[0].numpy())
+  out = capsys.readouterr().out
+  assert 'restored 2 of 2 variables' in out and "extractor fake" in out
+
+
+def test_fine_tune_full_reports_shape_mismatch_and_missing(tmp_path, capsys):
+  source = _built_fake_model()
+  path = tf.train.Checkpoint(model=tf.train.Checkpoint(
+      backbone=source.backbone)).save(str(tmp_path / 'partial'))
+  target = _built_fake_model()
+  report = fine_tune.load_fine_tune_checkpoint(target, path, 'full', make_configs()['model'])
+  assert len(report.restored) == 2 and len(report.missing) == 6
+  assert 'skipped model/box_head/kernel/: not in the checkpoint' in capsys.readouterr().out
+
+
+def test_fine_tune_checkpoint_matching_nothing_is_an_error(tmp_path):
+  path = tf.train.Checkpoint(something=tf.Variable([1.0, 2.0])).save(str(tmp_path / 'other'))
+  with pytest.raises(fine_tune.FineTuneError) as info:
+    fine_tune.load_fine_tune_checkpoint(_built_fake_model(), path, 'classification',
+                                        make_configs()['model'])
+  assert path in str(info.value) and "'fake'" in str(info.value)
+  with pytest.raises(fine_tune.FineTuneError, match='does not exist|not found'):
+    fine_tune.load_fine_tune_checkpoint(_built_fake_model(), str(tmp_path / 'nope'), 'full',
+                                        make_configs()['model'])
+
+
+# ---------------------------------------------------------------- seed recipe (unit level)
+
+
+def _plateau_config(**fields):
+  from object_detection.protos import optimizer_pb2  # pylint: disable=g-import-not-at-top
+  config = optimizer_pb2.ReduceLROnPlateauLearningRate(metric='m', **fields)
+  return config
+
+
+def test_reduce_lr_on_plateau_sequence_and_resume():
+  lr_var = tf.Variable(0.0)
+  config = _plateau_config(initial_learning_rate=0.1, patience=2, factor=0.5,
+                           min_learning_rate=0.03)
+  plateau = lr_plateau.ReduceLROnPlateau(config, lr_var)
+  lrs = [plateau.update({'m': v}) for v in [0.1, 0.2, 0.2, 0.19, 0.3, 0.3, 0.3]]
+  assert lrs == pytest.approx([0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.03])
+  assert float(lr_var.numpy()) == pytest.approx(0.03)
+  assert plateau.update({'m': 0.1}) == pytest.approx(0.03)  # min_learning_rate floor
+  resumed = lr_plateau.ReduceLROnPlateau(config, tf.Variable(0.0))
+  resumed.load_state_dict(json.loads(json.dumps(plateau.state_dict())))
+  assert resumed.learning_rate == pytest.approx(0.03)
+  assert float(resumed.lr_variable.numpy()) == pytest.approx(0.03)
+  assert resumed.monitor.best == pytest.approx(0.3)
+  with pytest.raises(KeyError, match="'m'"):
+    plateau.update({'other': 1.0})
+
+
+def test_reduce_lr_on_plateau_lower_is_better_with_min_delta():
+  config = _plateau_config(initial_learning_rate=1.0, patience=1, factor=0.1,
+                           metric_higher_is_better=False, min_delta=0.05)
+  plateau = lr_plateau.ReduceLROnPlateau(config, None)
+  assert [plateau.update({'m': v}) for v in [1.0, 0.9, 0.88, 0.5]] == pytest.approx(
+      [1.0, 1.0, 0.1, 0.1])
+
+
+def test_early_stopping_sequence():
+  from object_detection.protos import train_pb2  # pylint: disable=g-import-not-at-top
+  stopper = early_stopping.EarlyStopping(train_pb2.EarlyStopping(metric='m', patience=2))
+  decisions = [stopper.update({'m': v}, step) for step, v in
+               enumerate([0.1, 0.3, 0.2, 0.4, 0.4, 0.35])]
+  assert decisions == [False, False, False, False, False, True]
+  assert 'best 0.40000 at step 3' in stopper.message()
+
+
+def test_best_checkpoint_keeper_copies_best_only(tmp_path):
+  model_dir = str(tmp_path)
+  var = tf.Variable(1.0)
+  ckpt = tf.train.Checkpoint(v=var)
+  keeper = early_stopping.BestCheckpointKeeper(model_dir, 'm', higher_is_better=True)
+  for step, value in [(1, 0.2), (2, 0.5), (3, 0.4)]:
+    var.assign(float(step))
+    path = ckpt.write(os.path.join(model_dir, 'ckpt-%d' % step))
+    keeper.update({'m': value}, path, step)
+  best_dir = os.path.join(model_dir, 'best')
+  assert tf.train.latest_checkpoint(best_dir).endswith('ckpt-2')
+  assert not tf.io.gfile.glob(os.path.join(best_dir, 'ckpt-1*'))
+  with open(os.path.join(best_dir, 'best_metric.json')) as f:
+    assert json.load(f) == {'metric': 'm', 'value': 0.5, 'step': 2, 'checkpoint': 'ckpt-2'}
+  restored = tf.Variable(0.0)
+  tf.train.Checkpoint(v=restored).restore(tf.train.latest_checkpoint(best_dir))
+  assert float(restored.numpy()) == 2.0
+
+
+def test_recipe_state_survives_resume(tmp_path):
+  from object_detection.protos import train_pb2  # pylint: disable=g-import-not-at-top
+  configs = make_configs("""
+    train_config {
+      optimizer { momentum_optimizer { learning_rate { reduce_lr_on_plateau_learning_rate {
+        initial_learning_rate: 0.1 patience: 1 factor: 0.5 metric: 'm' } } } }
+      early_stopping { metric: 'm' patience: 3 }
+    }""")
+  model_dir = str(tmp_path)
+  var = tf.Variable(0.1)
+  recipe = model_lib_v2._Recipe(configs['train_config'], model_dir, var)
+  assert not recipe.update({'m': 0.5}, 'ckpt-1', 1)
+  assert not recipe.update({'m': 0.4}, 'ckpt-2', 2)
+  assert float(var.numpy()) == pytest.approx(0.05)
+  var2 = tf.Variable(0.1)
+  again = model_lib_v2._Recipe(configs['train_config'], model_dir, var2)
+  assert float(var2.numpy()) == pytest.approx(0.05)
+  assert again.early_stopping.monitor.num_bad_evals == 1
+  assert not again.update({'m': 0.4}, 'ckpt-3', 3)
+  assert again.update({'m': 0.4}, 'ckpt-4', 4)  # third evaluation without improvement
+  assert isinstance(train_pb2.EarlyStopping(), object)
+
+
+def test_in_training_eval_drives_recipe(tmp_path, monkeypatch):
+  """eval_every_n triggers evaluation on the saved checkpoint, and early stopping ends training."""
+  evaluated = []
+
+  def fake_evaluate(self, checkpoint_path, step):
+    evaluated.append((os.path.basename(checkpoint_path), step))
+    return {'m': 0.5}
+
+  monkeypatch.setattr(model_lib_v2._Evaluator, 'evaluate', fake_evaluate)
+  model_dir = str(tmp_path / 'model')
+  result = run_fake_training(
+      model_dir, num_steps=20, eval_every_n=2, checkpoint_every_n=100,
+      override="train_config { early_stopping { metric: 'm' patience: 2 } "
+               "best_checkpoint_metric: 'm' }")
+  assert evaluated == [('ckpt-2', 2), ('ckpt-4', 4), ('ckpt-6', 6)]
+  assert result['stopped_early'] and result['step'] == 6
+  assert tf.train.latest_checkpoint(os.path.join(model_dir, 'best')).endswith('ckpt-2')
+  state = checkpointing.load_state(model_dir)
+  assert state['last_eval_step'] == 6 and state['early_stopping']['num_bad_evals'] == 2
+
+
+# ---------------------------------------------------------------- continuous evaluation
+
+
+def _write_checkpoints(directory, steps):
+  step = tf.Variable(0, dtype=tf.int64)
+  ckpt = tf.train.Checkpoint(step=step)
+  manager = tf.train.CheckpointManager(ckpt, directory, max_to_keep=7, checkpoint_name='ckpt')
+  for s in steps:
+    step.assign(s)
+    manager.save(checkpoint_number=s)
+
+
+def _patch_evaluator(monkeypatch):
+  evaluated = []
+
+  def fake_evaluate(self, checkpoint_path, step):
+    evaluated.append(step)
+    return {'DetectionMasks_Precision/mAP': 0.1}
+
+  monkeypatch.setattr(model_lib_v2._Evaluator, 'evaluate', fake_evaluate)
+  return evaluated
+
+
+def test_eval_continuously_stops_after_final_checkpoint(tmp_path, monkeypatch):
+  evaluated = _patch_evaluator(monkeypatch)
+  _write_checkpoints(str(tmp_path), [2, 4])
+  start = time.time()
+  results = model_lib_v2.eval_continuously(None, str(tmp_path), str(tmp_path),
+                                           configs=make_configs(), timeout=30)
+  assert evaluated == [4] and list(results) == [4]
+  assert time.time() - start < 25  # did not wait for the timeout
+
+
+def test_eval_continuously_gives_up_after_timeout(tmp_path, monkeypatch, capsys):
+  evaluated = _patch_evaluator(monkeypatch)
+  _write_checkpoints(str(tmp_path), [2])
+  model_lib_v2.eval_continuously(None, str(tmp_path), str(tmp_path), configs=make_configs(),
+                                 timeout=2)
+  assert evaluated == [2]
+  assert 'No new checkpoint' in capsys.readouterr().out

@@ -1,0 +1,116 @@
+"""model_main.py flags / exit codes, and the real sample run (run_sample.py) end to end."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE_CONFIG = os.path.join(REPO_ROOT, 'samples', 'configs', 'mask_rcnn_sample_cpu.config')
+CONFIGS_DIR = os.path.join(REPO_ROOT, 'samples', 'configs')
+
+TF_OD_API_FLAGS = ('pipeline_config_path', 'model_dir', 'num_train_steps',
+                   'sample_1_of_n_eval_examples', 'sample_1_of_n_eval_on_train_examples',
+                   'eval_on_train_data', 'checkpoint_dir', 'eval_timeout', 'use_tpu', 'tpu_name',
+                   'num_workers', 'checkpoint_every_n', 'record_summaries')
+
+
+def _run(args, timeout=600):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  return subprocess.run([sys.executable] + args, cwd=REPO_ROOT, env=env, capture_output=True,
+                        text=True, timeout=timeout)
+
+
+def test_model_main_defines_the_tf_od_api_flags():
+  import model_main  # pylint: disable=g-import-not-at-top
+  for name in TF_OD_API_FLAGS + ('eval_every_n', 'config_override'):
+    assert name in model_main.FLAGS, name
+  assert model_main.FLAGS['checkpoint_every_n'].default == 1000
+  assert model_main.FLAGS['eval_timeout'].default == 3600
+
+
+def test_config_error_prints_clean_message_and_exits_2(tmp_path):
+  with open(SAMPLE_CONFIG) as f:
+    text = f.read().replace('num_classes: 90', 'num_classes: 0')
+  bad = tmp_path / 'bad.config'
+  bad.write_text(text)
+  result = _run(['model_main.py', '--pipeline_config_path=%s' % bad,
+                 '--model_dir=%s' % (tmp_path / 'model')], timeout=180)
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert 'Config error in %s' % bad in result.stderr
+  assert 'num_classes' in result.stderr
+  assert 'Traceback' not in result.stderr
+  assert not (tmp_path / 'model' / 'pipeline.config').exists()
+
+
+def test_unparsable_config_is_a_clean_error(tmp_path):
+  bad = tmp_path / 'broken.config'
+  bad.write_text('model { faster_rcnn { num_classes: 3 ')
+  result = _run(['model_main.py', '--pipeline_config_path=%s' % bad,
+                 '--model_dir=%s' % (tmp_path / 'model')], timeout=180)
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert 'Traceback' not in result.stderr and 'Config error' in result.stderr
+
+
+def test_nan_loss_exits_non_zero(monkeypatch, tmp_path, capsys):
+  import model_main  # pylint: disable=g-import-not-at-top
+  from object_detection import model_lib_v2  # pylint: disable=g-import-not-at-top
+
+  def failing_train_loop(**kwargs):
+    raise model_lib_v2.NonFiniteLossError(17, 'Loss/BoxClassifierLoss/mask_loss', float('nan'))
+
+  monkeypatch.setattr(model_lib_v2, 'load_configs', lambda *a, **k: {})
+  monkeypatch.setattr(model_lib_v2, 'train_loop', failing_train_loop)
+  model_main.FLAGS(['model_main', '--pipeline_config_path=x.config',
+                    '--model_dir=%s' % tmp_path])
+  try:
+    with pytest.raises(SystemExit) as info:
+      model_main.main([])
+  finally:
+    model_main.FLAGS.unparse_flags()
+  assert info.value.code == 1
+  err = capsys.readouterr().err
+  assert 'Loss/BoxClassifierLoss/mask_loss is nan at step 17' in err
+
+
+@pytest.mark.parametrize('name', sorted(n for n in os.listdir(CONFIGS_DIR)
+                                        if n.endswith('.config')))
+def test_sample_configs_parse_and_validate(name):
+  from object_detection.utils import config_util  # pylint: disable=g-import-not-at-top
+  from object_detection.utils import config_validation  # pylint: disable=g-import-not-at-top
+  configs = config_util.get_configs_from_pipeline_file(os.path.join(CONFIGS_DIR, name))
+  assert configs['model'].faster_rcnn.number_of_stages == 3
+  assert configs['model'].faster_rcnn.second_stage_box_predictor.HasField(
+      'mask_rcnn_box_predictor')
+  assert configs['model'].faster_rcnn.num_classes == 90
+  for path in list(configs['train_input_config'].tf_record_input_reader.input_path) + [
+      configs['train_input_config'].label_map_path]:
+    assert not os.path.isabs(path), path
+  try:
+    config_validation.validate_pipeline_configs(configs)
+  except config_validation.ConfigError as e:
+    # Input files of the COCO configs do not exist here; nothing else may be wrong.
+    assert 'input_path' in str(e) or 'label_map_path' in str(e) or 'not exist' in str(e), e
+
+
+@pytest.mark.slow
+def test_run_sample_end_to_end(tmp_path):
+  """The README's main job, shortened: convert, 2 training steps, eval, COCO metrics printed."""
+  model_dir = tmp_path / 'model'
+  result = _run(['samples/run_sample.py', '--num_train_steps=2', '--eval_every_n=2',
+                 '--checkpoint_every_n=2', '--sample_1_of_n_eval_examples=5',
+                 '--data_dir=%s' % (tmp_path / 'data'), '--model_dir=%s' % model_dir],
+                timeout=900)
+  assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+  out = result.stdout
+  assert 'DetectionMasks_Precision/mAP' in out and 'DetectionBoxes_Precision/mAP' in out
+  assert (tmp_path / 'data' / 'coco_train.record').exists()
+  assert (model_dir / 'ckpt-2.index').exists()
+  assert (model_dir / 'pipeline.config').exists()
+  with open(model_dir / 'eval' / 'metrics_2.json') as f:
+    metrics = json.load(f)['metrics']
+  assert 0.0 <= metrics['DetectionMasks_Precision/mAP'] <= 1.0
+  assert any(n.startswith('events') for n in os.listdir(model_dir / 'train'))
+  with open(model_dir / 'run_sample_summary.json') as f:
+    assert json.load(f)['step'] == 2
