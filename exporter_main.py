@@ -1,0 +1,57 @@
+r"""Exports a trained model as a SavedModel (flags of the TF OD API's `exporter_main_v2.py`).
+
+Usage:
+  python exporter_main.py \
+      --input_type=image_tensor \
+      --pipeline_config_path=path/to/pipeline.config \
+      --trained_checkpoint_dir=path/to/model_dir \
+      --output_directory=path/to/exported_model
+
+Writes `output_directory/checkpoint/`, `output_directory/saved_model/` (signature
+`serving_default`) and `output_directory/pipeline.config`; see docs/export.md for the inputs and
+outputs. The output directory is written atomically (temporary folder renamed at the end).
+"""
+from absl import app
+from absl import flags
+
+from object_detection import exporter_lib_v2
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum('input_type', 'image_tensor', list(exporter_lib_v2.INPUT_TYPES),
+                  'Input of the serving signature: image_tensor (uint8 [1, H, W, 3]), '
+                  'float_image_tensor (float32 [1, H, W, 3], 0..255), '
+                  'encoded_image_string_tensor (string [1], JPEG/PNG bytes) or tf_example '
+                  '(string [1], serialized tf.train.Example with image/encoded).')
+flags.DEFINE_string('pipeline_config_path', None, 'Path to the pipeline config used for training.')
+flags.DEFINE_string('trained_checkpoint_dir', None,
+                    'Training model_dir (its latest checkpoint is exported) or a checkpoint '
+                    'prefix such as model_dir/ckpt-12.')
+flags.DEFINE_string('output_directory', None, 'Path to write the exported model to.')
+flags.DEFINE_string('config_override', '',
+                    'pipeline_pb2.TrainEvalPipelineConfig text proto merged over the pipeline '
+                    'config (e.g. "model{faster_rcnn{second_stage_post_processing{'
+                    'batch_non_max_suppression{score_threshold: 0.5}}}}").')
+flags.DEFINE_boolean('output_masks_reframed', True,
+                     'Add detection_masks_reframed: uint8 0/1 masks [1, max_det, H, W] at the '
+                     'input image size (Mask R-CNN only).')
+flags.DEFINE_enum('use_moving_average', 'auto', ['auto', 'true', 'false'],
+                  'Export the exponential-moving-average weights. auto: when the config trained '
+                  'with train_config.optimizer.use_moving_average.')
+
+
+def main(argv):
+  del argv
+  pipeline_config = exporter_lib_v2.load_pipeline_config(FLAGS.pipeline_config_path,
+                                                         FLAGS.config_override)
+  use_moving_average = {'auto': None, 'true': True, 'false': False}[FLAGS.use_moving_average]
+  output_directory = exporter_lib_v2.export_inference_graph(
+      FLAGS.input_type, pipeline_config, FLAGS.trained_checkpoint_dir, FLAGS.output_directory,
+      output_masks_reframed=FLAGS.output_masks_reframed, use_moving_average=use_moving_average)
+  print('Exported %s SavedModel to %s/saved_model (signature serving_default)' % (
+      FLAGS.input_type, output_directory))
+
+
+if __name__ == '__main__':
+  flags.mark_flags_as_required(
+      ['pipeline_config_path', 'trained_checkpoint_dir', 'output_directory'])
+  app.run(main)

@@ -1,0 +1,362 @@
+r"""Runs an exported SavedModel on a folder of images: overlays + COCO results JSON.
+
+Usage:
+  python -m object_detection.predict \
+      --saved_model_dir=exported/saved_model \
+      --image_dir=samples/data/coco128_seg/images \
+      --output_dir=predictions \
+      --label_map_path=mscoco_label_map.pbtxt
+
+Writes into `output_dir`:
+  <image stem>.png (or .jpg)  the image with boxes, 'label: score%' strings and translucent masks
+                              of the detections with score >= --min_score_thresh.
+  detections.json             COCO mask results (a list of {image_id, category_id, score,
+                              segmentation (RLE)}), loadable with pycocotools' `COCO.loadRes`;
+                              category_id = detection_classes (label-map ids). Detections with
+                              score >= --results_min_score_thresh (default 0: keep all, as COCO
+                              evaluation expects). For a box-only model: the box results.
+  detections_bbox.json        COCO box results ({image_id, category_id, score, bbox [x, y, w, h]
+                              in absolute pixels}), for box metrics. (One file cannot serve both:
+                              loadRes takes a result's area from its bbox when there is one,
+                              which changes the small/medium/large mask metrics.)
+  image_ids.json              {file name: image_id} for every processed image.
+
+image_id: read from the COCO annotation file when --coco_annotations_path is given (matched by
+`file_name`); otherwise the integer file stem (COCO's `000000000009.jpg` -> 9); files whose stem
+is not an integer (or repeats an id already taken) get max(integer ids) + 1, + 2, ... in sorted
+file-name order. image_ids.json records the mapping.
+
+Works with any input type of `exporter_main.py` (`image_tensor`, `float_image_tensor`,
+`encoded_image_string_tensor`, `tf_example`). Images that cannot be read or decoded are reported,
+skipped and counted; the others are still processed.
+"""
+
+import json
+import logging
+import os
+import re
+import sys
+
+from absl import app
+from absl import flags
+import numpy as np
+import PIL.Image
+import tensorflow as tf
+import tqdm
+
+from object_detection.core import standard_fields as fields
+from object_detection.metrics import coco_tools
+from object_detection.utils import visualization_utils
+
+_DETECTION_FIELDS = fields.DetectionResultFields
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp')
+RESULTS_FILENAME = 'detections.json'
+BOX_RESULTS_FILENAME = 'detections_bbox.json'
+IMAGE_IDS_FILENAME = 'image_ids.json'
+MASK_THRESHOLD = 0.5
+
+
+def list_images(image_dir):
+  """Sorted file names (not paths) in `image_dir` with an image extension.
+
+  Raises:
+    FileNotFoundError: if `image_dir` is not a directory.
+  """
+  if not os.path.isdir(image_dir):
+    raise FileNotFoundError('--image_dir=%s is not a directory.' % image_dir)
+  return sorted(name for name in os.listdir(image_dir)
+                if name.lower().endswith(IMAGE_EXTENSIONS)
+                and os.path.isfile(os.path.join(image_dir, name)))
+
+
+def assign_image_ids(file_names, coco_annotations_path=None):
+  """Maps each file name to a COCO image_id (see the module docstring for the rule).
+
+  Args:
+    file_names: list of image file names.
+    coco_annotations_path: optional COCO JSON whose `images[].file_name` / `id` give the ids.
+
+  Returns:
+    dict file name -> int image_id.
+
+  Raises:
+    ValueError: if an annotation file is given and a file name is not in it.
+  """
+  if coco_annotations_path:
+    with open(coco_annotations_path) as f:
+      images = json.load(f)['images']
+    by_name = {os.path.basename(image['file_name']): int(image['id']) for image in images}
+    missing = [name for name in file_names if name not in by_name]
+    if missing:
+      raise ValueError('%d image(s) of --image_dir are not in --coco_annotations_path=%s (e.g. %s):'
+                       ' point --image_dir at that dataset\'s images.' %
+                       (len(missing), coco_annotations_path, missing[0]))
+    return {name: by_name[name] for name in file_names}
+  image_ids = {}
+  unassigned = []
+  for name in sorted(file_names):
+    stem = os.path.splitext(name)[0]
+    if stem.isdigit() and int(stem) not in image_ids.values():
+      image_ids[name] = int(stem)
+    else:
+      unassigned.append(name)
+  next_id = max(image_ids.values(), default=0) + 1
+  for offset, name in enumerate(unassigned):
+    image_ids[name] = next_id + offset
+  return image_ids
+
+
+def load_category_index(label_map_path=None):
+  """dict label id -> {'id', 'name'} from a label map (empty when no path is given)."""
+  if not label_map_path:
+    return {}
+  from object_detection.utils import label_map_util  # pylint: disable=g-import-not-at-top
+  return label_map_util.create_category_index_from_labelmap(label_map_path)
+
+
+class SavedModelRunner(object):
+  """Calls an exported `serving_default` signature on one decoded image at a time."""
+
+  def __init__(self, saved_model_dir):
+    if not tf.io.gfile.exists(os.path.join(saved_model_dir, 'saved_model.pb')):
+      raise FileNotFoundError(
+          '--saved_model_dir=%s holds no saved_model.pb: pass the `saved_model` folder written by '
+          'exporter_main.py.' % saved_model_dir)
+    self._loaded = tf.saved_model.load(saved_model_dir)
+    self._fn = self._loaded.signatures['serving_default']
+    spec = list(self._fn.structured_input_signature[1].values())[0]
+    self._input_name = list(self._fn.structured_input_signature[1].keys())[0]
+    if spec.dtype == tf.string:
+      input_type = getattr(self._loaded, 'input_type', None)
+      self.input_type = (input_type.numpy().decode() if input_type is not None
+                         else 'encoded_image_string_tensor')
+    elif spec.dtype == tf.uint8:
+      self.input_type = 'image_tensor'
+    else:
+      self.input_type = 'float_image_tensor'
+
+  def __call__(self, image, encoded):
+    """Runs the model.
+
+    Args:
+      image: uint8 numpy [H, W, 3], the decoded image.
+      encoded: bytes, the image file contents.
+
+    Returns:
+      dict of numpy outputs with the batch dimension removed.
+    """
+    if self.input_type == 'image_tensor':
+      value = tf.constant(image[np.newaxis], tf.uint8)
+    elif self.input_type == 'float_image_tensor':
+      value = tf.constant(image[np.newaxis], tf.float32)
+    elif self.input_type == 'tf_example':
+      example = tf.train.Example(features=tf.train.Features(feature={
+          fields.TfExampleFields.image_encoded: tf.train.Feature(
+              bytes_list=tf.train.BytesList(value=[encoded]))}))
+      value = tf.constant([example.SerializeToString()])
+    else:
+      value = tf.constant([encoded])
+    outputs = self._fn(**{self._input_name: value})
+    return {key: value.numpy()[0] for key, value in outputs.items()}
+
+
+def decode_image(encoded):
+  """Decodes image bytes to uint8 [H, W, 3] with TensorFlow's decoders (as training does).
+
+  Raises:
+    ValueError: if the bytes are not a decodable image.
+  """
+  try:
+    image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
+  except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
+    # Keep TF's reason, without its "{{function_node ...}}" / "[Op:DecodeImage]" decorations.
+    message = re.sub(r'\{\{[^}]*\}\}|\[Op:[^\]]*\]', '', e.message or str(e)).strip()
+    raise ValueError(message or 'not a decodable image') from e
+  return image.numpy()
+
+
+def image_masks(detections, image_height, image_width):
+  """uint8 [N, H, W] 0/1 image-sized masks of the detections (None for a box-only model).
+
+  Uses `detection_masks_reframed` when the export has it; otherwise reframes
+  `detection_masks` with `ops.reframe_box_masks_to_image_masks` (threshold > 0.5).
+  """
+  if _DETECTION_FIELDS.detection_masks_reframed in detections:
+    return detections[_DETECTION_FIELDS.detection_masks_reframed].astype(np.uint8)
+  if _DETECTION_FIELDS.detection_masks not in detections:
+    return None
+  from object_detection.utils import ops  # pylint: disable=g-import-not-at-top
+  return ops.reframe_and_threshold_masks(
+      detections[_DETECTION_FIELDS.detection_masks], detections[_DETECTION_FIELDS.detection_boxes],
+      image_height, image_width, threshold=MASK_THRESHOLD).numpy()
+
+
+def detections_to_coco(image_id, detections, masks, image_height, image_width, min_score_thresh):
+  """COCO result dicts of one image.
+
+  Args:
+    image_id: int COCO image id.
+    detections: dict of numpy outputs of one image (batch dimension removed).
+    masks: uint8 [N, H, W] image-sized masks, or None.
+    image_height, image_width: int, size of the image in pixels.
+    min_score_thresh: float, detections with a lower score are left out.
+
+  Returns:
+    (mask results: list of {image_id, category_id, segmentation (RLE), score}, or None when
+    `masks` is None; box results: list of {image_id, category_id, bbox [x, y, w, h] absolute,
+    score}).
+  """
+  num = int(detections[_DETECTION_FIELDS.num_detections])
+  scores = detections[_DETECTION_FIELDS.detection_scores][:num]
+  keep = np.nonzero(scores >= min_score_thresh)[0]
+  classes = detections[_DETECTION_FIELDS.detection_classes][:num][keep].astype(np.int64)
+  boxes = detections[_DETECTION_FIELDS.detection_boxes][:num][keep] * np.array(
+      [image_height, image_width, image_height, image_width], np.float64)
+  category_ids = set(int(c) for c in classes)
+  box_results = coco_tools.ExportSingleImageDetectionBoxesToCoco(
+      image_id, category_ids, boxes, scores[keep], classes)
+  mask_results = None
+  if masks is not None:
+    # No 'bbox' key: pycocotools' loadRes would then set each result's area to the box area
+    # instead of the mask area, changing the small/medium/large segm metrics (the evaluator of
+    # model_main.py exports masks the same way).
+    mask_results = coco_tools.ExportSingleImageDetectionMasksToCoco(
+        image_id, category_ids, masks[:num][keep], scores[keep], classes)
+  return mask_results, box_results
+
+
+def draw_overlay(image, detections, masks, category_index, min_score_thresh, max_boxes_to_draw):
+  """Returns a copy of `image` with boxes, labels, scores and translucent masks drawn."""
+  num = int(detections[_DETECTION_FIELDS.num_detections])
+  classes = detections[_DETECTION_FIELDS.detection_classes][:num].astype(np.int64)
+  # Ids missing from the label map (or no --label_map_path) are labelled with their id.
+  category_index = dict(category_index)
+  for class_id in set(classes.tolist()) - set(category_index):
+    category_index[class_id] = {'id': class_id, 'name': 'id %d' % class_id}
+  overlay = image.copy()
+  visualization_utils.visualize_boxes_and_labels_on_image_array(
+      overlay,
+      detections[_DETECTION_FIELDS.detection_boxes][:num],
+      classes,
+      detections[_DETECTION_FIELDS.detection_scores][:num],
+      category_index,
+      instance_masks=None if masks is None else masks[:num],
+      use_normalized_coordinates=True,
+      max_boxes_to_draw=max_boxes_to_draw,
+      # visualize_boxes_and_labels_on_image_array draws scores strictly above the threshold.
+      min_score_thresh=np.nextafter(np.float32(min_score_thresh), np.float32(-np.inf)),
+      line_thickness=2)
+  return overlay
+
+
+def run_predictions(saved_model_dir, image_dir, output_dir, label_map_path=None,
+                    min_score_thresh=0.5, results_min_score_thresh=0.0,
+                    coco_annotations_path=None, overlay_format='png', max_boxes_to_draw=100,
+                    write_overlays=True):
+  """Runs the SavedModel on every image of `image_dir` (see the module docstring).
+
+  Args:
+    saved_model_dir: the `saved_model` folder of an export.
+    image_dir: folder of images (not recursive).
+    output_dir: created if missing.
+    label_map_path: optional label map for class names on the overlays.
+    min_score_thresh: minimum score of a drawn detection.
+    results_min_score_thresh: minimum score of a detection in detections.json.
+    coco_annotations_path: optional COCO JSON giving image ids by file name.
+    overlay_format: 'png' or 'jpg'.
+    max_boxes_to_draw: at most this many detections per overlay.
+    write_overlays: whether to write overlay images.
+
+  Returns:
+    dict with 'num_images', 'num_processed', 'skipped' (list of (file name, reason)),
+    'num_detections' (in detections.json), 'results_path', 'box_results_path', 'has_masks'.
+
+  Raises:
+    FileNotFoundError: missing image_dir or saved_model.pb.
+    ValueError: bad overlay_format, or file names missing from the annotation file.
+  """
+  if overlay_format not in ('png', 'jpg'):
+    raise ValueError('overlay_format must be "png" or "jpg", got %r.' % (overlay_format,))
+  file_names = list_images(image_dir)
+  image_ids = assign_image_ids(file_names, coco_annotations_path)
+  category_index = load_category_index(label_map_path)
+  runner = SavedModelRunner(saved_model_dir)
+  os.makedirs(output_dir, exist_ok=True)
+  results = []  # Mask results (box results for a box-only model).
+  box_results_all = []
+  has_masks = False
+  skipped = []
+  processed_ids = {}
+  for name in tqdm.tqdm(file_names, desc='predict', unit='image'):
+    path = os.path.join(image_dir, name)
+    try:
+      with open(path, 'rb') as f:
+        encoded = f.read()
+      image = decode_image(encoded)
+    except (OSError, ValueError) as e:
+      reason = str(e) or type(e).__name__
+      tqdm.tqdm.write('Skipping unreadable image %s: %s' % (path, reason), file=sys.stderr)
+      skipped.append((name, reason))
+      continue
+    height, width = image.shape[:2]
+    detections = runner(image, encoded)
+    masks = image_masks(detections, height, width)
+    mask_results, box_results = detections_to_coco(image_ids[name], detections, masks, height,
+                                                   width, results_min_score_thresh)
+    has_masks = has_masks or mask_results is not None
+    results.extend(mask_results if mask_results is not None else box_results)
+    box_results_all.extend(box_results)
+    processed_ids[name] = image_ids[name]
+    if write_overlays:
+      overlay = draw_overlay(image, detections, masks, category_index, min_score_thresh,
+                             max_boxes_to_draw)
+      out_path = os.path.join(output_dir, '%s.%s' % (os.path.splitext(name)[0], overlay_format))
+      PIL.Image.fromarray(overlay).save(out_path)
+  results_path = os.path.join(output_dir, RESULTS_FILENAME)
+  with open(results_path, 'w') as f:
+    json.dump(results, f)
+  with open(os.path.join(output_dir, BOX_RESULTS_FILENAME), 'w') as f:
+    json.dump(box_results_all, f)
+  with open(os.path.join(output_dir, IMAGE_IDS_FILENAME), 'w') as f:
+    json.dump(processed_ids, f, indent=1, sort_keys=True)
+  return {'num_images': len(file_names), 'num_processed': len(processed_ids),
+          'skipped': skipped, 'num_detections': len(results), 'results_path': results_path,
+          'box_results_path': os.path.join(output_dir, BOX_RESULTS_FILENAME),
+          'has_masks': has_masks}
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('saved_model_dir', None, 'The saved_model folder written by exporter_main.py.')
+flags.DEFINE_string('image_dir', None, 'Folder of images (.jpg, .jpeg, .png, .bmp, .gif, .webp).')
+flags.DEFINE_string('output_dir', None, 'Where overlays, detections.json and image_ids.json go.')
+flags.DEFINE_string('label_map_path', None, 'Label map (pbtxt) for class names on the overlays.')
+flags.DEFINE_float('min_score_thresh', 0.5, 'Minimum score of a detection drawn on the overlays.')
+flags.DEFINE_float('results_min_score_thresh', 0.0,
+                   'Minimum score of a detection written to detections.json (keep 0 for COCO '
+                   'evaluation: thresholding lowers AP).')
+flags.DEFINE_string('coco_annotations_path', None,
+                    'Optional COCO annotation JSON: image ids are taken from its images[].file_name.')
+flags.DEFINE_enum('overlay_format', 'png', ['png', 'jpg'], 'File format of the overlays.')
+flags.DEFINE_integer('max_boxes_to_draw', 100, 'At most this many detections per overlay.')
+flags.DEFINE_boolean('write_overlays', True, 'Write overlay images (False: JSON only).')
+
+
+def main(argv):
+  del argv
+  summary = run_predictions(
+      FLAGS.saved_model_dir, FLAGS.image_dir, FLAGS.output_dir,
+      label_map_path=FLAGS.label_map_path, min_score_thresh=FLAGS.min_score_thresh,
+      results_min_score_thresh=FLAGS.results_min_score_thresh,
+      coco_annotations_path=FLAGS.coco_annotations_path, overlay_format=FLAGS.overlay_format,
+      max_boxes_to_draw=FLAGS.max_boxes_to_draw, write_overlays=FLAGS.write_overlays)
+  print('Processed %d of %d images, skipped %d unreadable; %d detections written to %s' % (
+      summary['num_processed'], summary['num_images'], len(summary['skipped']),
+      summary['num_detections'], summary['results_path']))
+  for name, reason in summary['skipped']:
+    print('  skipped %s: %s' % (name, reason))
+
+
+if __name__ == '__main__':
+  flags.mark_flags_as_required(['saved_model_dir', 'image_dir', 'output_dir'])
+  logging.getLogger().setLevel(logging.INFO)
+  app.run(main)
