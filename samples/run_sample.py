@@ -51,8 +51,8 @@ def parse_args(argv=None):
   parser.add_argument('--model_dir', default=os.path.join('runs', 'sample', 'model'))
   parser.add_argument('--num_train_steps', type=int, default=None,
                       help='Override train_config.num_steps (e.g. 2 for a smoke test).')
-  parser.add_argument('--eval_every_n', type=int, default=100)
-  parser.add_argument('--checkpoint_every_n', type=int, default=100)
+  parser.add_argument('--eval_every_n', type=int, default=200)
+  parser.add_argument('--checkpoint_every_n', type=int, default=200)
   parser.add_argument('--sample_1_of_n_eval_examples', type=int, default=None,
                       help='Evaluate on one of every n val images (faster smoke tests).')
   parser.add_argument('--config_override', default=None,

@@ -99,6 +99,11 @@ def propose(box_encodings, objectness_logits, anchors, image_shapes, max_proposa
   """
   boxes = box_utils.clip(box_utils.decode(box_encodings, anchors[tf.newaxis]), image_shapes)
   scores = tf.sigmoid(objectness_logits)
+  # Boxes that clipping to the true image reduced to nothing (anchors in the padding of a padded
+  # batch) are dropped, as the TF OD API's clip_to_window(filter_nonoverlapping=True) does;
+  # otherwise, having zero area, they survive NMS and crowd out the real proposals.
+  has_area = (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
+  scores = tf.where(has_area, scores, -1.0)
   k = tf.minimum(tf.shape(scores)[1], PRE_NMS_TOP_K)
   scores, idx = tf.math.top_k(scores, k=k)
   boxes = tf.gather(boxes, idx, batch_dims=1)

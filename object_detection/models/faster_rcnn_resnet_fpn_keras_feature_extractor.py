@@ -13,6 +13,7 @@ from official.vision.modeling import backbones
 from official.vision.modeling import decoders
 
 from object_detection.models import faster_rcnn_resnet_keras_feature_extractor as resnet_fe
+from object_detection.models.faster_rcnn_efficientnet_fpn_keras_feature_extractor import box_classifier_fc
 
 
 class _FPNModel(tf_keras.Model):
@@ -26,15 +27,6 @@ class _FPNModel(tf_keras.Model):
 
   def call(self, inputs, training=None):
     return self.fpn(self.resnet(inputs, training=training), training=training)
-
-
-def box_classifier_fc(depth=1024, regularizer=None, name='box_classifier_fc'):
-  return tf_keras.Sequential([
-      tf_keras.layers.Flatten(),
-      tf_keras.layers.Dense(depth, activation='relu', kernel_regularizer=regularizer),
-      tf_keras.layers.Dense(depth, activation='relu', kernel_regularizer=regularizer),
-      tf_keras.layers.Reshape((1, 1, depth)),
-  ], name=name)
 
 
 class ResNetFPNFeatureExtractor(object):

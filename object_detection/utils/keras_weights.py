@@ -6,18 +6,24 @@ Supported files:
     `inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5`): root attribute `layer_names`,
     one group per layer with attribute `weight_names` (also inside a `model_weights` group for full-model
     `.h5` saves).
-  * Keras 3 `.weights.h5` files: groups `layers/<layer name>/vars/<i>`.
+  * Keras 3 `.weights.h5` files (`keras.Model.save_weights('x.weights.h5')`, e.g. with TF >= 2.16's
+    `tf.keras`): groups `layers/<class name in snake case>[_<k>]/vars/<i>`, where `<k>` counts the layers of
+    that class in the model's layer order (`conv2d`, `conv2d_1`, ...); recent Keras 3 versions (e.g. 3.15)
+    also store the layer name as attribute `name` of the `vars` group.
 
-Matching: by layer name first (shapes must agree). If no layer matches by name (e.g. auto-generated names
-such as `conv2d_17` that depend on how many layers the process created before), layers with weights are
-matched in topological order, as Keras' own `load_weights(by_name=False)` does: then EVERY layer of the
-backbone must fit the file layer at the same position (extra trailing file layers, such as a classification
-top, are left unused), otherwise nothing is loaded and a ValueError names the file and the first differing
-layer. (A file of another network often shares its first few layer shapes, e.g. a 3x3x3x32 stem conv; a
-partial load in order would silently train from a few foreign layers.)
+Matching: by layer name first (shapes must agree; for Keras 3 files the stored layer name). If no layer
+matches by name (e.g. auto-generated names such as `conv2d_17` that depend on how many layers the process
+created before, or the MobileNetV3 names that Keras 3 changed), layers with weights are matched in order, as
+Keras' own `load_weights(by_name=False)` does: topological order for Keras 2 files, the per-class order of
+the group names for Keras 3 files (how Keras 3 itself loads). Then EVERY layer of the backbone must fit its
+file layer (extra file layers, such as a classification top, are left unused), otherwise nothing is loaded
+and a ValueError names the file and the first differing layer. (A file of another network often shares its
+first few layer shapes, e.g. a 3x3x3x32 stem conv; a partial load in order would silently train from a few
+foreign layers.)
 """
 
 import collections
+import re
 
 import h5py
 import numpy as np
@@ -31,22 +37,22 @@ unused: list of file layer names not loaded into any model layer.
 mode: 'by_name' or 'by_order'.
 """
 
+_H5Contents = collections.namedtuple('_H5Contents', ['keras3', 'layers', 'keras3_paths'])
+
 
 def _decode(s):
   return s.decode('utf8') if isinstance(s, bytes) else str(s)
 
 
-def read_h5_layers(path):
-  """Returns an OrderedDict {layer name: [numpy arrays in the layer's weight order]} (layers with weights).
-
-  Raises:
-    ValueError: unreadable file or unknown layout (message names the file).
-  """
+def _read_h5(path):
+  """-> _H5Contents(keras3: bool, layers: OrderedDict {layer name: [arrays]},
+  keras3_paths: {group path such as 'conv2d_8': layer name} (Keras 3 files only))."""
   try:
     f = h5py.File(path, 'r')
   except (OSError, IOError) as e:
     raise ValueError('Cannot read Keras weights file %s: %s' % (path, e)) from e
   out = collections.OrderedDict()
+  keras3_paths = {}
   with f:
     root = f['model_weights'] if 'model_weights' in f else f
     if 'layer_names' in root.attrs:
@@ -55,22 +61,54 @@ def read_h5_layers(path):
         weight_names = [_decode(w) for w in g.attrs.get('weight_names', [])]
         if weight_names:
           out[_decode(name)] = [np.asarray(g[w]) for w in weight_names]
-    elif 'layers' in root:
-      def visit(group, prefix):
-        for name in group:
-          sub = group[name]
-          if not isinstance(sub, h5py.Group):
-            continue
-          if 'vars' in sub and len(sub['vars']):
-            out[prefix + name] = [np.asarray(sub['vars'][k])
-                                  for k in sorted(sub['vars'], key=int)]
-          if 'layers' in sub:
-            visit(sub['layers'], prefix + name + '/')
-      visit(root['layers'], '')
-    else:
+      return _H5Contents(False, out, keras3_paths)
+    if 'layers' not in root:
       raise ValueError('%s is not a Keras weights file (no `layer_names` attribute and no `layers` group).'
                        % path)
-  return out
+
+    def visit(group, prefix):
+      for key in group:
+        sub = group[key]
+        if not isinstance(sub, h5py.Group):
+          continue
+        if 'vars' in sub and len(sub['vars']):
+          name = prefix + _decode(sub['vars'].attrs.get('name', key))
+          out[name] = [np.asarray(sub['vars'][k]) for k in sorted(sub['vars'], key=int)]
+          keras3_paths[prefix + key] = name
+        if 'layers' in sub:
+          visit(sub['layers'], prefix + key + '/')
+    visit(root['layers'], '')
+  return _H5Contents(True, out, keras3_paths)
+
+
+def read_h5_layers(path):
+  """Returns an OrderedDict {layer name: [numpy arrays in the layer's weight order]} (layers with weights).
+
+  Raises:
+    ValueError: unreadable file or unknown layout (message names the file).
+  """
+  return _read_h5(path).layers
+
+
+def _snake_case(class_name):
+  # keras.src.utils.naming.to_snake_case, which names the groups of Keras 3 weight files.
+  name = re.sub(r'\W+', '', class_name)
+  name = re.sub('(.)([A-Z][a-z]+)', r'\1_\2', name)
+  return re.sub('([a-z])([A-Z])', r'\1_\2', name).lower()
+
+
+def _keras3_order(layers, contents):
+  """Pairs each layer with the Keras 3 file layer of the same class and per-class index -> list of
+  (layer, file layer name or None)."""
+  counts = collections.Counter()
+  pairs = []
+  for layer in layers:
+    snake = _snake_case(type(layer).__name__)
+    index = counts[snake]
+    counts[snake] += 1
+    key = snake if index == 0 else '%s_%d' % (snake, index)
+    pairs.append((layer, contents.keras3_paths.get(key)))
+  return pairs
 
 
 def _weighted_layers(model):
@@ -107,7 +145,8 @@ def load_weights(model, path, extractor_name, exclude=(), by_order=False):
     ValueError: the file cannot be read, no layer of the file matches the model by name and the layer
       order does not fit either (nothing is loaded then; the message names the file and the extractor).
   """
-  file_layers = read_h5_layers(path)
+  contents = _read_h5(path)
+  file_layers = contents.layers
   all_layers = _weighted_layers(model)
   layers = [l for l in all_layers if l.name not in exclude]
   matched, used = [], set()
@@ -120,16 +159,21 @@ def load_weights(model, path, extractor_name, exclude=(), by_order=False):
   mode = 'by_name'
   if not matched:
     mode = 'by_order'
-    problem = _order_mismatch(all_layers, file_layers, exclude)
+    if contents.keras3:
+      pairs = _keras3_order(all_layers, contents)
+    else:
+      pairs = list(zip(all_layers, list(file_layers)[:len(all_layers)]))
+      pairs += [(layer, None) for layer in all_layers[len(pairs):]]
+    problem = _order_mismatch(pairs, file_layers, exclude)
     if problem:
       raise ValueError(
           'Keras weights file %s does not fit the %s backbone: no layer matches by name, and in '
           'layer order %s (file layers: %s...). Nothing was loaded. Use the Keras ImageNet weights of '
           'the same network (see docs/pretrained.md).'
           % (path, extractor_name, problem, ', '.join(list(file_layers)[:5])))
-    for layer, (file_name, values) in zip(all_layers, file_layers.items()):
+    for layer, file_name in pairs:
       if layer.name not in exclude:
-        layer.set_weights(values)
+        layer.set_weights(file_layers[file_name])
         matched.append((layer.name, file_name))
         used.add(file_name)
   if not matched:
@@ -143,14 +187,16 @@ def load_weights(model, path, extractor_name, exclude=(), by_order=False):
                     unused=[n for n in file_layers if n not in used], mode=mode)
 
 
-def _order_mismatch(layers, file_layers, exclude):
-  """None if every layer of `layers` (except `exclude`) fits the file layer at the same position
-  (extra trailing file layers, e.g. a classification top, are allowed); else a description."""
-  if len(file_layers) < len(layers):
-    return 'the file has only %d layers with weights for the %d of the backbone' % (
-        len(file_layers), len(layers))
-  for i, (layer, (file_name, values)) in enumerate(zip(layers, file_layers.items())):
-    if layer.name not in exclude and not _shapes_match(layer, values):
+def _order_mismatch(pairs, file_layers, exclude):
+  """None if every (layer, file layer name) pair outside `exclude` fits; else a description."""
+  for i, (layer, file_name) in enumerate(pairs):
+    if layer.name in exclude:
+      continue
+    if file_name is None:
+      return ('the file has no layer #%d (backbone %s; the file has %d layers with weights, the '
+              'backbone %d)' % (i, layer.name, len(file_layers), len(pairs)))
+    values = file_layers[file_name]
+    if not _shapes_match(layer, values):
       return 'layer #%d differs: backbone %s %s vs file %s %s' % (
           i, layer.name, [tuple(w.shape) for w in layer.weights], file_name,
           [tuple(v.shape) for v in values])
