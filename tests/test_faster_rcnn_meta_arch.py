@@ -35,7 +35,12 @@ def test_predict_loss_postprocess_shapes(stages):
     expected |= {'Loss/BoxClassifierLoss/localization_loss', 'Loss/BoxClassifierLoss/classification_loss'}
   if stages == 3:
     expected.add('Loss/BoxClassifierLoss/mask_loss')
-    assert pred['mask_predictions'].shape == (_B, 8, _K, 14, 14)
+    # Masks are predicted for the positive ROIs only: at most 8 * 0.25 (the balance fraction) = 2.
+    assert pred['mask_predictions'].shape == (_B, 2, _K, 14, 14)
+    assert pred['mask_rois'].shape == (_B, 2, 4)
+    classes = pred['sampled_gt_classes'].numpy()
+    for i in range(_B):  # every positive sampled ROI is among the mask ROIs
+      assert (pred['mask_gt_classes'].numpy()[i] > 0).sum() == min((classes[i] > 0).sum(), 2)
   assert set(losses) == expected
   for v in losses.values():
     assert v.shape == () and v.dtype == tf.float32 and np.isfinite(v.numpy())
