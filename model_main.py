@@ -49,7 +49,8 @@ flags.DEFINE_integer('eval_every_n', None, 'Evaluate on eval_input_reader every 
                      'early_stopping and best_checkpoint_metric.')
 flags.DEFINE_string('config_override', None, 'A text-format TrainEvalPipelineConfig merged into '
                     'the pipeline config, e.g. "train_config { batch_size: 1 }".')
-flags.DEFINE_bool('jit_compile', False, 'XLA-compile the train step (see docs/training.md).')
+flags.DEFINE_bool('jit_compile', False, 'XLA-compile the train step: not supported by this model '
+                  '(refused with the reason, see docs/training.md).')
 
 FLAGS = flags.FLAGS
 
@@ -61,6 +62,7 @@ def main(unused_argv):
   # pylint: disable=g-import-not-at-top
   from object_detection import model_lib_v2
   from object_detection.training import fine_tune
+  from object_detection.training import train_step
   from object_detection.utils import config_validation
   # pylint: enable=g-import-not-at-top
   try:
@@ -95,7 +97,7 @@ def main(unused_argv):
   except (config_validation.ConfigError, text_format.ParseError) as e:
     print('Config error in %s: %s' % (FLAGS.pipeline_config_path, e), file=sys.stderr)
     sys.exit(2)
-  except (FileNotFoundError, fine_tune.FineTuneError) as e:
+  except (FileNotFoundError, fine_tune.FineTuneError, train_step.JitCompileError) as e:
     print('Error: %s' % e, file=sys.stderr)
     sys.exit(2)
   except model_lib_v2.NonFiniteLossError as e:

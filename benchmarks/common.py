@@ -16,7 +16,7 @@ def convert_coco128(output_dir, mask_type="png", num_workers=1, splits=("train",
   """Runs dataset_tools/create_coco_tf_record.py on coco128_seg; returns (seconds, num_images)."""
   args = [sys.executable, os.path.join(REPO_ROOT, "dataset_tools", "create_coco_tf_record.py"),
           "--output_dir=" + output_dir, "--include_masks", "--mask_type=" + mask_type,
-          "--num_workers=%d" % num_workers]
+          "--num_workers=%d" % num_workers, "--noprogress"]
   num_images = 0
   for split in splits:
     args += ["--%s_image_dir=%s" % (split, os.path.join(COCO128_DIR, "images")),

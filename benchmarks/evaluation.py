@@ -59,6 +59,16 @@ def time_coco_eval(repeats=3):
 
 
 if __name__ == "__main__":
-  seconds, n, maps = time_coco_eval()
+  import argparse  # pylint: disable=g-import-not-at-top
+  parser = argparse.ArgumentParser(description=__doc__)
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--output_json", default="")
+  args = parser.parse_args()
+  seconds, n, maps = time_coco_eval(args.repeats)
+  if args.output_json:
+    with open(args.output_json, "w") as f:
+      json.dump({"benchmark": "evaluation", "result": {
+          "seconds": seconds, "num_detections": n, "repeats": args.repeats,
+          "bbox_map": maps["bbox"], "segm_map": maps["segm"]}}, f, indent=2)
   print("COCO box+mask eval of %d detections: %.2f s (bbox mAP %.4f, segm mAP %.4f)" % (
       n, seconds, maps["bbox"], maps["segm"]))

@@ -9,6 +9,7 @@ separate child process so the peak RSS of one does not hide the other.
 
 Usage:
   python benchmarks/input_pipeline.py [--num_batches=10] [--num_images=103]
+      [--image_size=1024] [--batch_size=8] [--mask_types png numerical]
       [--output_json=results.json]
 """
 import argparse
@@ -90,6 +91,8 @@ def main():
   parser.add_argument('--image_size', type=int, default=1024)
   parser.add_argument('--num_images', type=int, default=103,
                       help='first N train images of coco128_seg to convert')
+  parser.add_argument('--mask_types', nargs='+', choices=('png', 'numerical'),
+                      default=['png', 'numerical'])
   parser.add_argument('--output_json', default='')
   parser.add_argument('--child', nargs=2, metavar=('PATTERN', 'MASK_TYPE'),
                       help=argparse.SUPPRESS)
@@ -104,6 +107,8 @@ def main():
   results = []
   try:
     for mask_flag, mask_type in (('png', 'PNG_MASKS'), ('numerical', 'NUMERICAL_MASKS')):
+      if mask_flag not in args.mask_types:
+        continue
       start = time.perf_counter()
       pattern = convert(os.path.join(tmp, mask_flag), mask_flag, args.num_images)
       convert_seconds = time.perf_counter() - start

@@ -39,8 +39,17 @@ def build_task(image_size, batch_size, input_pattern, num_classes=91):
   return task, model, optimizer
 
 
-def time_train_step(input_pattern, image_size=512, batch_size=2, steps=5, warmup=2):
-  """Median seconds per training step (tf.function, after `warmup` steps) on real records."""
+def train_benchmark(input_pattern, image_size=512, batch_size=2, steps=5, warmup=2,
+                    with_flops=False, return_model=False):
+  """Times the Model Garden training step on real records; optionally counts its FLOPs.
+
+  Each iteration is `next(iterator)` + the tf.function step + reading the loss. Returns a dict:
+  step_seconds (median, step only, after `warmup` iterations), loop_seconds (median, including
+  the `next(iterator)` wait), first_step_seconds (trace + first step), num_trainable_params,
+  and with `with_flops` a `flops` dict (benchmarks/flops.py) of the traced step (loss +
+  gradients; the fused momentum update has no FLOP statistic) plus `optimizer_flops` (4 per
+  trainable parameter for momentum SGD). With `return_model`, returns (dict, model).
+  """
   task, model, optimizer = build_task(image_size, batch_size, input_pattern)
   dataset = task.build_inputs(task.task_config.train_data).repeat()
   iterator = iter(dataset)
@@ -49,19 +58,50 @@ def time_train_step(input_pattern, image_size=512, batch_size=2, steps=5, warmup
   def step(inputs):
     return task.train_step(inputs, model, optimizer)
 
-  times = []
+  step_times, loop_times, first = [], [], None
+  inputs = None
   for i in range(warmup + steps):
-    inputs = next(iterator)
     start = time.perf_counter()
+    inputs = next(iterator)
+    fetched = time.perf_counter()
     logs = step(inputs)
     float(logs[task.loss])
+    end = time.perf_counter()
+    if i == 0:
+      first = end - start
     if i >= warmup:
-      times.append(time.perf_counter() - start)
-  return float(np.median(times)), model
+      step_times.append(end - fetched)
+      loop_times.append(end - start)
+  result = {'step_seconds': float(np.median(step_times)),
+            'loop_seconds': float(np.median(loop_times)),
+            'step_seconds_all': step_times, 'loop_seconds_all': loop_times,
+            'first_step_seconds': first,
+            'train_step_traces': step.experimental_get_tracing_count(),
+            'num_trainable_params': int(sum(int(np.prod(v.shape)) for v in
+                                            model.trainable_variables))}
+  if with_flops:
+    import flops as flops_lib  # pylint: disable=g-import-not-at-top
+    # The traced train step itself (forward, loss, gradients and the fused momentum update,
+    # which has no registered FLOP statistic: optimizer_flops accounts for it).
+    result['flops'] = flops_lib.count_flops(step, (inputs,))
+    result['optimizer_flops'] = 4 * result['num_trainable_params']
+  return (result, model) if return_model else result
 
 
-def time_inference(image_size, steps=5, warmup=2):
-  """Median milliseconds per image of the Model Garden model's inference (batch 1, tf.function)."""
+def time_train_step(input_pattern, image_size=512, batch_size=2, steps=5, warmup=2):
+  """Median seconds per training step (tf.function, after `warmup` steps) on real records."""
+  result, model = train_benchmark(input_pattern, image_size, batch_size, steps, warmup,
+                                  return_model=True)
+  return result['step_seconds'], model
+
+
+def inference_benchmark(image_size, steps=5, warmup=2, image=None, with_flops=False):
+  """Model Garden Mask R-CNN inference, batch 1, tf.function (random init).
+
+  image: optional uint8/float [H, W, 3] (resized to image_size); default random uniform.
+  Returns dict: ms_per_image (median after `warmup`), first_call_seconds and, with
+  `with_flops`, `flops` (benchmarks/flops.py) of one call.
+  """
   task, model, _ = build_task(image_size, 1, "")
   from official.vision.ops import anchor  # pylint: disable=g-import-not-at-top
   cfg = task.task_config.model
@@ -72,16 +112,36 @@ def time_inference(image_size, steps=5, warmup=2):
   anchor_boxes = {k: tf.expand_dims(v, 0) for k, v in anchor_boxes.items()}
   image_shape = tf.constant([[image_size, image_size]], tf.float32)
 
-  @tf.function
-  def infer(images):
+  def forward(images):
     return model(images, image_shape=image_shape, anchor_boxes=anchor_boxes, training=False)
 
-  images = tf.random.uniform([1, image_size, image_size, 3])
-  times = []
+  infer = tf.function(forward)
+  if image is None:
+    images = tf.random.uniform([1, image_size, image_size, 3])
+  else:
+    # The Model Garden's own preprocessing (outside the timed call): ImageNet mean / std.
+    from official.vision.ops import preprocess_ops  # pylint: disable=g-import-not-at-top
+    resized = tf.image.resize(tf.convert_to_tensor(image), [image_size, image_size])
+    resized = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+    images = preprocess_ops.normalize_image(resized)[tf.newaxis]
+  times, first = [], None
   for i in range(warmup + steps):
     start = time.perf_counter()
     out = infer(images)
     out["detection_boxes"].numpy()
+    elapsed = time.perf_counter() - start
+    if i == 0:
+      first = elapsed
     if i >= warmup:
-      times.append(time.perf_counter() - start)
-  return 1000.0 * float(np.median(times))
+      times.append(elapsed)
+  result = {'ms_per_image': 1000.0 * float(np.median(times)), 'first_call_seconds': first,
+            'ms_all': [1000.0 * t for t in times]}
+  if with_flops:
+    import flops as flops_lib  # pylint: disable=g-import-not-at-top
+    result['flops'] = flops_lib.count_flops(infer, (images,))  # reuses the (slow) trace
+  return result
+
+
+def time_inference(image_size, steps=5, warmup=2):
+  """Median milliseconds per image of the Model Garden model's inference (batch 1, tf.function)."""
+  return inference_benchmark(image_size, steps, warmup)['ms_per_image']

@@ -96,10 +96,26 @@ def make_build_fn(strategy, detection_model, add_regularization_loss):
   return build
 
 
+JIT_UNSUPPORTED = (
+    '--jit_compile is not supported by this model: the train step makes its RPN proposals with '
+    'tf.image.combined_non_max_suppression, which has no XLA kernel on any device, and on CPU XLA '
+    'also made the mask head 1.6x slower (benchmarks/README.md). Run without --jit_compile.')
+
+
+class JitCompileError(ValueError):
+  """The train step was asked to be XLA-compiled; see JIT_UNSUPPORTED."""
+
+
 def make_train_step(strategy, detection_model, optimizer, trainable_variables, global_step,
                     add_regularization_loss=True, clip_gradients_value=None, jit_compile=False):
   """Returns a tf.function `step(features, labels)` (distributed values) -> dict of float32 scalar
-  losses (mean over replicas) plus `gradient_norm`; increments `global_step` by one."""
+  losses (mean over replicas) plus `gradient_norm`; increments `global_step` by one.
+
+  Raises:
+    JitCompileError: jit_compile=True (the step cannot be XLA-compiled, see JIT_UNSUPPORTED).
+  """
+  if jit_compile:
+    raise JitCompileError(JIT_UNSUPPORTED)
   num_replicas = strategy.num_replicas_in_sync
 
   def _replica(features, labels):
