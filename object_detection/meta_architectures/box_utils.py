@@ -70,23 +70,16 @@ def balanced_sample(positive, negative, batch_size, positive_fraction):
 
 
 def pad_groundtruth(tensors_list, pad_value=0):
-  """List of B tensors [N_i, ...] -> ([B, M, ...] padded with pad_value, valid bool [B, M]).
+  """List of B tensors [N_i, ...] -> ([B, M, ...] padded with pad_value, valid bool [B, M]); M = max N_i.
 
-  M is the largest N_i (static when every N_i is static).
+  M is dynamic; `pad_to_static_rows` gives the ROI sampler the static row count it needs.
   """
   counts = tf.stack([tf.shape(t)[0] for t in tensors_list])
-  static = [t.shape[0] for t in tensors_list]
-  if all(n is not None for n in static):
-    max_n = max(max(static), 1)
-  else:
-    max_n = tf.maximum(tf.reduce_max(counts), 1)
+  max_n = tf.maximum(tf.reduce_max(counts), 1)
   padded = []
   for t in tensors_list:
     pad = [[0, max_n - tf.shape(t)[0]]] + [[0, 0]] * (len(t.shape) - 1)
-    p = tf.pad(t, pad, constant_values=tf.cast(pad_value, t.dtype))
-    if isinstance(max_n, int):
-      p.set_shape([max_n] + t.shape.as_list()[1:])
-    padded.append(p)
+    padded.append(tf.pad(t, pad, constant_values=tf.cast(pad_value, t.dtype)))
   valid = tf.sequence_mask(counts, max_n)
   return tf.stack(padded), valid
 

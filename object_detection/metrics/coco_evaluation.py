@@ -119,6 +119,7 @@ class CocoDetectionEvaluator(DetectionEvaluator):
     self._skip_predictions_for_unlabeled_class = skip_predictions_for_unlabeled_class
     self._groundtruth_labeled_classes = {}
     self.num_skipped_duplicate_images = 0
+    self._num_outside_label_map = 0
 
   def clear(self):
     """Clears the state to prepare for a fresh evaluation."""
@@ -194,7 +195,7 @@ class CocoDetectionEvaluator(DetectionEvaluator):
     scores = np.asarray(detections_dict[_DET.detection_scores])
     classes = np.asarray(detections_dict[_DET.detection_classes])
     keep = self._filter_unlabeled(image_id, classes)
-    self._num_outside_label_map = getattr(self, '_num_outside_label_map', 0) + (
+    self._num_outside_label_map += (
         _count_outside_label_map(classes[keep], self._category_id_set))
     self._detection_boxes_list.extend(coco_tools.ExportSingleImageDetectionBoxesToCoco(
         image_id=image_id, category_id_set=self._category_id_set,
@@ -220,7 +221,7 @@ class CocoDetectionEvaluator(DetectionEvaluator):
       logging.warning('CocoDetectionEvaluator.evaluate called with no images.')
       return {}
     logging.info('Performing evaluation on %d images.', len(self._image_ids))
-    _report_outside_label_map('CocoDetectionEvaluator', getattr(self, '_num_outside_label_map', 0))
+    _report_outside_label_map('CocoDetectionEvaluator', self._num_outside_label_map)
     groundtruth = coco_tools.COCOWrapper(self._groundtruth_dict())
     detections = groundtruth.LoadAnnotations(self._detection_boxes_list)
     box_evaluator = coco_tools.COCOEvalWrapper(groundtruth, detections, agnostic_mode=False,
@@ -269,6 +270,7 @@ class CocoMaskEvaluator(DetectionEvaluator):
     self._include_metrics_per_category = include_metrics_per_category
     self._all_metrics_per_category = all_metrics_per_category
     self.num_skipped_duplicate_images = 0
+    self._num_outside_label_map = 0
 
   def clear(self):
     """Clears the state to prepare for a fresh evaluation."""
@@ -346,7 +348,7 @@ class CocoMaskEvaluator(DetectionEvaluator):
                        'incompatible for image {}: {} vs {} (detection masks must be '
                        'image-sized at the original resolution).'.format(
                            image_id, groundtruth_masks_shape, detection_masks.shape))
-    self._num_outside_label_map = getattr(self, '_num_outside_label_map', 0) + (
+    self._num_outside_label_map += (
         _count_outside_label_map(detections_dict[_DET.detection_classes], self._category_id_set))
     self._detection_masks_list.extend(coco_tools.ExportSingleImageDetectionMasksToCoco(
         image_id=image_id, category_id_set=self._category_id_set,
@@ -365,7 +367,7 @@ class CocoMaskEvaluator(DetectionEvaluator):
     if not self._image_id_to_mask_shape_map:
       logging.warning('CocoMaskEvaluator.evaluate called with no images.')
       return {}
-    _report_outside_label_map('CocoMaskEvaluator', getattr(self, '_num_outside_label_map', 0))
+    _report_outside_label_map('CocoMaskEvaluator', self._num_outside_label_map)
     groundtruth_dict = {
         'annotations': self._groundtruth_list,
         'images': [{'id': image_id, 'height': shape[1], 'width': shape[2]}
