@@ -49,6 +49,9 @@ flags.DEFINE_integer('eval_every_n', None, 'Evaluate on eval_input_reader every 
                      'early_stopping and best_checkpoint_metric.')
 flags.DEFINE_string('config_override', None, 'A text-format TrainEvalPipelineConfig merged into '
                     'the pipeline config, e.g. "train_config { batch_size: 1 }".')
+flags.DEFINE_integer('seed', None, 'Seed every random generator and enable TF op determinism, so '
+                     'that the same command repeats the same run on this machine (slightly '
+                     'slower). Unset: not repeatable, as in the TF OD API.', lower_bound=0)
 flags.DEFINE_bool('jit_compile', False, 'XLA-compile the train step: not supported by this model '
                   '(refused with the reason, see docs/training.md).')
 
@@ -61,11 +64,14 @@ def main(unused_argv):
   # Imported here so that --help is fast and config errors print before TF initializes devices.
   # pylint: disable=g-import-not-at-top
   from object_detection import model_lib_v2
+  from object_detection.training import determinism
   from object_detection.training import fine_tune
   from object_detection.training import train_step
   from object_detection.utils import config_validation
   # pylint: enable=g-import-not-at-top
   try:
+    if FLAGS.seed is not None:
+      determinism.make_deterministic(FLAGS.seed)
     # Validate before building anything heavy.
     model_lib_v2.load_configs(FLAGS.pipeline_config_path, FLAGS.config_override,
                               FLAGS.num_train_steps)

@@ -21,9 +21,12 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COCO128_DIR = os.path.join(REPO_ROOT, 'samples', 'data', 'coco128_seg')
 # The model overfits two training images, which are then evaluated, so that the compared metrics
 # are well above zero (a from-scratch model after a few steps scores 0.0 everywhere, and 0 == 0
-# proves nothing).
-NUM_TRAIN_IMAGES = 2
-NUM_VAL_IMAGES = 2
+# proves nothing). Their instances are large (a zebra; an airplane), which a tiny model learns in
+# a few steps, and the run is seeded (`--seed`): an unseeded run on the first two images (smaller
+# objects) once left every metric at 0.0 in CI.
+IMAGE_IDS = (34, 81)
+NUM_VAL_IMAGES = len(IMAGE_IDS)
+SEED = 0
 TRAIN_STEPS = 80
 IMAGE_SIZE = 96
 METRIC_NAMES = ('Precision/mAP', 'Precision/mAP@.50IOU', 'Precision/mAP@.75IOU',
@@ -53,12 +56,11 @@ def _stack_available():
   return _sample_config_path() is not None
 
 
-def _subset(annotations_path, num_images, output_path, image_dir):
-  """Writes a COCO JSON with the first `num_images` images that have instances."""
+def _subset(annotations_path, image_ids, output_path, image_dir):
+  """Writes a COCO JSON with the images `image_ids` and their annotations."""
   with open(annotations_path) as f:
     data = json.load(f)
-  with_instances = sorted(set(a['image_id'] for a in data['annotations']))[:num_images]
-  keep = set(with_instances)
+  keep = set(image_ids)
   subset = dict(data)
   subset['images'] = [im for im in data['images'] if im['id'] in keep]
   subset['annotations'] = [a for a in data['annotations'] if a['image_id'] in keep]
@@ -144,10 +146,10 @@ def test_predict_json_scores_like_model_main_eval(tmp_path):
   annotations_dir = os.path.join(COCO128_DIR, 'annotations')
   train_json = os.path.join(tmp, 'train.json')
   val_json = os.path.join(tmp, 'val.json')
-  _subset(os.path.join(annotations_dir, 'instances_train.json'), NUM_TRAIN_IMAGES, train_json,
+  _subset(os.path.join(annotations_dir, 'instances_train.json'), IMAGE_IDS, train_json,
           os.path.join(tmp, 'train_images'))
-  val_ids = _subset(os.path.join(annotations_dir, 'instances_train.json'), NUM_VAL_IMAGES,
-                    val_json, os.path.join(tmp, 'val_images'))
+  val_ids = _subset(os.path.join(annotations_dir, 'instances_train.json'), IMAGE_IDS, val_json,
+                    os.path.join(tmp, 'val_images'))
   records_dir = os.path.join(tmp, 'records')
   _run([os.path.join('dataset_tools', 'create_coco_tf_record.py'),
         '--train_image_dir=' + os.path.join(tmp, 'train_images'),
@@ -160,7 +162,7 @@ def test_predict_json_scores_like_model_main_eval(tmp_path):
   model_dir = os.path.join(tmp, 'model_dir')
 
   _run(['model_main.py', '--pipeline_config_path=' + config_path, '--model_dir=' + model_dir,
-        '--checkpoint_every_n=%d' % TRAIN_STEPS])
+        '--checkpoint_every_n=%d' % TRAIN_STEPS, '--seed=%d' % SEED])
   _run(['model_main.py', '--pipeline_config_path=' + config_path, '--model_dir=' + model_dir,
         '--checkpoint_dir=' + model_dir, '--eval_timeout=1'])
   with open(os.path.join(model_dir, 'eval', 'metrics_%d.json' % TRAIN_STEPS)) as f:

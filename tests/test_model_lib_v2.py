@@ -429,3 +429,31 @@ def test_jit_compile_is_refused_with_the_reason():
   from object_detection.training import train_step  # pylint: disable=g-import-not-at-top
   with pytest.raises(train_step.JitCompileError, match='combined_non_max_suppression'):
     train_step.make_train_step(tf.distribute.get_strategy(), None, None, [], None, jit_compile=True)
+
+
+def test_seed_repeats_a_run_and_another_seed_changes_it(tmp_path):
+  # A subprocess: op determinism is process-wide and cannot be switched off again.
+  code = """
+import numpy as np, tensorflow as tf
+import test_model_lib_v2 as t
+from object_detection.training import determinism
+def run(name, seed):
+  determinism.make_deterministic(seed)
+  reader = tf.train.load_checkpoint(t.run_fake_training(%r + name, num_steps=3)['checkpoint'])
+  return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+          if 'conv1' in k or 'head' in k}
+a, b, c = run('/a', 0), run('/b', 0), run('/c', 1)
+assert a and a.keys() == b.keys() == c.keys()
+print('SAME', all(np.array_equal(a[k], b[k]) for k in a))
+print('OTHER_SEED_DIFFERS', any(not np.array_equal(a[k], c[k]) for k in a))
+""" % str(tmp_path)
+  out = _python(code)
+  text = out.communicate(timeout=300)[0]
+  assert out.returncode == 0, text
+  assert 'SAME True' in text and 'OTHER_SEED_DIFFERS True' in text, text
+
+
+def test_negative_seed_is_refused():
+  from object_detection.training import determinism  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match='--seed must be >= 0'):
+    determinism.make_deterministic(-1)

@@ -24,7 +24,7 @@ def _run(args, timeout=600):
 
 def test_model_main_defines_the_tf_od_api_flags():
   import model_main  # pylint: disable=g-import-not-at-top
-  for name in TF_OD_API_FLAGS + ('eval_every_n', 'config_override'):
+  for name in TF_OD_API_FLAGS + ('eval_every_n', 'config_override', 'seed'):
     assert name in model_main.FLAGS, name
   assert model_main.FLAGS['checkpoint_every_n'].default == 1000
   assert model_main.FLAGS['eval_timeout'].default == 3600
