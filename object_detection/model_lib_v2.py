@@ -12,6 +12,7 @@ import time
 from absl import logging
 import tensorflow as tf
 
+from object_detection.data_decoders import bad_examples
 from object_detection.training import checkpointing
 from object_detection.training import early_stopping as early_stopping_lib
 from object_detection.training import fine_tune
@@ -122,6 +123,8 @@ class _Evaluator(object):
     for key in sorted(metrics):
       if key.startswith('Detection') or key.startswith('Loss/total'):
         print('  %s: %.4f' % (key, metrics[key]))
+    for line in bad_examples.summary_lines():
+      print('  ' + line)
     return metrics
 
 

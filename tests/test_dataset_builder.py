@@ -9,6 +9,7 @@ from google.protobuf import text_format
 
 from object_detection.builders import dataset_builder
 from object_detection.core import standard_fields as fields
+from object_detection.data_decoders import bad_examples
 from object_detection.dataset_tools import coco_tf_record
 from object_detection.protos import input_reader_pb2
 
@@ -148,3 +149,42 @@ def test_masks_requested_but_records_have_none(records):
   with pytest.raises(ValueError) as e:
     dataset_builder.build(config)
   assert records['nomask'][0] in str(e.value) and '--include_masks' in str(e.value)
+
+
+def _with_bad_record(records, name):
+  """A file of the real records with, after the first, a copy whose first box is outside [0, 1]."""
+  serialized = [r.numpy() for path in records['png'] for r in tf.data.TFRecordDataset(path)]
+  example = tf.train.Example.FromString(serialized[0])
+  feature = example.features.feature
+  feature['image/object/bbox/ymax'].float_list.value[0] = 1.5
+  feature['image/source_id'].bytes_list.value[0] = b'bad-7'
+  path = os.path.join(records['root'], name)
+  with tf.io.TFRecordWriter(path) as writer:
+    for record in serialized[:1] + [example.SerializeToString()] + serialized[1:]:
+      writer.write(record)
+  return path, len(serialized)
+
+
+def test_bad_record_stops_the_run_naming_it_by_default(records):
+  path, _ = _with_bad_record(records, 'with_bad_strict.record')
+  dataset = dataset_builder.build(_config([path], 'load_instance_masks: true '
+                                          'mask_type: PNG_MASKS'))
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r'source_id=bad-7.*image/object/bbox/\* holds boxes outside \[0, 1\]'):
+    _source_ids(dataset)
+
+
+def test_skip_bad_examples_drops_logs_and_counts_the_bad_record(records, caplog):
+  path, num_good = _with_bad_record(records, 'with_bad_skip.record')
+  config = _config([path], 'load_instance_masks: true mask_type: PNG_MASKS num_epochs: 2 '
+                   'skip_bad_examples: true')
+  ids = _source_ids(dataset_builder.build(config))
+  assert len(ids) == 2 * num_good and 'bad-7' not in ids
+  counter = bad_examples._ALL[-1]  # pylint: disable=protected-access
+  assert counter.num_records == 1 and counter.num_skips == 2  # read once per epoch
+  assert 'source_id=bad-7' in counter.errors[0] and 'outside [0, 1]' in counter.errors[0]
+  logged = [r.getMessage() for r in caplog.records if 'skip_bad_examples' in r.getMessage()]
+  assert len(logged) == 1 and 'skipped bad record 1 of %s' % path in logged[0]
+  assert 'source_id=bad-7' in logged[0]
+  assert any('1 bad record(s) skipped in %s (2 skip(s)' % path in line
+             for line in bad_examples.summary_lines())

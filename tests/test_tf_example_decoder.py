@@ -369,3 +369,76 @@ def test_validate_records_bad_files(tmp_path, label_map_path):
                            [make_example(texts=(b'person', b'unicorn'))])
   with pytest.raises(tf_example_decoder.RecordValidationError, match='unicorn'):
     tf_example_decoder.validate_records(unknown, label_map_proto_file=label_map_path)
+
+
+# ---------------------------------------------------------------- skip_bad_examples
+
+_PNG = dict(load_instance_masks=True, instance_mask_type='PNG_MASKS')
+_NUMERICAL = dict(load_instance_masks=True, instance_mask_type='NUMERICAL_MASKS')
+# (example kwargs, decoder kwargs, text the error must contain): every bad-record case above.
+_BAD_RECORDS = {
+    'mask_size': (dict(mask_arrays=_masks(2, H + 1, W)), _PNG,
+                  'image/object/mask has a mask of size 7x8 but the image is 6x8'),
+    'numerical_mask_size': (dict(masks='numerical', mask_arrays=_masks(2, H, W + 1)), _NUMERICAL,
+                            'image/object/mask holds 108 floats but the record has 2 boxes'),
+    'png_mask_count': (dict(mask_arrays=_masks(1)), _PNG,
+                       'image/object/mask has 1 masks but the record has 2 boxes'),
+    'numerical_mask_count': (dict(masks='numerical', mask_arrays=_masks(1)), _NUMERICAL,
+                             'image/object/mask holds 48 floats but the record has 2 boxes'),
+    'no_masks': (dict(masks=None), _PNG, '--include_masks'),
+    'box_outside': (dict(boxes=[(0.1, 0.2, 1.2, 0.6), (0, 0, 1, 1)]), {},
+                    'image/object/bbox/* holds boxes outside [0, 1]'),
+    'box_min_max': (dict(boxes=[(0.5, 0.2, 0.1, 0.6), (0, 0, 1, 1)]), {},
+                    'ymin > ymax or xmin > xmax'),
+    'bbox_lengths': (dict(extra={'image/object/bbox/xmax': dataset_util.float_list_feature(
+        [0.6])}), {}, 'image/object/bbox/{ymin,xmin,ymax,xmax} have different lengths'),
+    'label_count': (dict(labels=(1,), texts=()), {},
+                    'image/object/class/label has 1 values but the record has 2 boxes'),
+    'height_width': (dict(extra={'image/height': dataset_util.int64_feature(7)}), {},
+                     'image/height x image/width (7x8) differ from the decoded image/encoded'),
+}
+
+
+@pytest.mark.parametrize('case', sorted(_BAD_RECORDS))
+def test_skip_bad_examples_reports_instead_of_raising(case):
+  example_kwargs, decoder_kwargs, expected = _BAD_RECORDS[case]
+  serialized = make_example(source_id=b'77', **example_kwargs)
+  # Raising mode: the same record is an error with the same message.
+  assert expected in _decode_error(serialized, **decoder_kwargs)
+  decoder = tf_example_decoder.TfExampleDecoder(skip_bad_examples=True, **decoder_kwargs)
+  out = decoder.decode(tf.constant(serialized))
+  assert not out[tf_example_decoder.RECORD_IS_VALID_KEY].numpy()
+  error = out[tf_example_decoder.RECORD_ERROR_KEY].numpy().decode()
+  assert error.startswith('record image/source_id=77 (image/filename=img.png): '), error
+  assert expected in error
+
+
+def test_skip_bad_examples_class_text_not_in_label_map(label_map_path):
+  decoder = tf_example_decoder.TfExampleDecoder(skip_bad_examples=True,
+                                                label_map_proto_file=label_map_path)
+  out = decoder.decode(tf.constant(make_example(texts=(b'person', b'unicorn'))))
+  assert not out[tf_example_decoder.RECORD_IS_VALID_KEY].numpy()
+  assert 'not in the label map' in out[tf_example_decoder.RECORD_ERROR_KEY].numpy().decode()
+
+
+@pytest.mark.parametrize('decoder_kwargs', [_PNG, _NUMERICAL])
+def test_skip_bad_examples_leaves_good_records_unchanged(decoder_kwargs):
+  serialized = make_example(masks='png' if decoder_kwargs is _PNG else 'numerical')
+  strict = _np(tf_example_decoder.TfExampleDecoder(**decoder_kwargs).decode(
+      tf.constant(serialized)))
+  skipping = _np(tf_example_decoder.TfExampleDecoder(skip_bad_examples=True, **decoder_kwargs)
+                 .decode(tf.constant(serialized)))
+  assert skipping.pop(tf_example_decoder.RECORD_IS_VALID_KEY)
+  assert skipping.pop(tf_example_decoder.RECORD_ERROR_KEY).endswith(b': ')
+  assert strict.keys() == skipping.keys()
+  for key in strict:
+    np.testing.assert_array_equal(strict[key], skipping[key], err_msg=key)
+
+
+def test_validate_records_leaves_record_checks_to_the_decoder_when_skipping(tmp_path,
+                                                                            label_map_path):
+  path = _write_records(tmp_path / 'unicorn.record', [make_example(texts=(b'person', b'unicorn'))])
+  with pytest.raises(tf_example_decoder.RecordValidationError, match='unicorn'):
+    tf_example_decoder.validate_records(path, label_map_proto_file=label_map_path)
+  tf_example_decoder.validate_records(path, label_map_proto_file=label_map_path,
+                                      skip_bad_examples=True)

@@ -7,7 +7,8 @@ shuffle_buffer_size, num_epochs (0 = repeat forever), sample_1_of_n_examples, nu
 batch_size * num_parallel_batches, as the TF OD API, when set; else tf.data.AUTOTUNE),
 num_parallel_map_calls (when no batch size; AUTOTUNE when unset), num_prefetch_batches
 (<= 0: tf.data.AUTOTUNE), drop_remainder, load_instance_masks,
-mask_type, label_map_path, use_display_name.
+mask_type, label_map_path, use_display_name, skip_bad_examples (extension: records failing the
+decoder's checks are dropped, logged and counted, `bad_examples`).
 
 Bad input fails early with a message naming the file and the config field:
   * a pattern matching no file -> ValueError naming the pattern and
@@ -25,6 +26,7 @@ import functools
 import tensorflow as tf
 
 from object_detection.builders import decoder_builder
+from object_detection.data_decoders import bad_examples
 from object_detection.data_decoders import tf_example_decoder
 
 _READ_BUFFER_BYTES = 8 * 1000 * 1000  # TF OD API default TFRecordDataset buffer.
@@ -125,7 +127,8 @@ def _check_files(files, input_reader_config):
                                 tf_example_decoder.NUMERICAL_MASKS),
         label_map_proto_file=_get(input_reader_config, 'label_map_path', '') or None,
         use_display_name=_get(input_reader_config, 'use_display_name', False),
-        max_records_per_file=3)
+        max_records_per_file=3,
+        skip_bad_examples=_get(input_reader_config, 'skip_bad_examples', False))
   except tf_example_decoder.RecordValidationError as e:
     raise InputConfigError(str(e)) from None
 
@@ -234,6 +237,10 @@ def build(input_reader_config, batch_size=None, transform_input_data_fn=None,
                   deterministic=not _get(input_reader_config, 'shuffle', True))
 
   dataset = map_fn(dataset, decoder.decode)
+  if decoder.skip_bad_examples:
+    dataset = bad_examples.filter_bad_examples(
+        dataset, bad_examples.new_counter(', '.join(
+            input_reader_config.tf_record_input_reader.input_path)))
   if reduce_to_frame_fn:
     dataset = reduce_to_frame_fn(dataset, map_fn, batch_size, input_reader_config)
   if transform_input_data_fn is not None:

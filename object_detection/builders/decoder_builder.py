@@ -7,7 +7,7 @@ def build(input_reader_config):
   """Returns a `TfExampleDecoder` for `input_reader_config`.
 
   Honoured fields: load_instance_masks, mask_type (PNG_MASKS | NUMERICAL_MASKS), label_map_path,
-  use_display_name. Unsupported TF OD API options (keypoints, additional channels, multiclass
+  use_display_name, skip_bad_examples (extension). Unsupported TF OD API options (keypoints, additional channels, multiclass
   scores, context features, dense pose, track ids) are passed on so the decoder raises a clear
   ValueError naming them when they are set.
 
@@ -28,4 +28,5 @@ def build(input_reader_config):
       load_multiclass_scores=get('load_multiclass_scores', False),
       load_context_features=get('load_context_features', False),
       load_dense_pose=get('load_dense_pose', False),
-      load_track_id=get('load_track_id', False))
+      load_track_id=get('load_track_id', False),
+      skip_bad_examples=get('skip_bad_examples', False))

@@ -7,7 +7,9 @@ API's own: same feature keys and dtypes) and returns a dict keyed by
 Record checks: `TfExampleDecoder.decode` asserts, per record, that the masks match the boxes in
 count and the image in size, that boxes lie in [0, 1], and that class texts are in the label map.
 A failure raises `tf.errors.InvalidArgumentError` whose message names the record
-(`image/source_id`, `image/filename`) and the feature. File-level checks (the files exist, are
+(`image/source_id`, `image/filename`) and the feature. With `skip_bad_examples=True` nothing is
+raised: the decoded dict carries `RECORD_IS_VALID_KEY` and `RECORD_ERROR_KEY` instead, and the
+dataset builder drops, logs and counts the bad records (`bad_examples.filter_bad_examples`). File-level checks (the files exist, are
 TFRecords, hold masks of the configured type) are in `validate_records`, which the input pipeline
 calls once per input reader, before building the `tf.data` pipeline, so the error names the file.
 """
@@ -39,6 +41,12 @@ _UNSUPPORTED_OPTIONS = (
     'num_keypoints', 'num_additional_channels', 'load_multiclass_scores',
     'load_context_features', 'expand_hierarchy_labels', 'load_dense_pose', 'load_track_id',
     'load_keypoint_depth_features', 'use_keypoint_label_map')
+
+
+# Extra keys of `decode`'s output with skip_bad_examples=True: bool scalar, true when every record
+# check passed; string scalar, the failed checks' messages (empty when valid).
+RECORD_IS_VALID_KEY = 'record_is_valid'
+RECORD_ERROR_KEY = 'record_error'
 
 
 class RecordValidationError(ValueError):
@@ -159,7 +167,10 @@ class TfExampleDecoder(object):
   bbox features; a box outside [0, 1] (beyond BOX_TOLERANCE) or with min > max; class count
   differs from the box count; a class text not in the label map; mask count differs from the box
   count; a mask whose size differs from the image; image/height or image/width differ from the
-  decoded image.
+  decoded image. With skip_bad_examples=True these are reported, not raised: the output also
+  holds RECORD_IS_VALID_KEY (bool []) and RECORD_ERROR_KEY (string [], the same messages), and
+  the other outputs of a bad record are placeholders of the right rank. An image that cannot be
+  decoded raises in both modes.
   """
 
   def __init__(self,
@@ -176,7 +187,8 @@ class TfExampleDecoder(object):
                load_dense_pose=False,
                load_track_id=False,
                load_keypoint_depth_features=False,
-               use_keypoint_label_map=False):
+               use_keypoint_label_map=False,
+               skip_bad_examples=False):
     """Constructor.
 
     Args:
@@ -191,6 +203,8 @@ class TfExampleDecoder(object):
       num_keypoints, num_additional_channels, load_multiclass_scores, load_context_features,
       expand_hierarchy_labels, load_dense_pose, load_track_id, load_keypoint_depth_features,
       use_keypoint_label_map: TF OD API options not supported here; must keep their defaults.
+      skip_bad_examples: report failed record checks in the output (RECORD_IS_VALID_KEY,
+        RECORD_ERROR_KEY) instead of raising, so the input pipeline can skip those records.
 
     Raises:
       ValueError: an unsupported option is set, the mask type is unknown, or the label map file
@@ -211,6 +225,7 @@ class TfExampleDecoder(object):
     self._load_instance_masks = bool(load_instance_masks)
     self._instance_mask_type = mask_type_value(instance_mask_type)
     self._dct_method = dct_method or ''
+    self._skip_bad_examples = bool(skip_bad_examples)
     self._label_table = None
     self._label_map_proto_file = label_map_proto_file
     if label_map_proto_file:
@@ -256,6 +271,10 @@ class TfExampleDecoder(object):
   def load_instance_masks(self):
     return self._load_instance_masks
 
+  @property
+  def skip_bad_examples(self):
+    return self._skip_bad_examples
+
   def _decode_image(self, encoded):
     if self._dct_method:
       image = tf.cond(
@@ -282,13 +301,17 @@ class TfExampleDecoder(object):
     filename = f['image/filename']
     where = tf.strings.join(['record image/source_id=', source_id,
                              ' (image/filename=', filename, '): '])
-    checks = []
+    checks = []  # assert ops (raising mode)
+    failures = []  # message, or '' when the check passed (skip mode)
 
     def check(condition, *message_parts):
-      """Adds an assert whose message starts with the record's source_id and filename."""
-      parts = [where] + [p if isinstance(p, str) or p.dtype == tf.string else tf.as_string(p)
-                         for p in message_parts]
-      op = tf.debugging.Assert(condition, [tf.strings.join(parts)])
+      """Asserts `condition` (or records its failure in skip mode) with a message naming the record."""
+      message = tf.strings.join([p if isinstance(p, str) or p.dtype == tf.string else
+                                 tf.as_string(p) for p in message_parts])
+      if self._skip_bad_examples:
+        failures.append(tf.where(condition, '', message))
+        return tf.no_op()
+      op = tf.debugging.Assert(condition, [tf.strings.join([where, message])])
       checks.append(op)
       return op
 
@@ -311,8 +334,11 @@ class TfExampleDecoder(object):
                                  num_boxes)),
           'image/object/bbox/{ymin,xmin,ymax,xmax} have different lengths (', num_boxes, ', ',
           tf.size(xmin), ', ', tf.size(ymax), ', ', tf.size(xmax), ')')
+    # Sliced to the shortest so that a bad record in skip mode still decodes (in raising mode the
+    # assert above has fired first).
+    n = tf.reduce_min(tf.stack([num_boxes, tf.size(xmin), tf.size(ymax), tf.size(xmax)]))
     with tf.control_dependencies(checks[-1:]):
-      boxes = tf.stack([ymin, xmin, ymax, xmax], axis=1)
+      boxes = tf.stack([ymin[:n], xmin[:n], ymax[:n], xmax[:n]], axis=1)
     boxes = tf.reshape(boxes, [-1, 4])
     in_range = tf.logical_and(boxes >= -BOX_TOLERANCE, boxes <= 1.0 + BOX_TOLERANCE)
     check(tf.reduce_all(in_range),
@@ -360,11 +386,17 @@ class TfExampleDecoder(object):
     }
     if self._load_instance_masks:
       tensor_dict[fields.InputDataFields.groundtruth_instance_masks] = self._decode_masks(
-          f, height, width, num_boxes, check, where)
+          f, height, width, num_boxes, check)
 
-    # Every output depends on every check, so a bad record fails wherever it is consumed.
-    with tf.control_dependencies(checks):
-      tensor_dict = {k: tf.identity(v) for k, v in tensor_dict.items()}
+    if self._skip_bad_examples:
+      failed = tf.boolean_mask(tf.stack(failures), tf.strings.length(tf.stack(failures)) > 0)
+      tensor_dict[RECORD_IS_VALID_KEY] = tf.equal(tf.size(failed), 0)
+      tensor_dict[RECORD_ERROR_KEY] = tf.strings.join(
+          [where, tf.strings.reduce_join(failed, separator='; ')])
+    else:
+      # Every output depends on every check, so a bad record fails wherever it is consumed.
+      with tf.control_dependencies(checks):
+        tensor_dict = {k: tf.identity(v) for k, v in tensor_dict.items()}
     tensor_dict[fields.InputDataFields.image].set_shape([None, None, 3])
     tensor_dict[fields.InputDataFields.groundtruth_boxes].set_shape([None, 4])
     if self._load_instance_masks:
@@ -395,7 +427,7 @@ class TfExampleDecoder(object):
           num_boxes, ' boxes', hint)
     return classes
 
-  def _decode_masks(self, f, height, width, num_boxes, check, where):
+  def _decode_masks(self, f, height, width, num_boxes, check):
     """Returns uint8 [N, H, W] 0/1 masks from PNG strings or a flat float list."""
     mask_key = 'image/object/mask'
     no_masks_hint = ('; records written without masks must be re-created with '
@@ -408,23 +440,23 @@ class TfExampleDecoder(object):
             tf.where(tf.equal(tf.size(pngs), 0), no_masks_hint, ''))
 
       def decode_png_mask(png):
+        """Returns the 0/1 mask cropped or padded to the image size, and its own size."""
         mask = tf.io.decode_image(png, channels=1, expand_animations=False)
-        mask_shape = tf.shape(mask)
-        size_ok = tf.debugging.Assert(
-            tf.logical_and(tf.equal(mask_shape[0], height), tf.equal(mask_shape[1], width)),
-            [tf.strings.join([where, mask_key, ' has a mask of size ',
-                              tf.as_string(mask_shape[0]), 'x', tf.as_string(mask_shape[1]),
-                              ' but the image is ', tf.as_string(height), 'x',
-                              tf.as_string(width)])])
-        with tf.control_dependencies([size_ok]):
-          mask = tf.cast(tf.greater(mask[:, :, 0], 0), tf.uint8)
-        return mask
+        fitted = tf.image.resize_with_crop_or_pad(mask, height, width)[:, :, 0]
+        return tf.cast(tf.greater(fitted, 0), tf.uint8), tf.shape(mask)[:2]
 
-      masks = tf.cond(
+      masks, sizes = tf.cond(
           tf.size(pngs) > 0,
-          lambda: tf.map_fn(decode_png_mask, pngs, fn_output_signature=tf.TensorSpec(
-              [None, None], tf.uint8)),
-          lambda: tf.zeros([0, height, width], tf.uint8))
+          lambda: tf.map_fn(decode_png_mask, pngs, fn_output_signature=(
+              tf.TensorSpec([None, None], tf.uint8), tf.TensorSpec([2], tf.int32))),
+          lambda: (tf.zeros([0, height, width], tf.uint8), tf.zeros([0, 2], tf.int32)))
+      wrong = tf.boolean_mask(sizes, tf.reduce_any(
+          tf.not_equal(sizes, tf.stack([height, width])[None]), axis=1))[:1]
+      check(tf.equal(tf.shape(wrong)[0], 0),
+            mask_key, ' has a mask of size ',
+            tf.strings.reduce_join(tf.strings.join([tf.as_string(wrong[:, 0]), 'x',
+                                                    tf.as_string(wrong[:, 1])])),
+            ' but the image is ', height, 'x', width)
     else:
       values = _dense(f[mask_key], 0.0)
       expected = num_boxes * height * width
@@ -433,9 +465,13 @@ class TfExampleDecoder(object):
             ' boxes x ', height, 'x', width, ' pixels = ', expected,
             ' (mask count differs from the box count, or mask size differs from the image)',
             tf.where(tf.equal(tf.size(values), 0), no_masks_hint, ''))
-      # The reshape runs after the size check, so a bad record fails with the check's message.
+      # The reshape runs after the size check, so a bad record fails with the check's message;
+      # in skip mode a bad record gets no masks.
       with tf.control_dependencies([size_ok]):
-        masks = tf.cast(tf.greater(tf.reshape(values, [-1, height, width]), 0.0), tf.uint8)
+        masks = tf.cond(
+            tf.equal(tf.size(values), expected),
+            lambda: tf.cast(tf.greater(tf.reshape(values, [-1, height, width]), 0.0), tf.uint8),
+            lambda: tf.zeros([0, height, width], tf.uint8))
     return masks
 
 
@@ -474,7 +510,8 @@ def validate_records(input_path,
                      instance_mask_type=NUMERICAL_MASKS,
                      label_map_proto_file=None,
                      use_display_name=False,
-                     max_records_per_file=20):
+                     max_records_per_file=20,
+                     skip_bad_examples=False):
   """Checks that TFRecord files can be decoded as configured; errors name the file.
 
   Reads up to `max_records_per_file` records from the start of every file (cheap: no image is
@@ -487,6 +524,8 @@ def validate_records(input_path,
     label_map_proto_file: the input reader's `label_map_path` (optional).
     use_display_name: the input reader's `use_display_name`.
     max_records_per_file: records read per file.
+    skip_bad_examples: the input reader's `skip_bad_examples`: the per-record class checks are
+      then left to the decoder, which skips such records; the file-level checks still raise.
 
   Returns:
     dict {file path: {'records_checked': int, 'mask_type': 'PNG_MASKS' | 'NUMERICAL_MASKS' |
@@ -548,6 +587,8 @@ def validate_records(input_path,
                if 'image/object/class/text' in feature_map else [])
       labels = (list(feature_map['image/object/class/label'].int64_list.value)
                 if 'image/object/class/label' in feature_map else [])
+      if skip_bad_examples:
+        continue
       if num_boxes and len(labels) != num_boxes and not (label_map and texts):
         raise RecordValidationError(
             '%s has %d boxes but %d image/object/class/label values%s.' % (
