@@ -265,6 +265,24 @@ def test_fine_tune_full_reports_shape_mismatch_and_missing(tmp_path, capsys):
   assert 'skipped model/box_head/kernel/: not in the checkpoint' in capsys.readouterr().out
 
 
+def test_fine_tune_full_other_num_classes_reports_each_mismatch_once(tmp_path, capsys):
+  source = fake.FakeDetectionModel(num_classes=4)  # class head 5 wide instead of 3
+  features, labels = next(iter(fake.fake_train_input(make_configs()['train_config'], None, None)))
+  labels = dict(labels)
+  key = fake._IF.groundtruth_classes  # pylint: disable=protected-access
+  labels[key] = tf.pad(labels[key], [[0, 0], [0, 0], [0, 2]])
+  train_step.compute_losses(source, features, labels)
+  path = tf.train.Checkpoint(model=source).save(str(tmp_path / 'four_classes'))
+  report = fine_tune.load_fine_tune_checkpoint(_built_fake_model(), path, 'full',
+                                               make_configs()['model'])
+  out = capsys.readouterr().out
+  assert sorted(k for k, _, _ in report.shape_mismatch) == ['model/class_head/bias/',
+                                                             'model/class_head/kernel/']
+  assert 'skipped model/class_head/kernel/: shape [4, 5] in checkpoint vs [4, 3] in model' in out
+  assert not [k for k in report.unused_checkpoint_keys if 'class_head' in k]
+  assert 'not used' not in out
+
+
 def test_fine_tune_checkpoint_matching_nothing_is_an_error(tmp_path):
   path = tf.train.Checkpoint(something=tf.Variable([1.0, 2.0])).save(str(tmp_path / 'other'))
   with pytest.raises(fine_tune.FineTuneError) as info:

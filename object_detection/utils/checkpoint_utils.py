@@ -120,6 +120,7 @@ def restore_by_keys(root_objects, checkpoint_path, use_moving_average=False):
     var_shape = [int(d) for d in var.shape]
     if list(ckpt_shapes[source]) != var_shape:
       mismatch.append((prefix, list(ckpt_shapes[source]), var_shape))
+      used.add(source)  # reported as a mismatch, not again as unused
       continue
     var.assign(reader.get_tensor(source))
     used.add(source)
