@@ -193,6 +193,13 @@ def test_converted_lite0_checkpoint_restores_every_backbone_variable(converted_l
   # pylint: enable=protected-access
 
 
+def test_converter_refuses_checkpoint_files_without_index(tmp_path):
+  (tmp_path / 'ckpt-1.index').write_bytes(b'someone else\'s checkpoint')
+  with pytest.raises(FileExistsError, match='already holds a checkpoint'):
+    efficientnet_lite0_weights.write_classification_checkpoint(str(tmp_path))
+  assert (tmp_path / 'ckpt-1.index').read_bytes() == b'someone else\'s checkpoint'
+
+
 @needs_lite0
 def test_converter_refuses_existing_checkpoint(converted_lite0):
   output_dir, first = converted_lite0

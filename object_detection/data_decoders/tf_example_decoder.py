@@ -9,9 +9,10 @@ count and the image in size, that boxes lie in [0, 1], and that class texts are 
 A failure raises `tf.errors.InvalidArgumentError` whose message names the record
 (`image/source_id`, `image/filename`) and the feature. With `skip_bad_examples=True` nothing is
 raised: the decoded dict carries `RECORD_IS_VALID_KEY` and `RECORD_ERROR_KEY` instead, and the
-dataset builder drops, logs and counts the bad records (`bad_examples.filter_bad_examples`). File-level checks (the files exist, are
-TFRecords, hold masks of the configured type) are in `validate_records`, which the input pipeline
-calls once per input reader, before building the `tf.data` pipeline, so the error names the file.
+dataset builder drops, logs and counts the bad records (`bad_examples.filter_bad_examples`).
+File-level checks (the files exist, are TFRecords, hold masks of the configured type) are in
+`validate_records`, which the input pipeline calls once per input reader, before building the
+`tf.data` pipeline, so the error names the file.
 """
 import tensorflow as tf
 
@@ -305,7 +306,7 @@ class TfExampleDecoder(object):
     failures = []  # message, or '' when the check passed (skip mode)
 
     def check(condition, *message_parts):
-      """Asserts `condition` (or records its failure in skip mode) with a message naming the record."""
+      """Asserts `condition` (skip mode: records its failure); the message names the record."""
       message = tf.strings.join([p if isinstance(p, str) or p.dtype == tf.string else
                                  tf.as_string(p) for p in message_parts])
       if self._skip_bad_examples:

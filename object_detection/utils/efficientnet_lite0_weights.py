@@ -156,7 +156,8 @@ def write_classification_checkpoint(output_dir, path=None):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from object_detection.models import efficientnet_lite  # pylint: disable=g-import-not-at-top
 
-  if tf.train.latest_checkpoint(output_dir):
+  # ckpt-1.* without a `checkpoint` index file (e.g. copied by hand) would be overwritten too.
+  if tf.train.latest_checkpoint(output_dir) or tf.io.gfile.glob(os.path.join(output_dir, 'ckpt-1.*')):
     raise FileExistsError('%s already holds a checkpoint; choose another --output_dir.' % output_dir)
   backbone = efficientnet_lite.build_lite0_backbone()
   used = load_pretrained_lite0(backbone, path=path)
