@@ -1,5 +1,5 @@
 """Test helpers for the Mask R-CNN model tests: a tiny registered feature extractor, a tiny meta-arch
-factory (no proto needed) and mask pasting / IoU utilities."""
+factory (no proto needed), a small Mask R-CNN config text and mask pasting / IoU utilities."""
 
 import types
 
@@ -41,6 +41,69 @@ class TinyExtractor(object):
 
 
 feature_extractor_registry.register('test_tiny_extractor', TinyExtractor)
+
+
+_HYPERPARAMS = """
+  op: %s
+  regularizer { l2_regularizer { weight: %g } }
+  initializer { variance_scaling_initializer { factor: 1.0 uniform: true mode: FAN_AVG } }
+"""
+
+_MODEL_TEMPLATE = """
+faster_rcnn {
+  num_classes: %(num_classes)d
+  number_of_stages: %(stages)d
+  image_resizer { fixed_shape_resizer { height: %(size)d width: %(size)d } }
+  feature_extractor { type: '%(type)s' first_stage_features_stride: 16 %(extractor_extra)s }
+  first_stage_anchor_generator { %(anchors)s }
+  first_stage_box_predictor_conv_hyperparams { %(conv)s }
+  first_stage_nms_score_threshold: 0.0
+  first_stage_nms_iou_threshold: 0.7
+  first_stage_max_proposals: %(max_proposals)d
+  first_stage_localization_loss_weight: 2.0
+  first_stage_objectness_loss_weight: 1.0
+  initial_crop_size: 14
+  maxpool_kernel_size: 2
+  maxpool_stride: 2
+  second_stage_batch_size: %(second_stage_batch_size)d
+  second_stage_box_predictor {
+    mask_rcnn_box_predictor {
+      fc_hyperparams { %(fc)s }
+      conv_hyperparams { %(conv)s }
+      predict_instance_masks: %(masks)s
+      mask_height: 14
+      mask_width: 14
+      mask_prediction_conv_depth: 0
+      mask_prediction_num_conv_layers: 2
+    }
+  }
+  second_stage_post_processing {
+    batch_non_max_suppression { score_threshold: 0.0 iou_threshold: 0.6 max_detections_per_class: 10
+                                max_total_detections: 10 }
+    score_converter: SOFTMAX
+  }
+  second_stage_localization_loss_weight: 2.0
+  second_stage_classification_loss_weight: 1.0
+  second_stage_mask_prediction_loss_weight: 4.0
+  %(extra)s
+}
+"""
+
+
+def mask_rcnn_config_text(extractor, anchors, num_classes=3, number_of_stages=3, size=64,
+                          max_proposals=16, second_stage_batch_size=8, l2_weight=1e-4,
+                          extractor_extra='', extra=''):
+  """A small TF OD API `DetectionModel` text: Mask R-CNN (stages 3) or Faster R-CNN (stages 2).
+
+  `anchors` is the body of `first_stage_anchor_generator`; `extractor_extra` goes inside
+  `feature_extractor` (e.g. an `fpn { ... }`), `extra` inside `faster_rcnn`.
+  """
+  return _MODEL_TEMPLATE % dict(
+      num_classes=num_classes, stages=number_of_stages, size=size, type=extractor,
+      extractor_extra=extractor_extra, anchors=anchors, max_proposals=max_proposals,
+      second_stage_batch_size=second_stage_batch_size, conv=_HYPERPARAMS % ('CONV', l2_weight),
+      fc=_HYPERPARAMS % ('FC', l2_weight), masks='true' if number_of_stages == 3 else 'false',
+      extra=extra)
 
 
 class _Cfg(types.SimpleNamespace):

@@ -9,53 +9,7 @@ import tensorflow as tf
 from object_detection.builders import model_builder
 from object_detection.models import feature_extractor_registry
 from object_detection.predictors import mask_rcnn_box_predictor
-
-_HYPERPARAMS = """
-  op: %s
-  regularizer { l2_regularizer { weight: 0.0001 } }
-  initializer { variance_scaling_initializer { factor: 1.0 uniform: true mode: FAN_AVG } }
-"""
-
-_TEMPLATE = """
-faster_rcnn {
-  num_classes: 3
-  number_of_stages: %(stages)d
-  image_resizer { fixed_shape_resizer { height: 64 width: 64 } }
-  feature_extractor { type: '%(type)s' first_stage_features_stride: 16 %(fpn)s }
-  first_stage_anchor_generator { %(anchors)s }
-  first_stage_box_predictor_conv_hyperparams { %(conv)s }
-  first_stage_box_predictor_depth: 32
-  first_stage_nms_score_threshold: 0.0
-  first_stage_nms_iou_threshold: 0.7
-  first_stage_max_proposals: 16
-  first_stage_localization_loss_weight: 2.0
-  first_stage_objectness_loss_weight: 1.0
-  initial_crop_size: 14
-  maxpool_kernel_size: 2
-  maxpool_stride: 2
-  second_stage_batch_size: 8
-  second_stage_box_predictor {
-    mask_rcnn_box_predictor {
-      fc_hyperparams { %(fc)s }
-      conv_hyperparams { %(conv)s }
-      predict_instance_masks: %(masks)s
-      mask_height: 14
-      mask_width: 14
-      mask_prediction_conv_depth: 0
-      mask_prediction_num_conv_layers: 2
-    }
-  }
-  second_stage_post_processing {
-    batch_non_max_suppression { score_threshold: 0.0 iou_threshold: 0.6 max_detections_per_class: 10
-                                max_total_detections: 10 }
-    score_converter: SOFTMAX
-  }
-  second_stage_localization_loss_weight: 2.0
-  second_stage_classification_loss_weight: 1.0
-  second_stage_mask_prediction_loss_weight: 4.0
-  %(extra)s
-}
-"""
+from tests import mask_rcnn_test_utils as utils
 
 _GRID = 'grid_anchor_generator { scales: [0.5, 1.0] aspect_ratios: [1.0] height_stride: 16 width_stride: 16 }'
 _MULTI = ('multiscale_anchor_generator { min_level: 2 max_level: 5 anchor_scale: 2.0 aspect_ratios: [1.0] '
@@ -63,10 +17,10 @@ _MULTI = ('multiscale_anchor_generator { min_level: 2 max_level: 5 anchor_scale:
 
 
 def _config(extractor='faster_rcnn_resnet50_keras', stages=3, extra='', fpn=False):
-  text = _TEMPLATE % dict(
-      stages=stages, type=extractor, fpn='fpn { min_level: 2 max_level: 5 }' if fpn else '',
-      anchors=_MULTI if fpn else _GRID, conv=_HYPERPARAMS % 'CONV', fc=_HYPERPARAMS % 'FC',
-      masks='true' if stages == 3 else 'false', extra=extra)
+  text = utils.mask_rcnn_config_text(
+      extractor, _MULTI if fpn else _GRID, number_of_stages=stages,
+      extractor_extra='fpn { min_level: 2 max_level: 5 }' if fpn else '',
+      extra='first_stage_box_predictor_depth: 32 ' + extra)
   return text_format.Parse(text, model_pb2.DetectionModel())
 
 

