@@ -49,8 +49,8 @@ flags.DEFINE_integer('eval_every_n', None, 'Evaluate on eval_input_reader every 
                      'early_stopping and best_checkpoint_metric.')
 flags.DEFINE_string('config_override', None, 'A text-format TrainEvalPipelineConfig merged into '
                     'the pipeline config, e.g. "train_config { batch_size: 1 }".')
-flags.DEFINE_integer('seed', None, 'Seed every random generator, enable TF op determinism and keep '
-                     'the input order: same initial weights and batches; short runs repeat bit for '
+flags.DEFINE_integer('seed', None, 'Seed every random generator and enable TF op determinism (input '
+                     'order kept): same initial weights and batches; short runs repeat bit for '
                      'bit, long CPU runs drift slightly (docs/training.md). Unset: as in the TF '
                      'OD API.', lower_bound=0)
 flags.DEFINE_bool('jit_compile', False, 'XLA-compile the train step: not supported by this model '

@@ -63,7 +63,7 @@ def parse_args(argv=None):
   parser.add_argument('--from_scratch', action='store_true',
                       help='Ignore fine_tune_checkpoint: start from random weights (for comparison).')
   parser.add_argument('--seed', type=int, default=0,
-                      help='Seed, TF op determinism and ordered input (model_main.py --seed); -1 = unseeded.')
+                      help='Seed and TF op determinism (model_main.py --seed); -1 = unseeded.')
   parser.add_argument('--fresh', action='store_true',
                       help='Delete --model_dir first instead of resuming.')
   return parser.parse_args(argv)

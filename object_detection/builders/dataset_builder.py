@@ -28,7 +28,6 @@ import tensorflow as tf
 from object_detection.builders import decoder_builder
 from object_detection.data_decoders import bad_examples
 from object_detection.data_decoders import tf_example_decoder
-from object_detection.training import determinism
 
 _READ_BUFFER_BYTES = 8 * 1000 * 1000  # TF OD API default TFRecordDataset buffer.
 
@@ -48,14 +47,6 @@ def _is_set(config, name):
 def _get(config, name, default):
   value = getattr(config, name, default)
   return default if value is None else value
-
-
-def _deterministic(shuffle):
-  """Element order of parallel map / interleave: shuffled data need not keep it (faster), but a
-  seeded run (`model_main.py --seed`, TF op determinism) must: an explicit deterministic=False
-  overrides op determinism, and two images trading places in a batch changed the losses of seeded
-  runs after ~100 steps."""
-  return determinism.is_enabled() or not shuffle
 
 
 def list_input_files(input_paths):
@@ -168,7 +159,7 @@ def read_dataset(file_read_func, input_files, config, filename_shard_fn=None):
   if num_readers > 1:
     records = filename_dataset.interleave(
         file_read_func, cycle_length=num_readers, block_length=block_length,
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=_deterministic(shuffle))
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
   else:
     records = filename_dataset.interleave(file_read_func, cycle_length=1,
                                           block_length=block_length)
@@ -243,7 +234,7 @@ def build(input_reader_config, batch_size=None, transform_input_data_fn=None,
 
   def map_fn(ds, fn):
     return ds.map(fn, num_parallel_calls=num_parallel_calls,
-                  deterministic=_deterministic(_get(input_reader_config, 'shuffle', True)))
+                  deterministic=not _get(input_reader_config, 'shuffle', True))
 
   dataset = map_fn(dataset, decoder.decode)
   if decoder.skip_bad_examples:

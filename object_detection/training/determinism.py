@@ -2,10 +2,10 @@
 
 With a seed, Python, NumPy and TF random generators are seeded (weight initialisation, `shuffle`,
 augmentation, RPN / ROI sampling), TF op determinism is enabled
-(`tf.config.experimental.enable_op_determinism`) and the input pipeline keeps element order
-(`dataset_builder` checks `is_enabled`). Two runs of the same command then start from the same
-weights and see the same batches in the same order, and short runs repeat bit for bit (the tests
-rely on it). Long CPU runs do not: on this machine two seeded runs of the sample had identical
+(`tf.config.experimental.enable_op_determinism`; it also makes tf.data keep element order where
+the input pipeline asks for `deterministic=False`). Two runs of the same command then start from
+the same weights and see the same batches in the same order, and short runs repeat bit for bit
+(the tests rely on it). Long CPU runs do not: on this machine two seeded runs of the sample had identical
 weights for 94 steps, then differed by ~1e-8, first in the mask head's convolution kernels, and
 the difference grows. The source is not found yet (it stays with oneDNN off and with
 TF_NUM_INTRAOP_THREADS=1).
@@ -13,13 +13,6 @@ Determinism costs a little speed. Results also differ across machines and TF ver
 """
 import tensorflow as tf
 import tf_keras
-
-_enabled = False
-
-
-def is_enabled():
-  """True once `make_deterministic` ran in this process (tf.data then keeps element order)."""
-  return _enabled
 
 
 def make_deterministic(seed):
@@ -32,7 +25,5 @@ def make_deterministic(seed):
   """
   if seed < 0:
     raise ValueError('--seed must be >= 0, got %d.' % seed)
-  global _enabled
   tf_keras.utils.set_random_seed(seed)
   tf.config.experimental.enable_op_determinism()
-  _enabled = True
