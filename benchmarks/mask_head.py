@@ -1,7 +1,7 @@
 """Cost of our mask head in training: all sampled ROIs vs positives only, with / without XLA.
 
 Our Mask R-CNN (TF OD API semantics) runs the mask tower of the ResNet-50-FPN sample config
-(bilinear resize of the 7x7x256 pooled ROI crop to 28x28, 3 conv 3x3 + final conv to 90
+(bilinear resize of the 14x14x256 ROI crop (initial_crop_size) to 28x28, 3 conv 3x3 + final conv to 90
 classes, depth from mask_prediction_conv_depth: 0) on every sampled ROI:
 second_stage_batch_size (512) per image, although only the positive ROIs (at most 25% = 128)
 have a mask loss. The Model Garden samples 128 ROIs per image for its mask head.
@@ -44,7 +44,8 @@ def time_mask_tower(num_rois, steps, warmup, jit_compile, with_flops):
       predict_instance_masks=True)
   depth = frcnn.feature_extractor.fpn.additional_layer_depth or 256
   rng = np.random.default_rng(0)
-  features = tf.constant(rng.standard_normal([num_rois, 7, 7, depth]).astype(np.float32))
+  crop = frcnn.initial_crop_size  # FPN mask heads read the crops before the max pool
+  features = tf.constant(rng.standard_normal([num_rois, crop, crop, depth]).astype(np.float32))
   predictor.predict_masks(features[:1], training=True)  # builds the tower
   mask_h = frcnn.second_stage_box_predictor.mask_rcnn_box_predictor.mask_height
   targets = tf.constant((rng.uniform(size=[num_rois, mask_h, mask_h]) > 0.5).astype(np.float32))

@@ -143,8 +143,9 @@ class FasterRCNNMetaArch(model.DetectionModel):
     if self.box_classifier_layers is None:
       return pooled, pooled
     classifier = self.box_classifier_layers(pooled, training=self._is_training)
-    # FC box classifiers (FPN extractors) flatten the crop: masks then use the pooled crops.
-    mask_features = classifier if (classifier.shape[1] or 1) > 1 else pooled
+    # FC box classifiers (FPN extractors) flatten the crop: masks then use the crops before the
+    # max pool, at initial_crop_size.
+    mask_features = classifier if (classifier.shape[1] or 1) > 1 else crops
     return classifier, mask_features
 
   def _roi_aligner_crop_shape(self, features):
