@@ -1,4 +1,5 @@
-"""Shared helpers for the benchmark scripts: sample data, records, configs, timing."""
+"""Shared helpers for the benchmark scripts: sample data, records, configs, timing, output."""
+import json
 import os
 import subprocess
 import sys
@@ -37,12 +38,27 @@ def records_dir():
   return records_dir.path
 
 
-def median_time(fn, steps, warmup):
-  """Median wall seconds of `fn()` over `steps` calls after `warmup` calls."""
-  times = []
+def time_calls(fn, steps, warmup):
+  """Calls `fn()` warmup + steps times; `fn` must block until its result is computed.
+
+  Returns:
+    (wall seconds of each of the last `steps` calls, wall seconds of the first call (tracing
+    included), the last call's return value).
+  """
+  times, first, out = [], None, None
   for i in range(warmup + steps):
     start = time.perf_counter()
-    fn()
+    out = fn()
+    elapsed = time.perf_counter() - start
+    if i == 0:
+      first = elapsed
     if i >= warmup:
-      times.append(time.perf_counter() - start)
-  return float(np.median(times))
+      times.append(elapsed)
+  return times, first, out
+
+
+def write_result(output_json, benchmark, **payload):
+  """Writes {'benchmark': benchmark, **payload} as JSON to `output_json` (nothing when unset)."""
+  if output_json:
+    with open(output_json, "w") as f:
+      json.dump(dict(benchmark=benchmark, **payload), f, indent=2)

@@ -10,7 +10,6 @@ Usage:
   python benchmarks/data_tools.py [--workers 1 2] [--repeats 3] [--output_json out.json]
 """
 import argparse
-import json
 import os
 import re
 import shutil
@@ -76,9 +75,7 @@ def main():
                 result['wall_images_per_second'], images, args.repeats))
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
-  if args.output_json:
-    with open(args.output_json, 'w') as f:
-      json.dump({'benchmark': 'data_tools', 'results': results}, f, indent=2)
+  common.write_result(args.output_json, 'data_tools', results=results)
 
 
 if __name__ == '__main__':

@@ -14,6 +14,7 @@ from pycocotools import coco as coco_api
 from pycocotools import cocoeval
 from pycocotools import mask as mask_api
 
+import common  # pylint: disable=g-bad-import-order
 from common import COCO128_DIR  # pylint: disable=g-bad-import-order
 
 
@@ -65,10 +66,8 @@ if __name__ == "__main__":
   parser.add_argument("--output_json", default="")
   args = parser.parse_args()
   seconds, n, maps = time_coco_eval(args.repeats)
-  if args.output_json:
-    with open(args.output_json, "w") as f:
-      json.dump({"benchmark": "evaluation", "result": {
-          "seconds": seconds, "num_detections": n, "repeats": args.repeats,
-          "bbox_map": maps["bbox"], "segm_map": maps["segm"]}}, f, indent=2)
+  common.write_result(args.output_json, "evaluation", result={
+      "seconds": seconds, "num_detections": n, "repeats": args.repeats,
+      "bbox_map": maps["bbox"], "segm_map": maps["segm"]})
   print("COCO box+mask eval of %d detections: %.2f s (bbox mAP %.4f, segm mAP %.4f)" % (
       n, seconds, maps["bbox"], maps["segm"]))

@@ -21,7 +21,6 @@ Usage:
       --no_flops --output_json out.json]
 """
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -85,16 +84,13 @@ def _run_ours(image_size, steps, warmup, with_flops, work_dir):
   loaded = tf.saved_model.load(saved_model_dir)
   serve = loaded.signatures['serving_default']
   image = tf.constant(load_image(image_size)[np.newaxis])
-  times, first = [], None
-  for i in range(warmup + steps):
-    start = time.perf_counter()
+
+  def call():
     out = serve(input_tensor=image)
     out['detection_boxes'].numpy()
-    elapsed = time.perf_counter() - start
-    if i == 0:
-      first = elapsed
-    if i >= warmup:
-      times.append(elapsed)
+    return out
+
+  times, first, out = common.time_calls(call, steps, warmup)
   result = {'ms_per_image': 1000.0 * float(np.median(times)), 'ms_all': [1e3 * t for t in times],
             'first_call_seconds': first, 'export_seconds': export_seconds,
             'num_detections': float(out['num_detections'].numpy()[0])}
@@ -143,9 +139,7 @@ def main():
     import flops as flops_lib  # pylint: disable=g-import-not-at-top
     line += '; ' + flops_lib.summarize(result['flops'])
   print(line)
-  if args.output_json:
-    with open(args.output_json, 'w') as f:
-      json.dump({'benchmark': 'inference', 'result': result}, f, indent=2)
+  common.write_result(args.output_json, 'inference', result=result)
 
 
 if __name__ == '__main__':

@@ -22,8 +22,9 @@ import sys
 import tempfile
 import time
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COCO128_DIR = os.path.join(REPO_ROOT, 'samples', 'data', 'coco128_seg')
+import common  # pylint: disable=g-bad-import-order
+from common import COCO128_DIR  # pylint: disable=g-bad-import-order
+from common import REPO_ROOT  # pylint: disable=g-bad-import-order
 
 
 def convert(output_dir, mask_type, num_images):
@@ -129,9 +130,7 @@ def main():
                result['images_per_second'], result['peak_rss_mb'], result['record_megabytes']))
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
-  if args.output_json:
-    with open(args.output_json, 'w') as f:
-      json.dump({'benchmark': 'input_pipeline', 'results': results}, f, indent=2)
+  common.write_result(args.output_json, 'input_pipeline', results=results)
 
 
 if __name__ == '__main__':

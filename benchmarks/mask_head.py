@@ -17,10 +17,8 @@ Usage:
   python benchmarks/mask_head.py [--batch_size 2 --steps 3 --warmup 1 --output_json out.json]
 """
 import argparse
-import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -61,13 +59,7 @@ def time_mask_tower(num_rois, steps, warmup, jit_compile, with_flops):
     return [loss] + grads
 
   step = tf.function(forward_backward, jit_compile=jit_compile)
-  times = []
-  for i in range(warmup + steps):
-    start = time.perf_counter()
-    out = step(features, targets)
-    out[0].numpy()
-    if i >= warmup:
-      times.append(time.perf_counter() - start)
+  times, _, _ = common.time_calls(lambda: step(features, targets)[0].numpy(), steps, warmup)
   result = {'num_rois': num_rois, 'jit_compile': jit_compile, 'steps': steps,
             'seconds': float(np.median(times)), 'seconds_all': times}
   if with_flops:
@@ -103,9 +95,7 @@ def main():
     print('mask tower fwd+bwd, %4d ROIs %-9s%s: %s' % (
         r['num_rois'], mode, ' (XLA)' if jit else '      ',
         '%.2f s' % r['seconds'] if r['seconds'] is not None else 'FAILED ' + r['error']))
-  if args.output_json:
-    with open(args.output_json, 'w') as f:
-      json.dump({'benchmark': 'mask_head', 'results': results}, f, indent=2)
+  common.write_result(args.output_json, 'mask_head', results=results)
 
 
 if __name__ == '__main__':

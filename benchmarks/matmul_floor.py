@@ -31,7 +31,7 @@ def matmul_gflops_per_sec(n=2048, repeats=10, warmup=2):
 
 if __name__ == "__main__":
   import argparse  # pylint: disable=g-import-not-at-top
-  import json  # pylint: disable=g-import-not-at-top
+  import common  # pylint: disable=g-import-not-at-top
   parser = argparse.ArgumentParser(description=__doc__)
   parser.add_argument("--n", type=int, default=2048)
   parser.add_argument("--repeats", type=int, default=10)
@@ -40,8 +40,6 @@ if __name__ == "__main__":
   all_rates = matmul_rates(args.n, args.repeats)
   rate, best = float(np.median(all_rates)), float(np.max(all_rates))
   print("dense float32 matmul: %.1f GFLOP/s median, %.1f best of %d" % (rate, best, args.repeats))
-  if args.output_json:
-    with open(args.output_json, "w") as f:
-      json.dump({"benchmark": "matmul_floor", "result": {
-          "gflops_per_second": rate, "best_gflops_per_second": best, "rates": all_rates,
-          "n": args.n, "repeats": args.repeats}}, f, indent=2)
+  common.write_result(args.output_json, "matmul_floor", result={
+      "gflops_per_second": rate, "best_gflops_per_second": best, "rates": all_rates,
+      "n": args.n, "repeats": args.repeats})

@@ -14,6 +14,8 @@ from official.core import exp_factory
 from official.core import task_factory
 import official.vision  # pylint: disable=unused-import  (registers the experiments)
 
+import common
+
 
 def build_task(image_size, batch_size, input_pattern, num_classes=91):
   """Returns (task, model, optimizer) for Mask R-CNN ResNet-50-FPN at `image_size`, float32, no XLA."""
@@ -124,16 +126,13 @@ def inference_benchmark(image_size, steps=5, warmup=2, image=None, with_flops=Fa
     resized = tf.image.resize(tf.convert_to_tensor(image), [image_size, image_size])
     resized = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
     images = preprocess_ops.normalize_image(resized)[tf.newaxis]
-  times, first = [], None
-  for i in range(warmup + steps):
-    start = time.perf_counter()
+
+  def call():
     out = infer(images)
     out["detection_boxes"].numpy()
-    elapsed = time.perf_counter() - start
-    if i == 0:
-      first = elapsed
-    if i >= warmup:
-      times.append(elapsed)
+    return out
+
+  times, first, _ = common.time_calls(call, steps, warmup)
   result = {'ms_per_image': 1000.0 * float(np.median(times)), 'first_call_seconds': first,
             'ms_all': [1000.0 * t for t in times]}
   if with_flops:

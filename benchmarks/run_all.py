@@ -159,6 +159,16 @@ def machine_load(before, after):
           'loadavg_1min_after': os.getloadavg()[0]}
 
 
+def _payload(results, name, rows):
+  """Benchmark `name`'s JSON payload; {} when it did not run, or when it failed, after adding
+  its FAILED row to `rows`."""
+  payload = results.get(name, {})
+  if 'error' in payload:
+    rows.append({'name': name, 'result': 'FAILED (%s)' % payload['error']})
+    return {}
+  return payload
+
+
 def build_rows(results):
   """Table rows: dicts with name, setting, result, peer, ratio, gflop, floor, fraction."""
   rows = []
@@ -183,11 +193,7 @@ def build_rows(results):
   mg = results.get('train_mg_resnet50', {}).get('result')
   for model in TRAIN_MODELS:
     name = 'train_' + model
-    r = results.get(name, {})
-    if 'error' in r:
-      rows.append({'name': name, 'result': 'FAILED (%s)' % r['error']})
-      continue
-    r = r.get('result')
+    r = _payload(results, name, rows).get('result')
     if not r:
       continue
     flops = None
@@ -203,10 +209,7 @@ def build_rows(results):
       row['peer'] = '%.2f s/step' % mg['loop_seconds']
       row['ratio'] = r['loop_seconds'] / mg['loop_seconds']
     rows.append(row)
-  mh = results.get('mask_head', {})
-  if 'error' in mh:
-    rows.append({'name': 'mask_head', 'result': 'FAILED (%s)' % mh['error']})
-  for r in mh.get('results', []):
+  for r in _payload(results, 'mask_head', rows).get('results', []):
     floor, fraction = floor_fields(r.get('flops'), r['seconds'])
     rows.append({'name': 'mask_head', 'setting': '%d ROIs %s%s' % (
         r['num_rois'], r['mode'], ' jit' if r['jit_compile'] else ''),
@@ -218,11 +221,7 @@ def build_rows(results):
     peer = results.get('inference_mg_%d' % size, {}).get('result')
     for side in ('ours', 'mg'):
       name = 'inference_%s_%d' % (side, size)
-      r = results.get(name, {})
-      if 'error' in r:
-        rows.append({'name': name, 'result': 'FAILED (%s)' % r['error']})
-        continue
-      r = r.get('result')
+      r = _payload(results, name, rows).get('result')
       if not r:
         continue
       flops = r['flops']['total_flops'] if 'flops' in r else None
@@ -237,28 +236,18 @@ def build_rows(results):
       rows.append(row)
   for key in sorted((k for k in results if k.startswith('input_pipeline')),
                    key=lambda k: int(k.rsplit('_', 1)[1])):
-    r = results[key]
-    if 'error' in r:
-      rows.append({'name': key, 'result': 'FAILED (%s)' % r['error']})
-      continue
-    for p in r['results']:
+    for p in _payload(results, key, rows).get('results', []):
       rows.append({'name': key, 'setting': '%s %dpx b%d' % (
           p['mask_type'], p['image_size'], p['batch_size']),
                    'result': '%.1f img/s, peak RSS %.0f MB' % (
                        p['images_per_second'], p['peak_rss_mb'])})
-  r = results.get('data_tools', {})
-  if 'error' in r:
-    rows.append({'name': 'data_tools', 'result': 'FAILED (%s)' % r['error']})
-  for p in r.get('results', []):
+  for p in _payload(results, 'data_tools', rows).get('results', []):
     rows.append({'name': 'data_tools', 'setting': 'create_coco_tf_record --num_workers=%d' %
                  p['num_workers'], 'result': '%s img/s (%.1f img/s incl. start-up)' % (
                      _fmt(p['convert_images_per_second'], '%.1f'),
                      p['wall_images_per_second'])})
-  r = results.get('evaluation', {})
-  if 'error' in r:
-    rows.append({'name': 'evaluation', 'result': 'FAILED (%s)' % r['error']})
-  elif r:
-    e = r['result']
+  e = _payload(results, 'evaluation', rows).get('result')
+  if e:
     rows.append({'name': 'evaluation', 'setting': 'COCO bbox+segm, %d detections' %
                  e['num_detections'], 'result': '%.2f s' % e['seconds']})
   return rows

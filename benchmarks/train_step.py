@@ -23,7 +23,6 @@ Usage:
       --inter_op_threads N --intra_op_threads N --no_flops]
 """
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -213,9 +212,7 @@ def main():
     import flops as flops_lib  # pylint: disable=g-import-not-at-top
     line += '; ' + flops_lib.summarize(result['flops'])
   print(line)
-  if args.output_json:
-    with open(args.output_json, 'w') as f:
-      json.dump({'benchmark': 'train_step', 'result': result}, f, indent=2)
+  common.write_result(args.output_json, 'train_step', result=result)
 
 
 if __name__ == '__main__':
