@@ -134,7 +134,7 @@ def make_train_step(strategy, detection_model, optimizer, trainable_variables, g
     losses['gradient_norm'] = gradient_norm
     return losses
 
-  @tf.function(jit_compile=jit_compile)
+  @tf.function
   def step(features, labels):
     per_replica = strategy.run(_replica, args=(features, labels))
     return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
