@@ -1,0 +1,1 @@
+"""Anchor generators (TF OD API `object_detection/anchor_generators`)."""

@@ -1,0 +1,1 @@
+"""Box coders (TF OD API `object_detection/box_coders`)."""

@@ -1,0 +1,1 @@
+"""Matchers (TF OD API `object_detection/matchers`)."""
