@@ -1,134 +1,128 @@
-"""Inception-ResNet-v2 feature extractor (`faster_rcnn_inception_resnet_v2_keras`).
+"""Faster R-CNN Inception-ResNet-v2 feature extractor (`faster_rcnn_inception_resnet_v2_keras`).
 
-As the TF OD API's `FasterRCNNInceptionResnetV2KerasFeatureExtractor` (Szegedy et al. 2016,
-"Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning"):
-  * first stage (RPN features): the network up to the 20th Inception-ResNet-B block (`block17_20_ac`),
-    stride 16, 1088 channels, level '4';
-  * box classifier (`box_classifier_layers`): `mixed_7a`, the ten Inception-ResNet-C blocks and
-    `conv_7b` applied to each ROI crop (1536 channels; the TF OD API configs crop 17x17, no max-pool).
+Matches the TF OD API's `FasterRCNNInceptionResnetV2KerasFeatureExtractor`
+(`models/faster_rcnn_inception_resnet_v2_keras_feature_extractor.py`), used by the TF2 zoo's
+`mask_rcnn_inception_resnet_v2_1024x1024_coco17_gpu-8` config (Huang et al. 2017, "Speed/accuracy
+trade-offs for modern convolutional object detectors"; Szegedy et al. 2016 for the network).
 
-The layers are those of `tf_keras.applications.InceptionResNetV2` (weights=None, include_top=False),
-rebuilt with every 'valid' convolution / pooling turned into 'same', which is the TF OD API's
-`align_feature_maps=True`: the feature map is then exactly ceil(H / 16) x ceil(W / 16), so anchors line
-up with pixels. Weight shapes do not change, so the Keras ImageNet file
-`inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5` loads in layer order (`load_weights`;
-most layer names are auto-generated, so names cannot be matched).
-The Keras application cannot be split at an inner layer directly, so its config is cut in two
-(`_split_config`) and each half rebuilt with `tf_keras.Model.from_config`.
+One backbone, `classification_backbone` = `keras_models.inception_resnet_v2.inception_resnet_v2(
+align_feature_maps=True, weights=None, include_top=False)`, is shared by two Keras models:
+  * proposal model: image input -> `block17_20_ac` (after the 20th Inception-ResNet-B block),
+    float32 [B, ceil(H / s), ceil(W / s), 1088] for stride s = first_stage_features_stride;
+  * box classifier model (`model_util.extract_submodel`): `block17_20_ac` -> `conv_7b_ac`
+    (`mixed_7a`, ten Inception-ResNet-C blocks, `conv_7b`), float32 [N, c, c, 1088] ROI crops ->
+    float32 [N, ceil(c / 2), ceil(c / 2), 1536] at stride 16. At stride 8 `mixed_7a` only accepts
+    1x1 crops (a TF OD API limitation kept as is; see `keras_models/inception_resnet_v2.py`).
+Both share the backbone's layers, so their checkpoint keys (`layer_with_weights-N/...`) and the backbone's
+(`tf.train.Checkpoint(feature_extractor=classification_backbone)`, read by
+`fine_tune_checkpoint_type: "classification"`) are the TF OD API's.
 
-Pixel normalization: x / 127.5 - 1 ([-1, 1]), as the TF OD API and Keras' `preprocess_input`.
-`first_stage_features_stride` must be 16 (8 would need atrous blocks the Keras model does not have).
+Batch norm: frozen (inference statistics, no updates) unless `batch_norm_trainable` and `is_training`.
 """
 
-import copy
+import contextlib
 
 import tensorflow as tf
 import tf_keras
-from tf_keras.src.applications import inception_resnet_v2 as keras_irv2
 
-from object_detection.models import faster_rcnn_efficientnet_fpn_keras_feature_extractor as fpn_fe
+from object_detection.meta_architectures import faster_rcnn_feature_extractor
+from object_detection.models.keras_models import inception_resnet_v2
 from object_detection.utils import keras_weights
+from object_detection.utils import model_util
 
-SPLIT_LAYER = 'block17_20_ac'
-FIRST_STAGE_DEPTH = 1088
-_CUSTOM_OBJECTS = {'CustomScaleLayer': keras_irv2.CustomScaleLayer}
-
-
-def _same_padding(layer_config):
-  if layer_config['config'].get('padding') == 'valid':
-    layer_config['config']['padding'] = 'same'
-  return layer_config
+EXTRACTOR_TYPE = 'faster_rcnn_inception_resnet_v2_keras'
+PROPOSAL_FEATURES_LAYER = 'block17_20_ac'
+BOX_CLASSIFIER_FEATURES_LAYER = 'conv_7b_ac'
 
 
-def _split_config(app_config, split_layer):
-  """Cuts a functional model config at `split_layer` -> (first config, second config).
+def _scope(name):
+  return tf.name_scope(name) if name else contextlib.nullcontext()
 
-  The second config's input is an InputLayer named `split_layer`, so the inbound references of the
-  layers after the cut resolve to it unchanged.
+
+class FasterRCNNInceptionResnetV2KerasFeatureExtractor(
+    faster_rcnn_feature_extractor.FasterRCNNKerasFeatureExtractor):
+  """Inception-ResNet-v2 feature extractor; see the module docstring.
+
+  Args:
+    is_training: bool, model built for training.
+    first_stage_features_stride: 16, or 8 (atrous Inception-ResNet-B blocks).
+    batch_norm_trainable: bool, train batch norm (only when `is_training`).
+    weight_decay: float, slim-style L2 weight of the backbone's kernels and biases (the zoo configs,
+      through the model builder, leave it 0.0).
+
+  Raises:
+    ValueError: `first_stage_features_stride` is not 8 or 16.
   """
-  layers = [_same_padding(copy.deepcopy(l)) for l in app_config['layers']]
-  names = [l['name'] for l in layers]
-  cut = names.index(split_layer)
-  first = dict(app_config, name='inception_resnet_v2_first_stage', layers=layers[:cut + 1],
-               output_layers=[[split_layer, 0, 0]])
-  depth = FIRST_STAGE_DEPTH
-  second_input = {'class_name': 'InputLayer', 'name': split_layer, 'inbound_nodes': [],
-                  'config': {'batch_input_shape': (None, None, None, depth), 'dtype': 'float32',
-                             'sparse': False, 'ragged': False, 'name': split_layer}}
-  second = dict(app_config, name='inception_resnet_v2_box_classifier',
-                layers=[second_input] + layers[cut + 1:], input_layers=[[split_layer, 0, 0]])
-  return first, second
 
+  def __init__(self, is_training, first_stage_features_stride, batch_norm_trainable=False,
+               weight_decay=0.0):
+    if first_stage_features_stride not in (8, 16):
+      raise ValueError(
+          'feature_extractor.first_stage_features_stride must be 8 or 16 for %s, got %r.'
+          % (EXTRACTOR_TYPE, first_stage_features_stride))
+    super().__init__(is_training, first_stage_features_stride, batch_norm_trainable, weight_decay)
+    self.classification_backbone = None
 
-def preprocess_minus_one_to_one(images):
-  """float32 [B, H, W, 3] 0..255 -> float32 [-1, 1]."""
-  return tf.cast(images, tf.float32) / 127.5 - 1.0
+  def preprocess(self, resized_inputs):
+    """float32 [B, H, W, 3] RGB in [0, 255] -> float32 [B, H, W, 3] in [-1, 1] (2 / 255 * x - 1)."""
+    return (2.0 / 255.0) * resized_inputs - 1.0
 
+  def _backbone(self):
+    if self.classification_backbone is None:
+      self.classification_backbone = inception_resnet_v2.inception_resnet_v2(
+          self._train_batch_norm,
+          output_stride=self._first_stage_features_stride,
+          align_feature_maps=True,
+          weight_decay=self._weight_decay,
+          weights=None,
+          include_top=False)
+    return self.classification_backbone
 
-class _SingleLevel(tf_keras.Model):
-  """Wraps the first stage so that it returns {'4': features}, as the registry contract asks."""
+  def get_proposal_feature_extractor_model(self, name=None):
+    """Returns the tf_keras.Model: preprocessed float32 [B, H, W, 3] -> [B, h, w, 1088] RPN features.
 
-  def __init__(self, first_stage, **kwargs):
-    super().__init__(**kwargs)
-    self.first_stage = first_stage
-    self.output_specs = {'4': tf.TensorShape([None, None, None, FIRST_STAGE_DEPTH])}
+    h = ceil(H / stride), w = ceil(W / stride) ('same' padding everywhere). `name` is the TF OD API's
+    scope name (e.g. 'FirstStageFeatureExtractor'); it names ops only, never variables.
+    """
+    backbone = self._backbone()
+    with _scope(name), tf.name_scope('InceptionResnetV2'):
+      return tf_keras.Model(inputs=backbone.inputs,
+                            outputs=backbone.get_layer(name=PROPOSAL_FEATURES_LAYER).output)
 
-  def call(self, inputs, training=None):
-    return {'4': self.first_stage(inputs, training=training)}
+  def get_box_classifier_feature_extractor_model(self, name=None):
+    """Returns the tf_keras.Model: ROI crops float32 [N, c, c, 1088] -> [N, c', c', 1536].
 
-
-class InceptionResnetV2FeatureExtractor(object):
-  """See module docstring; attributes follow feature_extractor_registry's interface."""
-
-  is_fpn = False
-  type_name = 'faster_rcnn_inception_resnet_v2_keras'
-
-  def __init__(self, feature_extractor_config, is_training, first_stage_features_stride=16,
-               batch_norm_trainable=False, conv_hyperparams=None, **unused_kwargs):
-    del feature_extractor_config, is_training, conv_hyperparams
-    if first_stage_features_stride != 16:
-      raise ValueError('faster_rcnn.first_stage_features_stride must be 16 for '
-                       'faster_rcnn_inception_resnet_v2_keras, got %d.' % first_stage_features_stride)
-    app = keras_irv2.InceptionResNetV2(include_top=False, weights=None, input_shape=(None, None, 3))
-    first_config, second_config = _split_config(app.get_config(), SPLIT_LAYER)
-    self._first_stage = tf_keras.Model.from_config(first_config, custom_objects=_CUSTOM_OBJECTS)
-    self.box_classifier_layers = tf_keras.Model.from_config(second_config,
-                                                            custom_objects=_CUSTOM_OBJECTS)
-    del app
-    if not batch_norm_trainable:
-      fpn_fe.freeze_batch_norm(self._first_stage)
-      fpn_fe.freeze_batch_norm(self.box_classifier_layers)
-    self.backbone = _SingleLevel(self._first_stage, name='inception_resnet_v2')
-    self.levels = ['4']
-
-  def preprocess(self, images):
-    return preprocess_minus_one_to_one(images)
-
-  def classification_checkpoint_objects(self):
-    return {'first_stage': self._first_stage, 'box_classifier': self.box_classifier_layers}
+    c' = ceil(c / 2) at stride 16; at stride 8 only c = 1 works (see the module docstring).
+    `name` is the TF OD API's scope name (e.g. 'SecondStageFeatureExtractor'); it names ops only.
+    """
+    backbone = self._backbone()
+    with _scope(name), tf.name_scope('InceptionResnetV2'):
+      return model_util.extract_submodel(
+          model=backbone,
+          inputs=backbone.get_layer(name=PROPOSAL_FEATURES_LAYER).output,
+          outputs=backbone.get_layer(name=BOX_CLASSIFIER_FEATURES_LAYER).output)
 
   def load_weights(self, path):
-    """Loads a Keras ImageNet `.h5` file into both halves, in layer order.
+    """Loads the Keras ImageNet weights of InceptionResNetV2 into `classification_backbone`.
 
-    Most layers of the Keras InceptionResNetV2 are auto-named (`conv2d_17`, numbered per process), so
-    names cannot be matched; the halves are loaded as one network in topological order, which is the
-    order of the Keras application and of its weight files.
+    The file is `inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5`, or any tf_keras
+    `InceptionResNetV2(...).save_weights('x.h5')` file (`keras_weights` leaves the `predictions` layer
+    of a file with the classification top unused). Layers are matched in topological order (most
+    layer names are auto-generated and numbered per process): `align_feature_maps`, atrous strides and
+    dilations change no weight shape, so the file fits at stride 16 and 8 alike. The Keras application's
+    batch norm has no `gamma` (scale=False) and neither has this network (`batchnorm_scale=False`), so
+    every variable of the backbone is set from the file and nothing is left at its initial value
+    (all or nothing: `complete=True`).
+
+    Args:
+      path: str, `.h5` file.
 
     Returns:
       keras_weights.LoadReport.
+
     Raises:
-      ValueError: naming the file when no layer matches.
+      ValueError: the file cannot be read or does not fit the network (message names the file);
+        nothing is loaded then.
     """
-    both = _Halves([self._first_stage, self.box_classifier_layers])
-    return keras_weights.load_weights(both, path, self.type_name, by_order=True)
-
-
-class _Halves(object):
-  """Duck-types `model.layers` over the two halves, for keras_weights.load_weights."""
-
-  def __init__(self, models):
-    self.layers = [layer for m in models for layer in m.layers]
-
-
-def build(*args, **kwargs):
-  return InceptionResnetV2FeatureExtractor(*args, **kwargs)
+    return keras_weights.load_weights(self._backbone(), path, EXTRACTOR_TYPE, by_order=True,
+                                      complete=True)
