@@ -67,6 +67,38 @@ def test_bad_label_maps_name_the_file(tmp_path, text, match):
     assert path in str(e.value)
 
 
+def test_class_text_lookup_uses_name_and_display_name():
+  lookup = label_map_util.get_class_text_to_id_dict(_COCO_MAP)
+  assert lookup['person'] == 1 and lookup['/m/01g317'] == 1
+  assert lookup['toothbrush'] == 90 and len(lookup) == 160
+  # Name-only label maps: the names (no empty-text key from the missing display names).
+  lookup = label_map_util.get_class_text_to_id_dict(_PET_MAP)
+  assert len(lookup) == 37 and '' not in lookup
+
+
+def test_class_text_lookup_conflicts(tmp_path):
+  # A text that is one item's name and another's display_name gets the larger id; the last of
+  # several items with the same display_name wins (the TF OD API decoder's rules).
+  path = _write(tmp_path, 'item { name: "a" id: 1 display_name: "b" }\n'
+                          'item { name: "b" id: 2 display_name: "a" }\n'
+                          'item { name: "x" id: 4 display_name: "same" }\n'
+                          'item { name: "y" id: 3 display_name: "same" }\n')
+  assert label_map_util.get_class_text_to_id_dict(path) == {
+      'a': 2, 'b': 2, 'x': 4, 'y': 3, 'same': 3}
+
+
+def test_background_item_with_id_0_is_accepted(tmp_path):
+  # As in the TF OD API (its mscoco_complete_label_map.pbtxt starts with this item).
+  path = _write(tmp_path, 'item { name: "background" id: 0 display_name: "background" }\n'
+                          'item { name: "/m/01g317" id: 1 display_name: "person" }\n')
+  assert label_map_util.get_label_map_dict(path) == {'background': 0, '/m/01g317': 1}
+  assert label_map_util.get_class_text_to_id_dict(path)['person'] == 1
+  categories = label_map_util.create_categories_from_labelmap(path)
+  assert categories == [{'id': 1, 'name': 'person'}]
+  path = _write(tmp_path, 'item { name: "/m/0" id: 0 display_name: "background" }')
+  assert label_map_util.get_label_map_dict(path) == {'/m/0': 0}
+
+
 def test_missing_label_map():
   with pytest.raises(label_map_util.LabelMapError, match='not found: /no/such/map.pbtxt'):
     label_map_util.load_labelmap('/no/such/map.pbtxt')

@@ -175,11 +175,15 @@ def test_label_map_text_takes_precedence_over_label(label_map_path):
   out = tf_example_decoder.TfExampleDecoder(label_map_proto_file=label_map_path).decode(
       make_example(labels=(1, 18), texts=()))
   np.testing.assert_array_equal(out[F.groundtruth_classes].numpy(), [1, 18])
-  # use_display_name looks texts up by display_name.
-  out = tf_example_decoder.TfExampleDecoder(
-      label_map_proto_file=label_map_path, use_display_name=True).decode(
-          make_example(labels=(), texts=(b'Dog', b'Person')))
-  np.testing.assert_array_equal(out[F.groundtruth_classes].numpy(), [18, 1])
+  # Texts are looked up by name and by display_name, whatever use_display_name says (as in the
+  # TF OD API's decoder, which ignores use_display_name).
+  for use_display_name in (False, True):
+    decoder = tf_example_decoder.TfExampleDecoder(
+        label_map_proto_file=label_map_path, use_display_name=use_display_name)
+    out = decoder.decode(make_example(labels=(), texts=(b'Dog', b'person')))
+    np.testing.assert_array_equal(out[F.groundtruth_classes].numpy(), [18, 1])
+    out = decoder.decode(make_example(labels=(), texts=(b'car', b'Car')))
+    np.testing.assert_array_equal(out[F.groundtruth_classes].numpy(), [3, 3])
 
 
 def test_tf_od_api_style_record_with_text_only_classes(label_map_path):

@@ -96,48 +96,31 @@ def mask_type_name(instance_mask_type):
 
 
 def load_label_map_dict(label_map_proto_file, use_display_name=False):
-  """Reads a `StringIntLabelMap` text proto into {name: id}.
+  """Reads a label map into the {class text: id} lookup of `image/object/class/text`.
 
-  Uses `object_detection.utils.label_map_util.get_label_map_dict` when it is available, else
-  parses the file with `string_int_label_map_pb2`.
+  A text matches an item's `name` or its `display_name`; when it is one item's name and another's
+  display_name the larger id wins (`label_map_util.get_class_text_to_id_dict`), as in the TF OD
+  API's TfExampleDecoder. So records whose class text is the COCO name ("person") decode with the
+  upstream `mscoco_label_map.pbtxt` (name "/m/01g317", display_name "person") without
+  `use_display_name`.
 
   Args:
     label_map_proto_file: path of a label map `.pbtxt` (TF OD API format).
-    use_display_name: key the dict by `display_name` instead of `name`.
+    use_display_name: accepted for the TF OD API's signature and ignored, as the TF OD API's
+      decoder ignores it: names and display names are both looked up.
 
   Returns:
     dict {str: int}.
 
   Raises:
-    ValueError: the file is missing or is not a label map (message names the file).
+    ValueError: the file is missing or is not a valid label map (message names the file).
   """
+  del use_display_name  # Both keys are always looked up, as in the TF OD API's decoder.
   if not tf.io.gfile.exists(label_map_proto_file):
     raise ValueError('Label map file %s does not exist (input reader field `label_map_path`).'
                      % label_map_proto_file)
-  try:
-    from object_detection.utils import label_map_util  # pylint: disable=g-import-not-at-top
-    get_dict = label_map_util.get_label_map_dict
-  except Exception:  # pylint: disable=broad-except
-    get_dict = None  # Not available (yet): read the text proto here.
-  if get_dict is not None:
-    return dict(get_dict(label_map_proto_file, use_display_name=use_display_name))
-  # Imported here: importing object_detection.protos compiles the schema on first use.
-  # pylint: disable=g-import-not-at-top
-  from google.protobuf import text_format
-  from object_detection.protos import string_int_label_map_pb2
-  # pylint: enable=g-import-not-at-top
-  label_map = string_int_label_map_pb2.StringIntLabelMap()
-  with tf.io.gfile.GFile(label_map_proto_file, 'r') as fid:
-    text = fid.read()
-  try:
-    text_format.Merge(text, label_map)
-  except text_format.ParseError as e:
-    raise ValueError('Label map file %s is not a StringIntLabelMap text proto: %s'
-                     % (label_map_proto_file, e)) from None
-  result = {}
-  for item in label_map.item:
-    result[item.display_name if use_display_name else item.name] = item.id
-  return result
+  from object_detection.utils import label_map_util  # pylint: disable=g-import-not-at-top
+  return label_map_util.get_class_text_to_id_dict(label_map_proto_file)
 
 
 def _dense(sparse, default):
@@ -153,8 +136,9 @@ class TfExampleDecoder(object):
     source_id, key (image/key/sha256), filename: string scalars.
     groundtruth_boxes: float32 [N, 4], normalized [ymin, xmin, ymax, xmax] in [0, 1].
     groundtruth_classes: int64 [N], label-map ids. With `label_map_proto_file` and a non-empty
-      image/object/class/text, the ids come from looking the texts up in the label map (as in the
-      TF OD API); otherwise from image/object/class/label.
+      image/object/class/text, the ids come from looking the texts up in the label map by `name`
+      and by `display_name` (the larger id when both match, see `load_label_map_dict`), as in the
+      TF OD API; otherwise from image/object/class/label.
     groundtruth_weights: float32 [N], image/object/weight or ones when absent.
     groundtruth_is_crowd: bool [N], image/object/is_crowd or False when absent.
     groundtruth_area: float32 [N], image/object/area in pixels of the original image; when absent,
@@ -198,8 +182,10 @@ class TfExampleDecoder(object):
         `create_coco_tf_record.py --mask_type=png`, the default there and in the TF OD API's
         converter) or NUMERICAL_MASKS (float list N*H*W). `input_reader_pb2` enum values, the
         ints 2 / 1 / 0 or names are accepted. The default is NUMERICAL_MASKS, as in the TF OD API.
-      label_map_proto_file: optional label map path; class texts are looked up in it.
-      use_display_name: look class texts up by `display_name` instead of `name`.
+      label_map_proto_file: optional label map path; class texts are looked up in it, by `name`
+        and by `display_name`.
+      use_display_name: ignored, as in the TF OD API's decoder (which accepts and drops it):
+        class texts are always looked up by both `name` and `display_name`.
       dct_method: JPEG DCT method passed to `tf.io.decode_jpeg` ('' = TF default).
       num_keypoints, num_additional_channels, load_multiclass_scores, load_context_features,
       expand_hierarchy_labels, load_dense_pose, load_track_id, load_keypoint_depth_features,
@@ -412,11 +398,14 @@ class TfExampleDecoder(object):
       texts = _dense(f['image/object/class/text'], '')
       looked_up = self._label_table.lookup(texts)
       unknown = tf.boolean_mask(texts, looked_up < 0)
+      # An empty text would vanish from the joined message.
+      unknown = tf.where(tf.equal(unknown, ''), '""', unknown)
       check(tf.equal(tf.size(unknown), 0),
             'image/object/class/text has classes not in the label map ',
             self._label_map_proto_file, ': ',
             tf.strings.reduce_join(unknown, separator=', '),
-            ' (check label_map_path and use_display_name in the input reader config)')
+            ' (texts are looked up by label map `name` and `display_name`; check '
+            'label_map_path in the input reader config)')
       classes = tf.cond(tf.size(texts) > 0, lambda: looked_up, lambda: labels)
       hint = ''
     else:
@@ -523,7 +512,8 @@ def validate_records(input_path,
     load_instance_masks: the input reader's `load_instance_masks`.
     instance_mask_type: the input reader's `mask_type` (enum value, int or name).
     label_map_proto_file: the input reader's `label_map_path` (optional).
-    use_display_name: the input reader's `use_display_name`.
+    use_display_name: the input reader's `use_display_name`; ignored, as in the decoder (class
+      texts are looked up by `name` and `display_name`).
     max_records_per_file: records read per file.
     skip_bad_examples: the input reader's `skip_bad_examples`: the per-record class checks are
       then left to the decoder, which skips such records; the file-level checks still raise.
@@ -597,11 +587,11 @@ def validate_records(input_path,
                 '; it stores class names only: set label_map_path in the input reader config'
                 if texts and not label_map else ''))
       if label_map and texts:
-        unknown = sorted({t.decode('utf-8', 'replace') for t in texts} - set(label_map))
+        unknown = sorted({t.decode('utf-8', 'replace') or '""' for t in texts} - set(label_map))
         if unknown:
           raise RecordValidationError(
-              '%s has image/object/class/text not in the label map %s: %s (check '
-              'label_map_path and use_display_name).' % (
+              '%s has image/object/class/text not in the label map %s: %s (texts are looked '
+              'up by label map `name` and `display_name`; check label_map_path).' % (
                   where, label_map_proto_file, ', '.join(unknown)))
     report[path] = {'records_checked': len(examples), 'mask_type': seen_kind}
   return report

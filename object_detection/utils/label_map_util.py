@@ -9,7 +9,12 @@ A label map maps class names to 1-based integer ids:
   }
 
 Ids need not be contiguous (COCO uses 1..90 for 80 classes): a model with
-`num_classes: 90` has one-hot column `id - 1` for each item.
+`num_classes: 90` has one-hot column `id - 1` for each item. Id 0 is allowed only for an item
+named (or displayed as) "background", as in the TF OD API (its `mscoco_complete_label_map.pbtxt`
+has one).
+
+Class texts in records (`image/object/class/text`) are looked up by `name` and by `display_name`
+together (`get_class_text_to_id_dict`), as the TF OD API's TfExampleDecoder does.
 """
 import logging
 
@@ -23,8 +28,11 @@ class LabelMapError(ValueError):
   """A label map file is missing, does not parse or has invalid ids / names."""
 
 
+_BACKGROUND = 'background'
+
+
 def _validate_label_map(label_map, source='label map'):
-  """Checks ids are >= 1 and unique.
+  """Checks ids are >= 1 (0 only for "background", as in the TF OD API) and unique.
 
   Raises:
     LabelMapError: naming `source`, the offending item and what to do.
@@ -37,7 +45,7 @@ def _validate_label_map(label_map, source='label map'):
     if item.id < 0:
       raise LabelMapError('%s: item %r has id %d; label map ids must be >= 1.'
                           % (source, item.name, item.id))
-    if item.id == 0:
+    if item.id == 0 and _BACKGROUND not in (item.name, item.display_name):
       raise LabelMapError('%s: item %r has id 0; id 0 is reserved for the background class, '
                           'label map ids must start at 1.' % (source, item.name))
     if item.id in seen:
@@ -88,31 +96,40 @@ def _names(label_map, use_display_name):
     yield (item.display_name if use_display_name and item.display_name else item.name), item
 
 
-def get_label_map_dict(label_map_path_or_proto, use_display_name=False, fill_in_gaps_and_background=False):
+def _load(label_map_path_or_proto):
+  """Returns (validated StringIntLabelMap, source text for error messages)."""
+  if isinstance(label_map_path_or_proto, string_int_label_map_pb2.StringIntLabelMap):
+    _validate_label_map(label_map_path_or_proto)
+    return label_map_path_or_proto, 'label map'
+  return load_labelmap(label_map_path_or_proto), 'label map %s' % label_map_path_or_proto
+
+
+def _unique_name_dict(label_map, use_display_name, source):
+  label_map_dict = {}
+  for name, item in _names(label_map, use_display_name):
+    if name in label_map_dict and label_map_dict[name] != item.id:
+      raise LabelMapError('%s: name %r is used by ids %d and %d; names must be unique.'
+                          % (source, name, label_map_dict[name], item.id))
+    label_map_dict[name] = item.id
+  return label_map_dict
+
+
+def get_label_map_dict(label_map_path_or_proto, use_display_name=False,
+                       fill_in_gaps_and_background=False):
   """Returns {class name: id}.
 
   Args:
     label_map_path_or_proto: path to a label map file, or a StringIntLabelMap proto.
     use_display_name: key by `display_name` instead of `name`.
-    fill_in_gaps_and_background: add 'background': 0 and a 'class_<id>' entry for each id
-      missing between 1 and the max id.
+    fill_in_gaps_and_background: add 'background': 0 (when no item has id 0) and a '<id>'
+      entry (the id as a string) for each id missing between 1 and the max id.
 
   Raises:
     LabelMapError: invalid label map (see `load_labelmap`), or two items with the same
       name (the dict would silently drop one).
   """
-  if isinstance(label_map_path_or_proto, string_int_label_map_pb2.StringIntLabelMap):
-    label_map = label_map_path_or_proto
-    _validate_label_map(label_map)
-  else:
-    label_map = load_labelmap(label_map_path_or_proto)
-  label_map_dict = {}
-  for name, item in _names(label_map, use_display_name):
-    if name in label_map_dict and label_map_dict[name] != item.id:
-      raise LabelMapError('label map %s: name %r is used by ids %d and %d; names must be unique.'
-                          % (label_map_path_or_proto if isinstance(label_map_path_or_proto, str)
-                             else '', name, label_map_dict[name], item.id))
-    label_map_dict[name] = item.id
+  label_map, source = _load(label_map_path_or_proto)
+  label_map_dict = _unique_name_dict(label_map, use_display_name, source)
   if fill_in_gaps_and_background:
     values = set(label_map_dict.values())
     if 0 not in values:
@@ -122,6 +139,42 @@ def get_label_map_dict(label_map_path_or_proto, use_display_name=False, fill_in_
         if value not in values:
           label_map_dict[str(value)] = value
   return label_map_dict
+
+
+def get_class_text_to_id_dict(label_map_path_or_proto):
+  """Returns {class text: id} for looking up `image/object/class/text` of records.
+
+  Matches the TF OD API's TfExampleDecoder (`_ClassTensorHandler`): a text is looked up among the
+  items' `name`s and among their `display_name`s, and the larger of the two ids wins (a text that
+  is only one of them gets that id). Among items with the same `display_name` the last one wins,
+  as in the TF OD API's dict. The input reader's `use_display_name` plays no part (the TF OD API's
+  decoder ignores it too). So records written by the TF OD API's `create_coco_tf_record.py`
+  (class text = COCO name) decode with the upstream `mscoco_label_map.pbtxt` (name = "/m/..." id,
+  display_name = COCO name) as they do there.
+
+  One difference: the empty text is never a key. In the TF OD API it matches the (empty)
+  display_name of the last item without one, giving that item's id; here it is an unknown text.
+
+  Args:
+    label_map_path_or_proto: path to a label map file, or a StringIntLabelMap proto.
+
+  Returns:
+    dict {str: int}.
+
+  Raises:
+    LabelMapError: invalid label map, or two items with the same `name` and different ids.
+  """
+  label_map, source = _load(label_map_path_or_proto)
+  by_name = _unique_name_dict(label_map, False, source)
+  by_display_name = {}
+  for item in label_map.item:
+    if item.display_name:
+      by_display_name[item.display_name] = item.id
+  lookup = {}
+  for text in set(by_name) | set(by_display_name):
+    if text:
+      lookup[text] = max(by_name.get(text, -1), by_display_name.get(text, -1))
+  return lookup
 
 
 def convert_label_map_to_categories(label_map, max_num_classes, use_display_name=True):

@@ -1,0 +1,127 @@
+"""Class text -> id in our decoder is the TF OD API decoder's, on the TF OD API's own records.
+
+Golden fixture `tests/testdata/tfod_golden/label_map/class_lookup.json` (written by the TF OD API
+at upstream commit e3c7e300, tools/tfod_golden/label_map.py): label maps, serialized records
+(some written by the TF OD API's create_coco_tf_record.py from coco128 images, with COCO
+category names as class text) and the `groundtruth_classes` the TF OD API's TfExampleDecoder
+returns for them, with use_display_name false and true. Where the TF OD API returns -1 (a text
+in no item's name or display_name) our decoder raises its "not in the label map" error instead.
+"""
+import base64
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from object_detection.core import standard_fields as fields
+from object_detection.data_decoders import tf_example_decoder
+from object_detection.utils import label_map_util
+
+_TESTDATA = os.path.join(os.path.dirname(__file__), 'testdata')
+with open(os.path.join(_TESTDATA, 'tfod_golden', 'label_map', 'class_lookup.json')) as _f:
+  _CASES = json.load(_f)
+_SETTINGS = {'use_display_name_false': False, 'use_display_name_true': True}
+# Cases where the TF OD API returns an id and our decoder deliberately refuses the record: an empty
+# class text (the TF OD API matches it to the empty display_name of the last item without one).
+_REFUSED_BY_US = {'empty_text'}
+
+
+def _refused(name, expected):
+  return -1 in expected or name in _REFUSED_BY_US
+
+
+def _label_map_path(tmp_path, name):
+  path = tmp_path / (name + '.pbtxt')
+  path.write_text(_CASES[name]['label_map'])
+  return str(path)
+
+
+def _write_records(tmp_path, name):
+  path = str(tmp_path / (name + '.record'))
+  with tf.io.TFRecordWriter(path) as writer:
+    for record in _CASES[name]['records']:
+      writer.write(base64.b64decode(record))
+  return path
+
+
+def test_fixture_has_the_cases(tmp_path):
+  assert set(_CASES) == {
+      'coco_converter_mscoco_label_map', 'coco_converter_names_label_map',
+      'crossed_name_and_display_name', 'duplicate_display_name', 'names_only', 'unknown_text',
+      'empty_text'}
+  # The upstream COCO label map is the one in our testdata.
+  ours = label_map_util.load_labelmap(os.path.join(_TESTDATA, 'mscoco_label_map.pbtxt'))
+  upstream = label_map_util.load_labelmap(
+      _label_map_path(tmp_path, 'coco_converter_mscoco_label_map'))
+  assert ours == upstream and len(ours.item) == 80
+
+
+@pytest.mark.parametrize('setting', sorted(_SETTINGS))
+@pytest.mark.parametrize('name', sorted(_CASES))
+def test_class_ids_match_the_tfod_decoder(tmp_path, name, setting):
+  label_map_path = _label_map_path(tmp_path, name)
+  decoder = tf_example_decoder.TfExampleDecoder(label_map_proto_file=label_map_path,
+                                                use_display_name=_SETTINGS[setting])
+  expected_per_record = _CASES[name]['classes'][setting]
+  for record, expected in zip(_CASES[name]['records'], expected_per_record):
+    serialized = tf.constant(base64.b64decode(record))
+    if _refused(name, expected):
+      with pytest.raises(tf.errors.InvalidArgumentError,
+                         match='image/object/class/text has classes not in the label map'):
+        decoder.decode(serialized)
+      continue
+    classes = decoder.decode(serialized)[fields.InputDataFields.groundtruth_classes]
+    np.testing.assert_array_equal(classes.numpy(), expected)
+
+
+def test_coco_converter_records_decode_with_the_upstream_coco_label_map(tmp_path):
+  """TF OD API COCO records + upstream mscoco_label_map.pbtxt, no use_display_name: COCO ids."""
+  case = _CASES['coco_converter_mscoco_label_map']
+  label_map_path = os.path.join(_TESTDATA, 'mscoco_label_map.pbtxt')
+  decoder = tf_example_decoder.TfExampleDecoder(label_map_proto_file=label_map_path)
+  for record, expected in zip(case['records'], case['classes']['use_display_name_false']):
+    example = tf.train.Example.FromString(base64.b64decode(record))
+    feature = example.features.feature
+    # The converter writes the COCO names as text (not the label map's "/m/..." names) and no
+    # class/label, so the ids can only come from the label map.
+    texts = list(feature['image/object/class/text'].bytes_list.value)
+    assert texts and not any(t.startswith(b'/m/') for t in texts)
+    assert 'image/object/class/label' not in feature
+    classes = decoder.decode(tf.constant(base64.b64decode(record)))[
+        fields.InputDataFields.groundtruth_classes]
+    np.testing.assert_array_equal(classes.numpy(), expected)
+  # The file-level check accepts them too.
+  records = _write_records(tmp_path, 'coco_converter_mscoco_label_map')
+  report = tf_example_decoder.validate_records(records, label_map_proto_file=label_map_path)
+  assert report[records]['records_checked'] == len(case['records'])
+
+
+def test_validate_records_agrees_with_the_decoder(tmp_path):
+  for name in ('crossed_name_and_display_name', 'duplicate_display_name', 'unknown_text',
+               'empty_text'):
+    label_map_path = _label_map_path(tmp_path, name)
+    records = _write_records(tmp_path, name)
+    has_unknown = any(_refused(name, c) for c in _CASES[name]['classes']['use_display_name_false'])
+    if has_unknown:
+      with pytest.raises(tf_example_decoder.RecordValidationError,
+                         match='not in the label map'):
+        tf_example_decoder.validate_records(records, label_map_proto_file=label_map_path)
+    else:
+      tf_example_decoder.validate_records(records, label_map_proto_file=label_map_path)
+
+
+def test_unknown_and_empty_texts_are_named_in_the_error(tmp_path):
+  # What the TF OD API does with the empty text: the id of the last item without display_name.
+  assert _CASES['empty_text']['classes']['use_display_name_false'] == [[2, 1]]
+  decoder = tf_example_decoder.TfExampleDecoder(
+      label_map_proto_file=_label_map_path(tmp_path, 'empty_text'))
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r'source_id=7.*not in the label map .*empty_text.pbtxt: "".*'
+                     r'`name` and `display_name`'):
+    decoder.decode(tf.constant(base64.b64decode(_CASES['empty_text']['records'][0])))
+  decoder = tf_example_decoder.TfExampleDecoder(
+      label_map_proto_file=_label_map_path(tmp_path, 'unknown_text'))
+  with pytest.raises(tf.errors.InvalidArgumentError, match='not in the label map .*: cow'):
+    decoder.decode(tf.constant(base64.b64decode(_CASES['unknown_text']['records'][0])))
