@@ -43,7 +43,9 @@ def variable_keys(root_objects):
   result = collections.OrderedDict()
   seen = set()
   queue = collections.deque()
-  for name, obj in root_objects.items():
+  # tf.train.Checkpoint orders its root objects by name: a variable reachable from two roots takes
+  # the key under the first one in that order.
+  for name, obj in sorted(root_objects.items()):
     queue.append((_escape(name), obj))
   while queue:
     path, obj = queue.popleft()

@@ -20,6 +20,11 @@ file layer (extra file layers, such as a classification top, are left unused), o
 and a ValueError names the file and the first differing layer. (A file of another network often shares its
 first few layer shapes, e.g. a 3x3x3x32 stem conv; a partial load in order would silently train from a few
 foreign layers.)
+
+Bias-free backbones (the TF OD API's ResNet-v1, whose convolutions have no bias while the Keras ImageNet
+files' do) load with `fold_conv_bias`: each file conv bias is folded into the following batch norm's moving
+mean, exact in inference mode. `complete=True` makes a load all-or-nothing (every backbone layer loaded,
+every file layer but a classification top used).
 """
 
 import collections
@@ -28,14 +33,20 @@ import re
 import h5py
 import numpy as np
 
-LoadReport = collections.namedtuple('LoadReport', ['matched', 'skipped', 'unused', 'mode'])
+LoadReport = collections.namedtuple('LoadReport', ['matched', 'skipped', 'unused', 'mode', 'folded'],
+                                    defaults=((),))
 LoadReport.__doc__ = """Result of `load_weights`.
 
 matched: list of (model layer name, file layer name) whose weights were loaded.
 skipped: list of model layer names (with weights) left unchanged (not in file, excluded, or shape mismatch).
 unused: list of file layer names not loaded into any model layer.
 mode: 'by_name' or 'by_order'.
+folded: list of (conv layer name, batch norm layer name) whose file conv bias was folded into the batch
+  norm's moving mean (`load_weights(fold_conv_bias=...)`); empty otherwise.
 """
+
+# Classification head of the Keras applications: a file with the top may still load `complete`ly.
+_CLASSIFICATION_TOP = ('predictions',)
 
 _H5Contents = collections.namedtuple('_H5Contents', ['keras3', 'layers', 'keras3_paths'])
 
@@ -127,7 +138,21 @@ def _shapes_match(layer, values):
   return len(current) == len(values) and all(c.shape == v.shape for c, v in zip(current, values))
 
 
-def load_weights(model, path, extractor_name, exclude=(), by_order=False):
+def _fit(layer, values, fold_conv_bias):
+  """(values to set, conv bias to fold or None) if the file layer `values` fit `layer`, else None."""
+  if _shapes_match(layer, values):
+    return values, None
+  if fold_conv_bias is None or len(values) != 2:
+    return None
+  kernel = getattr(layer, 'kernel', None)
+  if (kernel is None or getattr(layer, 'use_bias', True) or len(layer.weights) != 1
+      or tuple(kernel.shape) != values[0].shape or values[1].shape != (int(kernel.shape[-1]),)):
+    return None
+  return [values[0]], values[1]
+
+
+def load_weights(model, path, extractor_name, exclude=(), by_order=False, fold_conv_bias=None,
+                 complete=False):
   """Loads the weights in `path` into `model` (a tf_keras functional model), layer by layer.
 
   Args:
@@ -137,34 +162,45 @@ def load_weights(model, path, extractor_name, exclude=(), by_order=False):
     exclude: model layer names never loaded (reported as skipped).
     by_order: match in topological order only. For networks whose layers are partly auto-named
       (`conv2d_17`): a by-name pass would match the few explicitly named layers and stop there.
+    fold_conv_bias: None, or callable(conv layer name) -> name of the batch norm layer that directly
+      follows that convolution in `model` (or None). Then a bias-free convolution of `model` also fits a
+      file layer holding [kernel, bias]: the kernel is loaded and the bias is folded into the batch norm,
+      whose `moving_mean` becomes (file moving_mean - bias). In inference mode batch norm computes
+      gamma * (x - mean) / sqrt(var + eps) + beta, so conv(x) + bias followed by the file's batch norm
+      equals conv(x) followed by the folded one exactly (up to float rounding). That batch norm must be
+      loaded from the file too, otherwise ValueError.
+    complete: all-or-nothing. True: every layer of `model` with weights outside `exclude` must be loaded,
+      and every file layer used except a classification top (`predictions`); otherwise ValueError and
+      nothing is loaded (e.g. a ResNet-101 file would otherwise fill a ResNet-50 by name, silently
+      leaving blocks out).
 
   Returns:
     LoadReport.
 
   Raises:
     ValueError: the file cannot be read, no layer of the file matches the model by name and the layer
-      order does not fit either (nothing is loaded then; the message names the file and the extractor).
+      order does not fit either, a conv bias cannot be folded, or (with `complete`) the file does not
+      cover the model exactly. Nothing is loaded then; the message names the file and the extractor.
   """
   contents = _read_h5(path)
   file_layers = contents.layers
   all_layers = _weighted_layers(model)
   layers = [l for l in all_layers if l.name not in exclude]
-  matched, used = [], set()
+  plan = []  # (model layer, file layer name, values to set, conv bias to fold or None)
   for layer in ([] if by_order else layers):
     values = file_layers.get(layer.name)
-    if values is not None and _shapes_match(layer, values):
-      layer.set_weights(values)
-      matched.append((layer.name, layer.name))
-      used.add(layer.name)
+    fitted = None if values is None else _fit(layer, values, fold_conv_bias)
+    if fitted is not None:
+      plan.append((layer, layer.name) + fitted)
   mode = 'by_name'
-  if not matched:
+  if not plan:
     mode = 'by_order'
     if contents.keras3:
       pairs = _keras3_order(all_layers, contents)
     else:
       pairs = list(zip(all_layers, list(file_layers)[:len(all_layers)]))
       pairs += [(layer, None) for layer in all_layers[len(pairs):]]
-    problem = _order_mismatch(pairs, file_layers, exclude)
+    problem = _order_mismatch(pairs, file_layers, exclude, fold_conv_bias)
     if problem:
       raise ValueError(
           'Keras weights file %s does not fit the %s backbone: no layer matches by name, and in '
@@ -173,21 +209,63 @@ def load_weights(model, path, extractor_name, exclude=(), by_order=False):
           % (path, extractor_name, problem, ', '.join(list(file_layers)[:5])))
     for layer, file_name in pairs:
       if layer.name not in exclude:
-        layer.set_weights(file_layers[file_name])
-        matched.append((layer.name, file_name))
-        used.add(file_name)
-  if not matched:
+        plan.append((layer, file_name) + _fit(layer, file_layers[file_name], fold_conv_bias))
+  if not plan:
     raise ValueError(
         'Keras weights file %s matches no layer of the %s backbone (neither by layer name nor in order; '
         'file layers: %s...). Use the Keras ImageNet weights of the same network (see docs/pretrained.md).'
         % (path, extractor_name, ', '.join(list(file_layers)[:5])))
+  used = {file_name for _, file_name, _, _ in plan}
+  if complete:
+    _check_complete(plan, layers, file_layers, used, path, extractor_name)
+  folds = _fold_targets(plan, fold_conv_bias, path, extractor_name)
+  for layer, _, values, _ in plan:
+    layer.set_weights(values)
+  for batch_norm, bias in folds.values():
+    batch_norm.moving_mean.assign(batch_norm.moving_mean.numpy() - bias)
+  matched = [(layer.name, file_name) for layer, file_name, _, _ in plan]
   matched_model = {m for m, _ in matched}
   all_names = [l.name for l in all_layers]
   return LoadReport(matched=matched, skipped=[n for n in all_names if n not in matched_model],
-                    unused=[n for n in file_layers if n not in used], mode=mode)
+                    unused=[n for n in file_layers if n not in used], mode=mode,
+                    folded=[(conv, bn.name) for conv, (bn, _) in folds.items()])
 
 
-def _order_mismatch(pairs, file_layers, exclude):
+def _check_complete(plan, layers, file_layers, used, path, extractor_name):
+  loaded = {layer.name for layer, _, _, _ in plan}
+  missing = [l.name for l in layers if l.name not in loaded]
+  unused = [n for n in file_layers if n not in used and n not in _CLASSIFICATION_TOP]
+  if missing or unused:
+    details = []
+    if missing:
+      details.append('%d backbone layers have no fitting file layer (first: %s)' % (len(missing), missing[0]))
+    if unused:
+      details.append('%d file layers would be left unused (first: %s)' % (len(unused), unused[0]))
+    raise ValueError(
+        'Keras weights file %s does not fit the %s backbone exactly: %s. Nothing was loaded. Use the '
+        'Keras ImageNet weights of the same network and depth (see docs/pretrained.md).'
+        % (path, extractor_name, '; '.join(details)))
+
+
+def _fold_targets(plan, fold_conv_bias, path, extractor_name):
+  """{conv layer name: (batch norm layer, bias)} for the planned conv biases; checks each can be folded."""
+  folds = {}
+  planned = {layer.name: layer for layer, _, _, _ in plan}
+  for layer, file_name, _, bias in plan:
+    if bias is None:
+      continue
+    bn_name = fold_conv_bias(layer.name)
+    batch_norm = planned.get(bn_name)
+    if batch_norm is None or getattr(batch_norm, 'moving_mean', None) is None:
+      raise ValueError(
+          'Keras weights file %s: the bias of %s cannot be folded into the %s backbone, whose %s is '
+          'bias-free: its batch norm %r is not loaded from the file. Nothing was loaded.'
+          % (path, file_name, extractor_name, layer.name, bn_name))
+    folds[layer.name] = (batch_norm, bias)
+  return folds
+
+
+def _order_mismatch(pairs, file_layers, exclude, fold_conv_bias=None):
   """None if every (layer, file layer name) pair outside `exclude` fits; else a description."""
   for i, (layer, file_name) in enumerate(pairs):
     if layer.name in exclude:
@@ -196,7 +274,7 @@ def _order_mismatch(pairs, file_layers, exclude):
       return ('the file has no layer #%d (backbone %s; the file has %d layers with weights, the '
               'backbone %d)' % (i, layer.name, len(file_layers), len(pairs)))
     values = file_layers[file_name]
-    if not _shapes_match(layer, values):
+    if _fit(layer, values, fold_conv_bias) is None:
       return 'layer #%d differs: backbone %s %s vs file %s %s' % (
           i, layer.name, [tuple(w.shape) for w in layer.weights], file_name,
           [tuple(v.shape) for v in values])
