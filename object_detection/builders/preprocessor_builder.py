@@ -3,6 +3,10 @@
 `build(preprocessor_step_config) -> (function, kwargs)`; a list of them (one per
 `train_config.data_augmentation_options` entry) is what `preprocessor.preprocess` applies.
 
+The kwargs are the TF OD API's `builders/preprocessor_builder.py` ones for the same config (its
+function defaults for unset fields equal the proto defaults used here), checked against it in
+tests/test_tfod_image_resizer.py.
+
 Raises ValueError naming the step for a step declared in preprocessor.proto but not implemented
 here (see SUPPORTED_STEPS), so a config is never silently trained without an augmentation.
 """
@@ -47,7 +51,8 @@ def build(preprocessor_step_config):
 
   Raises:
     ValueError: no step set, or the step is not supported (the message names it and lists the
-      supported ones).
+      supported ones); random_pad_image with only one of min_image_height / min_image_width
+      (or max_*) set, or a pad_color without 3 values.
   """
   step = preprocessor_step_config.WhichOneof('preprocessing_step')
   if step is None:
@@ -77,18 +82,20 @@ def build(preprocessor_step_config):
         'clip_boxes': config.clip_boxes,
         'random_coef': config.random_coef}
   if step == 'random_pad_image':
-    min_size = None
-    if config.min_image_height and config.min_image_width:
-      min_size = (config.min_image_height, config.min_image_width)
-    max_size = None
-    if config.max_image_height and config.max_image_width:
-      max_size = (config.max_image_height, config.max_image_width)
+    sizes = {}
+    for prefix in ('min', 'max'):
+      h_set = config.HasField('%s_image_height' % prefix)
+      if h_set != config.HasField('%s_image_width' % prefix):
+        raise ValueError('random_pad_image: set both %s_image_height and %s_image_width, or '
+                         'neither.' % (prefix, prefix))
+      sizes[prefix] = ((getattr(config, '%s_image_height' % prefix),
+                        getattr(config, '%s_image_width' % prefix)) if h_set else None)
     pad_color = list(config.pad_color) or None
     if pad_color is not None and len(pad_color) != 3:
       raise ValueError('random_pad_image.pad_color must have 3 values (R, G, B), got %d.'
                        % len(pad_color))
     return preprocessor.random_pad_image, {
-        'min_image_size': min_size, 'max_image_size': max_size, 'pad_color': pad_color}
+        'min_image_size': sizes['min'], 'max_image_size': sizes['max'], 'pad_color': pad_color}
   raise ValueError(
       'data_augmentation_options step %r is not supported by this pipeline. Remove it from '
       'train_config or use one of: %s.' % (step, ', '.join(SUPPORTED_STEPS)))
