@@ -1,138 +1,166 @@
-"""Builds tf_keras layer arguments from a `Hyperparams` proto (TF OD API hyperparams.proto).
+"""Keras layer arguments from a `Hyperparams` proto (TF OD API `hyperparams_builder.KerasLayerHyperparams`).
 
-`KerasLayerHyperparams(hyperparams_config)` mirrors the TF OD API class of the same name:
-  - `params(**overrides)` -> kwargs for tf_keras Conv2D / Dense: kernel_initializer, kernel_regularizer,
-    bias_regularizer (None: the TF OD API does not regularize biases), plus overrides.
-  - `build_activation_layer()` -> tf_keras layer (NONE -> identity, RELU, RELU_6, SWISH).
-  - `use_batch_norm()`, `build_batch_norm()` (decay, center, scale, epsilon, train), `use_group_norm()`,
-    `build_group_norm()` (32 groups), `build_normalization()` (whichever is configured, else None).
-Supported: normalizer {batch_norm, sync_batch_norm (as batch_norm), group_norm};
-regularizer {l1_regularizer, l2_regularizer}; like the TF OD API Keras builder, an L2 weight w
-becomes tf_keras.regularizers.l2(0.5 * w) so the penalty equals slim's w * sum(x^2) / 2. Initializer
-{truncated_normal_initializer, random_normal_initializer, variance_scaling_initializer,
-keras_initializer_by_name}. A `None`
-config gives Keras defaults (glorot_uniform, no regularizer, ReLU, no normalization).
+`KerasLayerHyperparams(hyperparams_config)` has the TF OD API class's interface and semantics (TF2 / Keras
+path), so the layers built from one config are the same in both code bases:
+
+  - `params(include_activation=False, **overrides)`: kwargs for `tf_keras.layers.Conv2D` / `Dense`:
+    `kernel_initializer`, `kernel_regularizer`, `activation` (None unless `include_activation`),
+    `use_bias`; then `overrides`.
+  - `use_bias()`: True unless batch norm with `center` follows (bias and beta would be redundant), or
+    `force_use_bias` is set.
+  - `build_batch_norm(training=None, **overrides)`: a `FreezableBatchNorm(training=training,
+    momentum=decay, center, scale, epsilon)` when the config has `batch_norm` (or `sync_batch_norm`, run as
+    plain batch norm: one replica on this machine's CPU), else an identity `Lambda`. As in the TF OD API,
+    `BatchNorm.train` is not read here: the caller decides the mode through `training`.
+  - `build_activation_layer(name='activation')`: a `Lambda` applying relu / relu6 / swish / identity.
+  - `use_batch_norm()`, `use_sync_batch_norm()`, `force_use_bias()`, `batch_norm_params(**overrides)`,
+    `get_regularizer_weight()`.
+
+Regularizers: an L2 weight `w` becomes `tf_keras.regularizers.l2(0.5 * w)` (the penalty of slim's
+`l2_regularizer(w)`, which the TF OD API keeps for Keras); L1 weights are used as given.
+Initializers: truncated normal (mean, stddev), random normal (mean, stddev), variance scaling (factor,
+mode, uniform or truncated normal), `keras_initializer_by_name` (a Keras initializer name string); no
+initializer gives the Keras default (glorot uniform).
+
+`group_norm` has no Keras layer in the TF OD API's TF2 builder (its Keras path builds no normalization for
+it); the same holds here, with a logged warning so the config's intent is not dropped silently.
 
 Raises:
-  ValueError: unknown initializer / regularizer / activation, naming the field.
+  ValueError: `hyperparams_config` is not a `Hyperparams` message, or an unknown activation / regularizer /
+    initializer / Keras initializer name (the message names the field).
 """
 
+from absl import logging
+import tensorflow as tf
 import tf_keras
 
+from object_detection.core import freezable_batch_norm
+from object_detection.protos import hyperparams_pb2
 
-def _oneof(msg, name):
-  try:
-    return msg.WhichOneof(name)
-  except (ValueError, AttributeError):
-    return None
+_ACTIVATIONS = {
+    hyperparams_pb2.Hyperparams.NONE: None,
+    hyperparams_pb2.Hyperparams.RELU: tf.nn.relu,
+    hyperparams_pb2.Hyperparams.RELU_6: tf.nn.relu6,
+    hyperparams_pb2.Hyperparams.SWISH: tf.nn.swish,
+}
 
 
 class KerasLayerHyperparams(object):
-  """Keras layer arguments from a Hyperparams proto (or None for defaults)."""
+  """Arguments and normalization / activation layers for Keras layers built from one `Hyperparams`."""
 
-  def __init__(self, hyperparams_config=None):
+  def __init__(self, hyperparams_config):
+    if not isinstance(hyperparams_config, hyperparams_pb2.Hyperparams):
+      raise ValueError('hyperparams_config must be a Hyperparams proto message, got %s.'
+                       % type(hyperparams_config).__name__)
     self._config = hyperparams_config
-    self._kwargs = {}
-    if hyperparams_config is None:
-      return
-    self._kwargs['kernel_initializer'] = _build_initializer(hyperparams_config)
-    self._kwargs['kernel_regularizer'] = _build_regularizer(hyperparams_config)
-
-  def params(self, **overrides):
-    out = dict(self._kwargs)
-    if self._config is not None:
-      # A fresh initializer per layer: Keras warns when one unseeded instance is reused.
-      out['kernel_initializer'] = _build_initializer(self._config)
-    out.update(overrides)
-    return out
+    normalizer = hyperparams_config.WhichOneof('normalizer_oneof')
+    self._use_sync_batch_norm = normalizer == 'sync_batch_norm'
+    self._batch_norm_params = None
+    if normalizer in ('batch_norm', 'sync_batch_norm'):
+      bn = getattr(hyperparams_config, normalizer)
+      self._batch_norm_params = {'momentum': bn.decay, 'center': bn.center, 'scale': bn.scale,
+                                 'epsilon': bn.epsilon}
+    elif normalizer == 'group_norm':
+      logging.warning('Hyperparams.group_norm builds no normalization layer in Keras models (as in the '
+                      'TF OD API TF2 builder); use batch_norm to normalize.')
+    self._force_use_bias = hyperparams_config.force_use_bias
+    self._activation_fn = _activation_fn(hyperparams_config.activation)
+    self._kernel_regularizer = _keras_regularizer(hyperparams_config.regularizer)
+    # Validates the initializer now, so a bad config fails at build time and not at the first layer.
+    _keras_initializer(hyperparams_config.initializer)
 
   def use_batch_norm(self):
-    # sync_batch_norm is plain batch norm on one replica / CPU (the case this pipeline targets).
-    return self._config is not None and (_has(self._config, 'batch_norm') or
-                                         _has(self._config, 'sync_batch_norm'))
+    return self._batch_norm_params is not None
 
-  def use_group_norm(self):
-    return self._config is not None and _has(self._config, 'group_norm')
+  def use_sync_batch_norm(self):
+    return self._use_sync_batch_norm
 
-  def batch_norm_trainable(self):
-    return self.use_batch_norm() and self._config.batch_norm.train
+  def force_use_bias(self):
+    return self._force_use_bias
 
-  def build_batch_norm(self, name=None):
-    bn = (self._config.batch_norm if _has(self._config, 'batch_norm') else self._config.sync_batch_norm)
-    return tf_keras.layers.BatchNormalization(
-        momentum=bn.decay, center=bn.center, scale=bn.scale, epsilon=bn.epsilon,
-        trainable=bn.train, name=name)
+  def use_bias(self):
+    return self._force_use_bias or not (self.use_batch_norm() and self._batch_norm_params['center'])
 
-  def build_group_norm(self, name=None):
-    return tf_keras.layers.GroupNormalization(groups=32, name=name)
+  def batch_norm_params(self, **overrides):
+    """Returns a new dict: momentum, center, scale, epsilon (empty without batch norm), then overrides."""
+    params = dict(self._batch_norm_params or {})
+    params.update(overrides)
+    return params
 
-  def build_normalization(self, name=None):
-    """Returns the normalization layer the config asks for, or None."""
+  def build_batch_norm(self, training=None, **overrides):
+    """Returns a FreezableBatchNorm (fixed to `training` when it is False) or an identity Lambda.
+
+    Args:
+      training: None / True (follow the call's `training` argument) or False (frozen).
+      **overrides: batch norm constructor arguments replacing the config's (e.g. `name`).
+    """
     if self.use_batch_norm():
-      return self.build_batch_norm(name=name)
-    if self.use_group_norm():
-      return self.build_group_norm(name=name)
+      return freezable_batch_norm.FreezableBatchNorm(training=training,
+                                                     **self.batch_norm_params(**overrides))
+    return tf_keras.layers.Lambda(tf.identity, name=overrides.get('name'))
+
+  def build_activation_layer(self, name='activation'):
+    """Returns a `tf_keras.layers.Lambda` applying the configured activation (identity for NONE)."""
+    return tf_keras.layers.Lambda(self._activation_fn or tf.identity, name=name)
+
+  def get_regularizer_weight(self):
+    """The regularizer's weight as stored in the Keras regularizer (L2: half the config's), or None."""
+    for attr in ('l1', 'l2'):
+      value = getattr(self._kernel_regularizer, attr, None)
+      if value is not None:
+        return float(value)
     return None
 
-  def build_activation_layer(self, name=None):
-    if self._config is None:
-      return tf_keras.layers.Activation('relu', name=name)
-    act = self._config.activation
-    names = {0: 'linear', 1: 'relu', 2: tf_keras.activations.relu, 3: 'swish'}
-    # Hyperparams.Activation enum: NONE=0, RELU=1, RELU_6=2, SWISH=3.
-    if act not in names:
-      raise ValueError('Hyperparams.activation %r is not supported (NONE, RELU, RELU_6, SWISH).' % act)
-    if act == 2:
-      return tf_keras.layers.ReLU(max_value=6.0, name=name)
-    return tf_keras.layers.Activation(names[act], name=name)
+  def params(self, include_activation=False, **overrides):
+    """Returns kwargs for a Keras Conv2D / Dense layer (a fresh initializer object per call)."""
+    params = {
+        'kernel_regularizer': self._kernel_regularizer,
+        'kernel_initializer': _keras_initializer(self._config.initializer),
+        'activation': self._activation_fn if include_activation else None,
+        'use_bias': self.use_bias(),
+    }
+    params.update(**overrides)
+    return params
 
 
-def _has(msg, field):
-  try:
-    return msg.HasField(field)
-  except ValueError:
-    return False
+def _activation_fn(activation):
+  if activation not in _ACTIVATIONS:
+    raise ValueError('Hyperparams.activation %r is not supported (NONE, RELU, RELU_6, SWISH).' % activation)
+  return _ACTIVATIONS[activation]
 
 
-def _build_regularizer(config):
-  if not _has(config, 'regularizer'):
-    return None
-  reg = config.regularizer
-  kind = _oneof(reg, 'regularizer_oneof')
+def _keras_regularizer(regularizer):
+  kind = regularizer.WhichOneof('regularizer_oneof')
   if kind is None:
     return None
-  if kind == 'l2_regularizer':
-    # TF OD API Keras: tf.keras.regularizers.l2(0.5 * weight) to match slim's l2_regularizer.
-    return tf_keras.regularizers.l2(0.5 * float(reg.l2_regularizer.weight))
   if kind == 'l1_regularizer':
-    return tf_keras.regularizers.l1(float(reg.l1_regularizer.weight))
+    return tf_keras.regularizers.l1(float(regularizer.l1_regularizer.weight))
+  if kind == 'l2_regularizer':
+    # slim's l2_regularizer(w) is w * sum(x^2) / 2; Keras' l2(c) is c * sum(x^2).
+    return tf_keras.regularizers.l2(float(regularizer.l2_regularizer.weight * 0.5))
   raise ValueError('Hyperparams.regularizer %r is not supported (l1_regularizer, l2_regularizer).' % kind)
 
 
-def _build_initializer(config):
-  if not _has(config, 'initializer'):
-    return 'glorot_uniform'
-  init = config.initializer
-  kind = _oneof(init, 'initializer_oneof')
+def _keras_initializer(initializer):
+  kind = initializer.WhichOneof('initializer_oneof')
   if kind is None:
-    return 'glorot_uniform'
+    return None  # Keras' default for the layer (glorot uniform kernels).
   if kind == 'truncated_normal_initializer':
-    i = init.truncated_normal_initializer
-    return tf_keras.initializers.TruncatedNormal(mean=i.mean, stddev=i.stddev)
+    init = initializer.truncated_normal_initializer
+    return tf_keras.initializers.TruncatedNormal(mean=init.mean, stddev=init.stddev)
   if kind == 'random_normal_initializer':
-    i = init.random_normal_initializer
-    return tf_keras.initializers.RandomNormal(mean=i.mean, stddev=i.stddev)
+    init = initializer.random_normal_initializer
+    return tf_keras.initializers.RandomNormal(mean=init.mean, stddev=init.stddev)
   if kind == 'variance_scaling_initializer':
-    i = init.variance_scaling_initializer
-    # VarianceScalingInitializer.Mode enum: FAN_IN=0, FAN_OUT=1, FAN_AVG=2.
-    mode = {0: 'fan_in', 1: 'fan_out', 2: 'fan_avg'}[int(i.mode)]
+    init = initializer.variance_scaling_initializer
+    mode = hyperparams_pb2.VarianceScalingInitializer.Mode.Name(init.mode).lower()
     return tf_keras.initializers.VarianceScaling(
-        scale=i.factor, mode=mode, distribution='uniform' if i.uniform else 'truncated_normal')
+        scale=init.factor, mode=mode, distribution='uniform' if init.uniform else 'truncated_normal')
   if kind == 'keras_initializer_by_name':
+    name = initializer.keras_initializer_by_name
     try:
-      return tf_keras.initializers.get(init.keras_initializer_by_name.initializer or 'glorot_uniform')
+      return tf_keras.initializers.get(name)
     except ValueError as e:
-      raise ValueError('Hyperparams.initializer.keras_initializer_by_name: unknown initializer %r.'
-                       % init.keras_initializer_by_name.initializer) from e
-  raise ValueError('Hyperparams.initializer %r is not supported (truncated_normal_initializer, '
-                   'random_normal_initializer, variance_scaling_initializer).' % kind)
+      raise ValueError('Hyperparams.initializer.keras_initializer_by_name: %r is not a Keras initializer '
+                       'name (e.g. "glorot_uniform", "he_normal").' % name) from e
+  raise ValueError('Hyperparams.initializer %r is not supported.' % kind)

@@ -1,26 +1,46 @@
-"""Builds a DetectionModel from a `DetectionModel` proto (TF OD API model.proto / faster_rcnn.proto).
+"""Builds a DetectionModel from a `DetectionModel` proto (TF OD API `builders/model_builder.py`, TF2 path).
 
-`build(model_config, is_training, add_summaries=True)` -> FasterRCNNMetaArch (Faster R-CNN for
-number_of_stages 1/2, Mask R-CNN for 3). Only the `faster_rcnn` meta-architecture is supported; `ssd` and
-`center_net` raise ValueError. Every config field the model honours is listed in docs/model.md.
+`build(model_config, is_training, add_summaries=True)` -> `FasterRCNNMetaArch` for `model { faster_rcnn }`
+(Faster R-CNN for number_of_stages 1/2, Mask R-CNN for 3). Every component is built from its own config
+message by its own builder, as the TF OD API's `_build_faster_rcnn_model` does, so a config builds the TF
+OD API's network with the same checkpoint keys:
 
-Variables are created on the first call: `model(tf.zeros([1, H, W, 3]))` (preprocess -> predict ->
-postprocess) builds them, which checkpoint restore needs.
+  feature_extractor             -> feature_extractor_registry (the TF OD API's Keras extractors + project
+                                   extractors), with conv_hyperparams / fpn fields as the TF OD API passes
+  first_stage_anchor_generator  -> anchor_generator_builder
+  (RPN / detection targets)     -> target_assigner.create_target_assigner('FasterRCNN', 'proposal' |
+                                   'detection', use_matmul_gather_in_matcher)
+  samplers                      -> BalancedPositiveNegativeSampler(first_stage_positive_balance_fraction |
+                                   second_stage_balance_fraction, is_static=use_static_balanced_label_sampler
+                                   and use_static_shapes)
+  first_stage_nms_*             -> post_processing.batch_multiclass_non_max_suppression
+  second_stage_box_predictor    -> box_predictor_builder.build_keras
+  second_stage_post_processing  -> post_processing_builder
+  second_stage_classification_loss, hard_example_miner -> losses_builder
+  use_matmul_crop_and_resize    -> spatial_transform_ops.multilevel_(matmul|native)_crop_and_resize
+
+Variables are created by the first call, e.g. `model(tf.zeros([1, H, W, 3]))`.
 
 Raises:
-  ValueError: unsupported meta-architecture, unknown `feature_extractor.type`, unsupported
-    `second_stage_classification_loss`, `hard_example_miner` set, `number_of_stages` not in {1, 2, 3},
-    stage 3 without `mask_rcnn_box_predictor`.
+  ValueError: a meta-architecture other than faster_rcnn (ssd, center_net), `context_config` (Context
+    R-CNN), an unknown feature extractor, an IoU threshold outside [0, 1], second_stage_batch_size >
+    first_stage_max_proposals when training, or an unsupported component (each message names the field).
 """
 
-from absl import logging
+import functools
 
 from object_detection.builders import anchor_generator_builder
+from object_detection.builders import box_predictor_builder
 from object_detection.builders import hyperparams_builder
+from object_detection.builders import image_resizer_builder
+from object_detection.builders import losses_builder
 from object_detection.builders import post_processing_builder
+from object_detection.core import balanced_positive_negative_sampler as sampler
+from object_detection.core import post_processing
+from object_detection.core import target_assigner
 from object_detection.meta_architectures import faster_rcnn_meta_arch
 from object_detection.models import feature_extractor_registry
-from object_detection.predictors import mask_rcnn_box_predictor
+from object_detection.utils import spatial_transform_ops as spatial_ops
 
 
 def build(model_config, is_training, add_summaries=True):
@@ -31,107 +51,140 @@ def build(model_config, is_training, add_summaries=True):
         'model.%s is not supported by this pipeline: only `faster_rcnn` (Faster R-CNN, and Mask R-CNN with '
         'number_of_stages: 3 and a mask_rcnn_box_predictor) can be built. Convert the config to a '
         'faster_rcnn model.' % kind)
-  return _build_faster_rcnn(model_config.faster_rcnn, is_training, add_summaries)
+  return _build_faster_rcnn_model(model_config.faster_rcnn, is_training, add_summaries)
 
 
-def _has(msg, field):
-  try:
-    return msg.HasField(field)
-  except ValueError:
+def _build_faster_rcnn_keras_feature_extractor(feature_extractor_config, is_training,
+                                               inplace_batchnorm_update=False):
+  """The extractor object for `feature_extractor` (TF OD API argument passing)."""
+  if inplace_batchnorm_update:
+    raise ValueError('faster_rcnn.inplace_batchnorm_update is not supported (as in the TF OD API TF2 '
+                     'models); remove it.')
+  extractor_class = feature_extractor_registry.get(feature_extractor_config.type)
+  kwargs = {}
+  if feature_extractor_config.HasField('conv_hyperparams'):
+    kwargs['conv_hyperparams'] = hyperparams_builder.KerasLayerHyperparams(
+        feature_extractor_config.conv_hyperparams)
+    kwargs['override_base_feature_extractor_hyperparams'] = (
+        feature_extractor_config.override_base_feature_extractor_hyperparams)
+  if feature_extractor_config.HasField('fpn'):
+    kwargs['fpn_min_level'] = feature_extractor_config.fpn.min_level
+    kwargs['fpn_max_level'] = feature_extractor_config.fpn.max_level
+    kwargs['additional_layer_depth'] = feature_extractor_config.fpn.additional_layer_depth
+  return extractor_class(is_training, feature_extractor_config.first_stage_features_stride,
+                         feature_extractor_config.batch_norm_trainable, **kwargs)
+
+
+def _mask_head_has_batch_norm(box_predictor_config):
+  if box_predictor_config.WhichOneof('box_predictor_oneof') != 'mask_rcnn_box_predictor':
     return False
+  conv = box_predictor_config.mask_rcnn_box_predictor.conv_hyperparams
+  return conv.WhichOneof('normalizer_oneof') in ('batch_norm', 'sync_batch_norm')
 
 
-def _build_image_resizer(config):
-  from object_detection.builders import image_resizer_builder  # pylint: disable=g-import-not-at-top
-  resizer = image_resizer_builder.build(config.image_resizer)
+def _build_faster_rcnn_model(frcnn_config, is_training, add_summaries):
+  """FasterRCNNMetaArch from a `FasterRcnn` message (TF OD API `_build_faster_rcnn_model`)."""
+  if frcnn_config.HasField('context_config'):
+    raise ValueError('faster_rcnn.context_config (Context R-CNN) is not supported; remove it.')
+  num_classes = frcnn_config.num_classes
+  image_resizer_fn = image_resizer_builder.build(frcnn_config.image_resizer)
+  feature_extractor = _build_faster_rcnn_keras_feature_extractor(
+      frcnn_config.feature_extractor, is_training,
+      inplace_batchnorm_update=frcnn_config.inplace_batchnorm_update)
 
-  def resize_fn(image):
-    return resizer(image)
-  return resize_fn
+  first_stage_anchor_generator = anchor_generator_builder.build(frcnn_config.first_stage_anchor_generator)
+  first_stage_target_assigner = target_assigner.create_target_assigner(
+      'FasterRCNN', 'proposal', use_matmul_gather=frcnn_config.use_matmul_gather_in_matcher)
+  first_stage_box_predictor_hyperparams = hyperparams_builder.KerasLayerHyperparams(
+      frcnn_config.first_stage_box_predictor_conv_hyperparams)
+  use_static_shapes = frcnn_config.use_static_shapes and (
+      frcnn_config.use_static_shapes_for_eval or is_training)
+  is_static_sampler = frcnn_config.use_static_balanced_label_sampler and use_static_shapes
+  first_stage_sampler = sampler.BalancedPositiveNegativeSampler(
+      positive_fraction=frcnn_config.first_stage_positive_balance_fraction, is_static=is_static_sampler)
+  first_stage_max_proposals = frcnn_config.first_stage_max_proposals
+  if not 0.0 <= frcnn_config.first_stage_nms_iou_threshold <= 1.0:
+    raise ValueError('faster_rcnn.first_stage_nms_iou_threshold must be in [0, 1]; got %g.'
+                     % frcnn_config.first_stage_nms_iou_threshold)
+  if is_training and frcnn_config.second_stage_batch_size > first_stage_max_proposals:
+    raise ValueError('faster_rcnn.second_stage_batch_size (%d) must not exceed first_stage_max_proposals '
+                     '(%d).' % (frcnn_config.second_stage_batch_size, first_stage_max_proposals))
+  first_stage_nms_fn = functools.partial(
+      post_processing.batch_multiclass_non_max_suppression,
+      score_thresh=frcnn_config.first_stage_nms_score_threshold,
+      iou_thresh=frcnn_config.first_stage_nms_iou_threshold,
+      max_size_per_class=first_stage_max_proposals,
+      max_total_size=first_stage_max_proposals,
+      use_static_shapes=use_static_shapes,
+      use_partitioned_nms=frcnn_config.use_partitioned_nms_in_first_stage,
+      use_combined_nms=frcnn_config.use_combined_nms_in_first_stage)
 
+  second_stage_target_assigner = target_assigner.create_target_assigner(
+      'FasterRCNN', 'detection', use_matmul_gather=frcnn_config.use_matmul_gather_in_matcher)
+  second_stage_box_predictor = box_predictor_builder.build_keras(
+      hyperparams_builder.KerasLayerHyperparams,
+      freeze_batchnorm=False,
+      inplace_batchnorm_update=False,
+      num_predictions_per_location_list=[1],
+      box_predictor_config=frcnn_config.second_stage_box_predictor,
+      is_training=is_training,
+      num_classes=num_classes)
+  second_stage_sampler = sampler.BalancedPositiveNegativeSampler(
+      positive_fraction=frcnn_config.second_stage_balance_fraction, is_static=is_static_sampler)
+  second_stage_nms_fn, second_stage_score_conversion_fn = post_processing_builder.build(
+      frcnn_config.second_stage_post_processing)
+  second_stage_classification_loss = losses_builder.build_faster_rcnn_classification_loss(
+      frcnn_config.second_stage_classification_loss)
+  hard_example_miner = None
+  if frcnn_config.HasField('hard_example_miner'):
+    hard_example_miner = losses_builder.build_hard_example_miner(
+        frcnn_config.hard_example_miner, frcnn_config.second_stage_classification_loss_weight,
+        frcnn_config.second_stage_localization_loss_weight)
+  crop_and_resize_fn = (spatial_ops.multilevel_matmul_crop_and_resize
+                        if frcnn_config.use_matmul_crop_and_resize
+                        else spatial_ops.multilevel_native_crop_and_resize)
 
-def _build_feature_extractor(config, is_training):
-  fe = config.feature_extractor
-  factory = feature_extractor_registry.get(fe.type)
-  kwargs = {
-      'first_stage_atrous_rate': config.first_stage_atrous_rate,
-      'pad_to_multiple': fe.pad_to_multiple,
-  }
-  if _has(fe, 'fpn'):
-    kwargs.update(fpn_min_level=fe.fpn.min_level, fpn_max_level=fe.fpn.max_level,
-                  fpn_depth=fe.fpn.additional_layer_depth)
-  conv_hyperparams = fe.conv_hyperparams if _has(fe, 'conv_hyperparams') else None
-  stride = fe.first_stage_features_stride
-  if config.first_stage_atrous_rate > 1 and stride == 16:
-    logging.warning('first_stage_atrous_rate %d with first_stage_features_stride 16: using stride 16.',
-                    config.first_stage_atrous_rate)
-  return factory(fe, is_training, stride, fe.batch_norm_trainable, conv_hyperparams, **kwargs)
-
-
-_CLASSIFICATION_LOSSES = {'weighted_softmax': 'weighted_softmax', 'weighted_logits_softmax': 'weighted_softmax',
-                          'weighted_sigmoid': 'weighted_sigmoid', None: 'weighted_softmax'}
-
-
-def _build_faster_rcnn(config, is_training, add_summaries):
-  if config.number_of_stages not in (1, 2, 3):
-    raise ValueError('faster_rcnn.number_of_stages must be 1 (RPN), 2 (Faster R-CNN) or 3 (Mask R-CNN), '
-                     'got %d.' % config.number_of_stages)
-  if _has(config, 'hard_example_miner'):
-    raise ValueError('faster_rcnn.hard_example_miner is not supported; remove it (the balanced '
-                     'second_stage_batch_size sampler is used).')
-  loss_kind = None
-  if _has(config, 'second_stage_classification_loss'):
-    loss_kind = config.second_stage_classification_loss.WhichOneof('classification_loss')
-  if loss_kind not in _CLASSIFICATION_LOSSES:
-    raise ValueError('faster_rcnn.second_stage_classification_loss %r is not supported; use '
-                     'weighted_softmax or weighted_sigmoid.' % loss_kind)
-  predictor_kind = config.second_stage_box_predictor.WhichOneof('box_predictor_oneof')
-  if config.number_of_stages >= 2 and predictor_kind not in ('mask_rcnn_box_predictor', None):
-    raise ValueError('faster_rcnn.second_stage_box_predictor.%s is not supported; use '
-                     'mask_rcnn_box_predictor.' % predictor_kind)
-  box_predictor_config = config.second_stage_box_predictor.mask_rcnn_box_predictor
-  if config.number_of_stages == 3 and predictor_kind != 'mask_rcnn_box_predictor':
-    raise ValueError('faster_rcnn.number_of_stages: 3 needs second_stage_box_predictor { '
-                     'mask_rcnn_box_predictor { predict_instance_masks: true ... } }.')
-  extractor = _build_feature_extractor(config, is_training)
-  anchor_generator = anchor_generator_builder.build(config.first_stage_anchor_generator)
-  rpn_hyperparams = hyperparams_builder.KerasLayerHyperparams(
-      config.first_stage_box_predictor_conv_hyperparams
-      if _has(config, 'first_stage_box_predictor_conv_hyperparams') else None)
-  predictor = mask_rcnn_box_predictor.MaskRCNNBoxPredictor(
-      box_predictor_config, config.num_classes, predict_instance_masks=config.number_of_stages >= 3,
-      name='SecondStageBoxPredictor')
-  nms_config, score_converter_fn = post_processing_builder.build(config.second_stage_post_processing)
   return faster_rcnn_meta_arch.FasterRCNNMetaArch(
       is_training=is_training,
-      num_classes=config.num_classes,
-      image_resizer_fn=_build_image_resizer(config),
-      feature_extractor=extractor,
-      number_of_stages=config.number_of_stages,
-      anchor_generator=anchor_generator,
-      rpn_conv_hyperparams=rpn_hyperparams,
-      rpn_kernel_size=config.first_stage_box_predictor_kernel_size,
-      rpn_depth=config.first_stage_box_predictor_depth,
-      rpn_minibatch_size=config.first_stage_minibatch_size,
-      rpn_positive_balance_fraction=config.first_stage_positive_balance_fraction,
-      rpn_nms_score_threshold=config.first_stage_nms_score_threshold,
-      rpn_nms_iou_threshold=config.first_stage_nms_iou_threshold,
-      rpn_max_proposals=config.first_stage_max_proposals,
-      rpn_localization_loss_weight=config.first_stage_localization_loss_weight,
-      rpn_objectness_loss_weight=config.first_stage_objectness_loss_weight,
-      initial_crop_size=config.initial_crop_size,
-      maxpool_kernel_size=config.maxpool_kernel_size,
-      maxpool_stride=config.maxpool_stride,
-      box_predictor=predictor,
-      second_stage_batch_size=config.second_stage_batch_size,
-      second_stage_balance_fraction=config.second_stage_balance_fraction,
-      nms_config=nms_config,
-      score_converter_fn=score_converter_fn,
-      localization_loss_weight=config.second_stage_localization_loss_weight,
-      classification_loss_weight=config.second_stage_classification_loss_weight,
-      mask_loss_weight=config.second_stage_mask_prediction_loss_weight,
-      classification_loss_type=_CLASSIFICATION_LOSSES[loss_kind],
-      pad_to_multiple=config.feature_extractor.pad_to_multiple,
-      resize_masks=config.resize_masks,
+      num_classes=num_classes,
+      image_resizer_fn=image_resizer_fn,
+      feature_extractor=feature_extractor,
+      number_of_stages=frcnn_config.number_of_stages,
+      first_stage_anchor_generator=first_stage_anchor_generator,
+      first_stage_target_assigner=first_stage_target_assigner,
+      first_stage_atrous_rate=frcnn_config.first_stage_atrous_rate,
+      first_stage_box_predictor_arg_scope_fn=first_stage_box_predictor_hyperparams,
+      first_stage_box_predictor_kernel_size=frcnn_config.first_stage_box_predictor_kernel_size,
+      first_stage_box_predictor_depth=frcnn_config.first_stage_box_predictor_depth,
+      first_stage_minibatch_size=frcnn_config.first_stage_minibatch_size,
+      first_stage_sampler=first_stage_sampler,
+      first_stage_non_max_suppression_fn=first_stage_nms_fn,
+      first_stage_max_proposals=first_stage_max_proposals,
+      first_stage_localization_loss_weight=frcnn_config.first_stage_localization_loss_weight,
+      first_stage_objectness_loss_weight=frcnn_config.first_stage_objectness_loss_weight,
+      crop_and_resize_fn=crop_and_resize_fn,
+      initial_crop_size=frcnn_config.initial_crop_size,
+      maxpool_kernel_size=frcnn_config.maxpool_kernel_size,
+      maxpool_stride=frcnn_config.maxpool_stride,
+      second_stage_target_assigner=second_stage_target_assigner,
+      second_stage_mask_rcnn_box_predictor=second_stage_box_predictor,
+      second_stage_batch_size=frcnn_config.second_stage_batch_size,
+      second_stage_sampler=second_stage_sampler,
+      second_stage_non_max_suppression_fn=second_stage_nms_fn,
+      second_stage_score_conversion_fn=second_stage_score_conversion_fn,
+      second_stage_localization_loss_weight=frcnn_config.second_stage_localization_loss_weight,
+      second_stage_classification_loss_weight=frcnn_config.second_stage_classification_loss_weight,
+      second_stage_classification_loss=second_stage_classification_loss,
+      second_stage_mask_prediction_loss_weight=frcnn_config.second_stage_mask_prediction_loss_weight,
+      hard_example_miner=hard_example_miner,
       add_summaries=add_summaries,
-      name='FasterRCNNMetaArch')
+      clip_anchors_to_image=frcnn_config.clip_anchors_to_image,
+      use_static_shapes=use_static_shapes,
+      resize_masks=frcnn_config.resize_masks,
+      return_raw_detections_during_predict=frcnn_config.return_raw_detections_during_predict,
+      output_final_box_features=frcnn_config.output_final_box_features,
+      output_final_box_rpn_features=frcnn_config.output_final_box_rpn_features,
+      mask_head_features=getattr(frcnn_config, 'mask_head_features', 0),
+      crop_detections_in_true_image_frame=getattr(
+          frcnn_config, 'crop_detections_in_true_image_frame', False),
+      mask_head_is_per_roi=not _mask_head_has_batch_norm(frcnn_config.second_stage_box_predictor))

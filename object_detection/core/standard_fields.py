@@ -148,6 +148,21 @@ class BoxListFields(object):
   group_of = 'group_of'
 
 
+class PredictionFields(object):
+  """Names of standard entries of a model's prediction dict (TF OD API `PredictionFields`).
+
+  Attributes:
+    feature_maps: list of float32 [B, h_i, w_i, C] feature maps the heads read.
+    anchors: float32 [A, 4] anchors (absolute coordinates for Faster R-CNN).
+    raw_detection_boxes: float32 decoded boxes before NMS, normalized.
+    raw_detection_feature_map_indices: int32 index of the feature map each raw box came from.
+  """
+  feature_maps = 'feature_maps'
+  anchors = 'anchors'
+  raw_detection_boxes = 'raw_detection_boxes'
+  raw_detection_feature_map_indices = 'raw_detection_feature_map_indices'
+
+
 class TfExampleFields(object):
   """tf.train.Example feature keys written by create_coco_tf_record.py (the TF OD API's)."""
   image_encoded = 'image/encoded'

@@ -1,423 +1,883 @@
-"""Faster R-CNN / Mask R-CNN meta-architecture (TF OD API `FasterRCNNMetaArch` semantics, TF2).
+"""Faster R-CNN / Mask R-CNN meta-architecture: the TF OD API's `FasterRCNNMetaArch` (TF2 / Keras path).
 
-Ren et al. 2015 (Faster R-CNN), He et al. 2017 (Mask R-CNN). Composition (one small module per job):
-  feature extractor (object_detection/models, `backbone` + optional `box_classifier_layers`)
-  -> RPN head, anchor targets, proposals (meta_architectures/rpn.py)
-  -> second-stage ROI sampling: `official.vision.modeling.layers.ROISampler` (IoU >= 0.5 positive,
-     [0, 0.5) negative, `second_stage_batch_size`, `second_stage_balance_fraction`; ground-truth boxes are
-     added to the candidate proposals as in the Model Garden / Detectron, which the TF OD API does not do)
-  -> ROI align: `official.vision.modeling.layers.MultilevelROIAligner` to `initial_crop_size`, then
-     max-pool `maxpool_kernel_size` / `maxpool_stride` (TF OD API semantics)
-  -> box classifier layers (e.g. ResNet conv5) -> box / class / mask heads
-     (predictors/mask_rcnn_box_predictor.py)
-  -> post-processing: per-class NMS (`tf.image.combined_non_max_suppression`, batch_non_max_suppression
-     fields) and, for stage 3 at inference, a mask pass on the detected boxes (TF OD API third stage).
-Losses (meta_architectures/faster_rcnn_losses.py) follow the TF OD API normalizations.
+Ren et al. 2015 (Faster R-CNN), He et al. 2017 (Mask R-CNN). The network, the attribute names that hold
+its layers (and so the checkpoint keys), the prediction dict, the post-processing and the losses are those
+of the TF OD API's `meta_architectures/faster_rcnn_meta_arch.py` at upstream commit e3c7e300, so TF OD API
+checkpoints restore here and give the same detections. Checkpoint objects under `model/`:
 
-Coordinates: inside the model boxes are absolute pixels [ymin, xmin, ymax, xmax] of the preprocessed
-image; `provide_groundtruth` boxes and `postprocess` boxes are normalized to the TRUE image shape.
-`number_of_stages`: 1 = RPN only, 2 = + box classifier, 3 = + instance masks.
+  _feature_extractor_for_proposal_features         the extractor's proposal (RPN feature) model
+  _feature_extractor_for_box_classifier_features   the extractor's box classifier model
+  _first_stage_box_predictor_first_conv            RPN conv (kernel_size, depth, atrous rate) + BN + relu6
+  _first_stage_box_predictor                       RPN box / objectness heads (ConvolutionalBoxPredictor)
+  _mask_rcnn_box_predictor                         second stage box, class and mask heads
+
+Flow (B images; A anchors; P = `max_num_proposals`: `second_stage_batch_size` when training without a
+hard example miner, else `first_stage_max_proposals`; K = num_classes):
+  1. First stage: feature maps -> RPN conv -> box encodings [B, A, 4] and objectness logits [B, A, 2]
+     (background first). Anchors (absolute pixels of the padded, preprocessed image) are pruned to those
+     fully inside the image when training (or clipped with `clip_anchors_to_image`), clipped at inference.
+  2. Proposals: decode, softmax, per-image NMS clipped to the true image (`first_stage_*`); when training,
+     `second_stage_batch_size` proposals are sampled with the second stage target assigner and sampler.
+     Proposals are then normalized to the padded image.
+  3. Second stage: crop_and_resize of the feature map at each proposal to `initial_crop_size`, max pool,
+     box classifier model, box / class heads: refined_box_encodings [B*P, K or 1, 4],
+     class_predictions_with_background [B*P, K + 1].
+  4. Stage 3, training: the mask head on the same box classifier features -> mask_predictions
+     [B*P, K or 1, h, w] (logits). Stage 3, inference: box post-processing (per-class NMS) first, then the
+     crops at the detected boxes go through the box classifier model and the mask head again.
+Losses (`loss`): `Loss/RPNLoss/{localization,objectness}_loss`,
+`Loss/BoxClassifierLoss/{localization,classification,mask}_loss`, with the TF OD API's normalizations.
+
+Coordinates: `provide_groundtruth` boxes are normalized [ymin, xmin, ymax, xmax] relative to the
+preprocessed (padded) image, as the TF OD API's input pipeline gives them; `postprocess` detection boxes
+are normalized relative to the true (unpadded) image; `detection_classes` are 0-based class indices (add
+1 for label-map ids, as the TF OD API's exporter and evaluation do).
+
+Project extensions (off by default, so the TF OD API's behaviour and numbers hold; see
+docs/config_extensions.md): `mask_head_features` (the FPN Mask R-CNN's mask head may read the ROI crops
+instead of the [N, 1, 1, 1024] FC output), `crop_detections_in_true_image_frame` (stage-3 crops at
+inference use the detections' true-image frame; the TF OD API crops padded feature maps with boxes
+normalized to the true image, which misplaces masks when the resizer pads). Ways of running the same math
+faster (no option, no change in numbers): the training mask head runs on the positive proposals only when
+it has no batch norm or dropout, and mask targets are cropped from each proposal's matched mask without
+materialising [B, P, H, W] assigned masks.
 """
-
-import math
 
 import tensorflow as tf
 import tf_keras
-from official.vision.modeling.layers import roi_aligner as roi_aligner_lib
-from official.vision.modeling.layers import roi_sampler as roi_sampler_lib
 
+from object_detection.builders import box_predictor_builder
+from object_detection.builders import hyperparams_builder
+from object_detection.core import box_list
+from object_detection.core import box_list_ops
+from object_detection.core import box_predictor
+from object_detection.core import losses
 from object_detection.core import model
 from object_detection.core import standard_fields as fields
-from object_detection.meta_architectures import box_utils
-from object_detection.meta_architectures import faster_rcnn_losses as losses
-from object_detection.meta_architectures import rpn
+from object_detection.meta_architectures import faster_rcnn_losses
+from object_detection.meta_architectures.faster_rcnn_feature_extractor import FasterRCNNKerasFeatureExtractor  # pylint: disable=unused-import
+from object_detection.utils import ops
+from object_detection.utils import shape_utils
+
+# Which features the mask head reads (extension field `mask_head_features`).
+MASK_HEAD_READS_BOX_CLASSIFIER_FEATURES = 0  # the TF OD API
+MASK_HEAD_READS_CROPPED_FEATURES = 1
 
 
 class FasterRCNNMetaArch(model.DetectionModel):
-  """See module docstring. Built by `object_detection.builders.model_builder.build`."""
+  """The TF OD API's Faster R-CNN meta-architecture. See the module docstring.
 
-  def __init__(self, is_training, num_classes, image_resizer_fn, feature_extractor, number_of_stages,
-               anchor_generator, rpn_conv_hyperparams, rpn_kernel_size, rpn_depth, rpn_minibatch_size,
-               rpn_positive_balance_fraction, rpn_nms_score_threshold, rpn_nms_iou_threshold,
-               rpn_max_proposals, rpn_localization_loss_weight, rpn_objectness_loss_weight,
-               initial_crop_size, maxpool_kernel_size, maxpool_stride, box_predictor,
-               second_stage_batch_size, second_stage_balance_fraction, nms_config, score_converter_fn,
-               localization_loss_weight, classification_loss_weight, mask_loss_weight,
-               classification_loss_type='weighted_softmax', pad_to_multiple=1, resize_masks=True,
-               add_summaries=True, max_groundtruth_boxes=100, **kwargs):
-    super().__init__(num_classes=num_classes, **kwargs)
+  Constructor arguments are the TF OD API's (`FasterRCNNMetaArch.__init__`), built from the config by
+  `object_detection.builders.model_builder`; the Keras path only (`first_stage_box_predictor_arg_scope_fn`
+  must be a `KerasLayerHyperparams`). Extension arguments: `mask_head_features`,
+  `crop_detections_in_true_image_frame` (config extensions, see the module docstring) and
+  `mask_head_is_per_roi` (set by the builder when the mask head has no batch norm: each ROI's mask
+  logits then depend on that ROI alone, and training runs the mask head on the positive proposals only,
+  which gives the same loss and gradients).
+
+  Raises:
+    ValueError: `number_of_stages` not in {1, 2, 3}; a slim (non-Keras) RPN hyperparams object.
+  """
+
+  def __init__(self,
+               is_training,
+               num_classes,
+               image_resizer_fn,
+               feature_extractor,
+               number_of_stages,
+               first_stage_anchor_generator,
+               first_stage_target_assigner,
+               first_stage_atrous_rate,
+               first_stage_box_predictor_arg_scope_fn,
+               first_stage_box_predictor_kernel_size,
+               first_stage_box_predictor_depth,
+               first_stage_minibatch_size,
+               first_stage_sampler,
+               first_stage_non_max_suppression_fn,
+               first_stage_max_proposals,
+               first_stage_localization_loss_weight,
+               first_stage_objectness_loss_weight,
+               crop_and_resize_fn,
+               initial_crop_size,
+               maxpool_kernel_size,
+               maxpool_stride,
+               second_stage_target_assigner,
+               second_stage_mask_rcnn_box_predictor,
+               second_stage_batch_size,
+               second_stage_sampler,
+               second_stage_non_max_suppression_fn,
+               second_stage_score_conversion_fn,
+               second_stage_localization_loss_weight,
+               second_stage_classification_loss_weight,
+               second_stage_classification_loss,
+               second_stage_mask_prediction_loss_weight=1.0,
+               hard_example_miner=None,
+               parallel_iterations=16,
+               add_summaries=True,
+               clip_anchors_to_image=False,
+               use_static_shapes=False,
+               resize_masks=True,
+               freeze_batchnorm=False,
+               return_raw_detections_during_predict=False,
+               output_final_box_features=False,
+               output_final_box_rpn_features=False,
+               mask_head_features=MASK_HEAD_READS_BOX_CLASSIFIER_FEATURES,
+               crop_detections_in_true_image_frame=False,
+               mask_head_is_per_roi=False):
+    super().__init__(num_classes=num_classes)
+    if number_of_stages not in (1, 2, 3):
+      raise ValueError('faster_rcnn.number_of_stages must be 1 (RPN), 2 (Faster R-CNN) or 3 '
+                       '(Mask R-CNN); got %r.' % (number_of_stages,))
+    if not isinstance(first_stage_box_predictor_arg_scope_fn,
+                      hyperparams_builder.KerasLayerHyperparams):
+      raise ValueError('first_stage_box_predictor_arg_scope_fn must be a KerasLayerHyperparams (the TF2 '
+                       'Keras path); slim arg scopes are not supported.')
     self._is_training = is_training
     self._image_resizer_fn = image_resizer_fn
-    self._extractor = feature_extractor
-    self.feature_extractor_backbone = feature_extractor.backbone
-    self.box_classifier_layers = getattr(feature_extractor, 'box_classifier_layers', None)
-    self._levels = list(feature_extractor.levels)
-    self._number_of_stages = number_of_stages
-    self._anchor_generator = anchor_generator
-    self.rpn_head = rpn.RPNHead(anchor_generator.num_anchors_per_location, rpn_kernel_size, rpn_depth,
-                                rpn_conv_hyperparams, name='FirstStageBoxPredictor')
-    self._rpn_minibatch_size = rpn_minibatch_size
-    self._rpn_positive_fraction = rpn_positive_balance_fraction
-    self._rpn_nms = (rpn_nms_score_threshold, rpn_nms_iou_threshold, rpn_max_proposals)
-    self._rpn_weights = (rpn_localization_loss_weight, rpn_objectness_loss_weight)
-    self._roi_aligner = roi_aligner_lib.MultilevelROIAligner(crop_size=initial_crop_size)
-    self._maxpool = tf_keras.layers.MaxPooling2D(maxpool_kernel_size, strides=maxpool_stride,
-                                                 name='MaxPool2D')
-    self.box_predictor = box_predictor
-    self._max_positive_rois = max(1, int(math.ceil(second_stage_batch_size *
-                                                   second_stage_balance_fraction)))
-    self._roi_sampler = roi_sampler_lib.ROISampler(
-        mix_gt_boxes=True, num_sampled_rois=second_stage_batch_size,
-        foreground_fraction=second_stage_balance_fraction, foreground_iou_threshold=0.5,
-        background_iou_high_threshold=0.5, background_iou_low_threshold=0.0)
-    # Inference-mode models (eval) assign targets to all proposals / detections without sampling, so
-    # loss() also works for them (the TF OD API reports eval losses).
-    self._roi_matcher = roi_sampler_lib.ROISampler(
-        mix_gt_boxes=False, num_sampled_rois=1, foreground_iou_threshold=0.5,
-        background_iou_high_threshold=0.5, background_iou_low_threshold=0.0, skip_subsampling=True)
-    self._nms_config = nms_config
-    self._score_converter_fn = score_converter_fn
-    self._loss_weights = (localization_loss_weight, classification_loss_weight, mask_loss_weight)
-    self._classification_loss_type = classification_loss_type
-    self._pad_to_multiple = max(int(pad_to_multiple), 1)
     self._resize_masks = resize_masks
-    # The Model Garden ROI sampler needs a static number of ground-truth boxes; inside a
-    # tf.function the unpadded lists of provide_groundtruth have none, so they are padded to this
-    # (the TF OD API's default train_config.max_number_of_boxes; the input pipeline never yields more
-    # than max_number_of_boxes, and model_lib_v2 sets this attribute from it).
-    self.max_groundtruth_boxes = int(max_groundtruth_boxes)
+    self._feature_extractor = feature_extractor
+    # Built on first use, as the TF OD API does, so the models share one classification backbone.
+    self._feature_extractor_for_proposal_features = None
+    self._feature_extractor_for_box_classifier_features = None
+    self._number_of_stages = number_of_stages
+
+    self._proposal_target_assigner = first_stage_target_assigner
+    self._detector_target_assigner = second_stage_target_assigner
+    self._box_coder = self._proposal_target_assigner.box_coder
+
+    self._first_stage_anchor_generator = first_stage_anchor_generator
+    self._first_stage_atrous_rate = first_stage_atrous_rate
+    self._first_stage_box_predictor_depth = first_stage_box_predictor_depth
+    self._first_stage_box_predictor_kernel_size = first_stage_box_predictor_kernel_size
+    self._first_stage_minibatch_size = first_stage_minibatch_size
+    self._first_stage_sampler = first_stage_sampler
+    conv_hyperparams = first_stage_box_predictor_arg_scope_fn
+    kernel = first_stage_box_predictor_kernel_size
+    self._first_stage_box_predictor_first_conv = tf_keras.Sequential([
+        tf_keras.layers.Conv2D(first_stage_box_predictor_depth, kernel_size=[kernel, kernel],
+                               dilation_rate=first_stage_atrous_rate, padding='SAME', name='RPNConv',
+                               **conv_hyperparams.params()),
+        conv_hyperparams.build_batch_norm(is_training and not freeze_batchnorm, name='RPNBatchNorm'),
+        tf_keras.layers.Lambda(tf.nn.relu6, name='RPNActivation'),
+    ], name='FirstStageRPNFeatures')
+    self._first_stage_box_predictor = box_predictor_builder.build_convolutional_keras_box_predictor(
+        is_training=is_training,
+        num_classes=1,
+        conv_hyperparams=conv_hyperparams,
+        freeze_batchnorm=freeze_batchnorm,
+        inplace_batchnorm_update=False,
+        num_predictions_per_location_list=(
+            first_stage_anchor_generator.num_anchors_per_location()),
+        use_dropout=False,
+        dropout_keep_prob=1.0,
+        box_code_size=self._box_coder.code_size,
+        kernel_size=1,
+        num_layers_before_predictor=0,
+        min_depth=0,
+        max_depth=0,
+        name=self.first_stage_box_predictor_scope)
+
+    self._first_stage_nms_fn = first_stage_non_max_suppression_fn
+    self._first_stage_max_proposals = first_stage_max_proposals
+    self._use_static_shapes = use_static_shapes
+    self._first_stage_localization_loss = losses.WeightedSmoothL1LocalizationLoss()
+    self._first_stage_objectness_loss = losses.WeightedSoftmaxClassificationLoss()
+    self._first_stage_loc_loss_weight = first_stage_localization_loss_weight
+    self._first_stage_obj_loss_weight = first_stage_objectness_loss_weight
+
+    self._crop_and_resize_fn = crop_and_resize_fn
+    self._initial_crop_size = initial_crop_size
+    self._maxpool_kernel_size = maxpool_kernel_size
+    self._maxpool_stride = maxpool_stride
+    if maxpool_kernel_size:
+      self._maxpool_layer = tf_keras.layers.MaxPooling2D(
+          [maxpool_kernel_size, maxpool_kernel_size], strides=maxpool_stride, name='MaxPool2D')
+    else:
+      # The TF OD API would fail on its missing layer at the first crop; no pooling is what 0 asks for.
+      self._maxpool_layer = None
+
+    self._mask_rcnn_box_predictor = second_stage_mask_rcnn_box_predictor
+    self._second_stage_batch_size = second_stage_batch_size
+    self._second_stage_sampler = second_stage_sampler
+    self._second_stage_nms_fn = second_stage_non_max_suppression_fn
+    self._second_stage_score_conversion_fn = second_stage_score_conversion_fn
+    self._second_stage_localization_loss = losses.WeightedSmoothL1LocalizationLoss()
+    self._second_stage_classification_loss = second_stage_classification_loss
+    self._second_stage_mask_loss = losses.WeightedSigmoidClassificationLoss()
+    self._second_stage_loc_loss_weight = second_stage_localization_loss_weight
+    self._second_stage_cls_loss_weight = second_stage_classification_loss_weight
+    self._second_stage_mask_loss_weight = second_stage_mask_prediction_loss_weight
+    self._hard_example_miner = hard_example_miner
+    self._parallel_iterations = parallel_iterations
+    self.clip_anchors_to_image = clip_anchors_to_image
+    self._batched_prediction_tensor_names = []
+    self._return_raw_detections_during_predict = return_raw_detections_during_predict
+    self._output_final_box_features = output_final_box_features
+    self._output_final_box_rpn_features = output_final_box_rpn_features
+    self._mask_head_features = mask_head_features
+    self._crop_detections_in_true_image_frame = crop_detections_in_true_image_frame
+    self._anchors = None
+    # Not a TF OD API argument: the training mask head may run on the positive proposals only when
+    # nothing in it couples proposals (no batch norm), which gives the same loss.
+    self._mask_head_is_per_roi = mask_head_is_per_roi
+
+  # ----------------------------------------------------------------------------------- properties
+  @property
+  def first_stage_feature_extractor_scope(self):
+    return 'FirstStageFeatureExtractor'
+
+  @property
+  def second_stage_feature_extractor_scope(self):
+    return 'SecondStageFeatureExtractor'
+
+  @property
+  def first_stage_box_predictor_scope(self):
+    return 'FirstStageBoxPredictor'
+
+  @property
+  def second_stage_box_predictor_scope(self):
+    return 'SecondStageBoxPredictor'
+
+  @property
+  def max_num_proposals(self):
+    """Proposals per image out of the RPN: second_stage_batch_size when training (sampled), else
+    first_stage_max_proposals."""
+    if self._is_training and not self._hard_example_miner:
+      return self._second_stage_batch_size
+    return self._first_stage_max_proposals
+
+  @property
+  def anchors(self):
+    """BoxList of the anchors of the last `predict` call (absolute coordinates)."""
+    if self._anchors is None:
+      raise RuntimeError('anchors have not been constructed yet: call predict() first.')
+    return self._anchors
+
+  @property
+  def batched_prediction_tensor_names(self):
+    if not self._batched_prediction_tensor_names:
+      raise RuntimeError('Must call predict() method to get batched prediction tensor names.')
+    return self._batched_prediction_tensor_names
+
+  @property
+  def feature_extractor(self):
+    return self._feature_extractor
 
   @property
   def number_of_stages(self):
     return self._number_of_stages
 
-  @property
-  def feature_extractor(self):
-    return self._extractor
-
-  # --------------------------------------------------------------------------------------- preprocess
+  # ----------------------------------------------------------------------------------- preprocess
   def preprocess(self, inputs):
-    """float32 [B, H, W, 3] 0..255 -> (preprocessed float32 [B, h, w, 3], true_image_shapes int32 [B, 3]).
+    """Resizes each image with the image resizer, then applies the extractor's pixel normalization.
 
-    Resizes each image with the `image_resizer` (contract C), pads bottom/right to `pad_to_multiple`,
-    then applies the feature extractor's pixel normalization.
+    Args:
+      inputs: float32 [B, H, W, 3] RGB in [0, 255].
+
+    Returns:
+      (preprocessed float32 [B, h, w, 3], true_image_shapes int32 [B, 3]: each image's size inside
+      the (possibly padded) resized batch).
+
+    Raises:
+      ValueError: inputs are not float32.
     """
-    inputs = tf.cast(inputs, tf.float32)
-    if self._image_resizer_fn is None:
-      resized = inputs
-      shape = tf.shape(inputs)[1:]
-      true_shapes = tf.tile(shape[tf.newaxis], [tf.shape(inputs)[0], 1])
-    else:
-      def _resize(image):
-        out = self._image_resizer_fn(image)
-        return out[0], tf.cast(out[-1], tf.int32)
-      resized, true_shapes = tf.map_fn(_resize, inputs, fn_output_signature=(tf.float32, tf.int32))
-    if self._pad_to_multiple > 1:
-      m = self._pad_to_multiple
-      h, w = tf.shape(resized)[1], tf.shape(resized)[2]
-      resized = tf.pad(resized, [[0, 0], [0, (m - h % m) % m], [0, (m - w % m) % m], [0, 0]])
-    return self._extractor.preprocess(resized), true_shapes
+    resized_inputs, true_image_shapes = shape_utils.resize_images_and_return_shapes(
+        inputs, self._image_resizer_fn)
+    return self._feature_extractor.preprocess(resized_inputs), true_image_shapes
 
-  # ------------------------------------------------------------------------------------------ predict
-  def _extract(self, images):
-    features = self.feature_extractor_backbone(images, training=self._is_training)
-    return {level: features[level] for level in self._levels}
-
-  def _anchors(self, features):
-    shapes = {}
-    for level, f in features.items():
-      static = f.shape.as_list()
-      dyn = tf.shape(f)
-      shapes[level] = (static[1] if static[1] is not None else dyn[1],
-                       static[2] if static[2] is not None else dyn[2])
-    per_level = self._anchor_generator.generate(shapes)
-    return tf.concat([per_level[l] for l in sorted(per_level, key=int)], axis=0)
-
-  def _box_classifier_features(self, features, rois):
-    """rois [B, N, 4] absolute -> (classifier features [B*N, h, w, C], mask features [B*N, h', w', C'])."""
-    crops = self._roi_aligner(features, rois)
-    shape = tf.shape(crops)
-    crops = tf.reshape(crops, tf.concat([[-1], shape[2:]], axis=0))
-    crops.set_shape([None] + self._roi_aligner_crop_shape(features))
-    pooled = self._maxpool(crops)
-    if self.box_classifier_layers is None:
-      return pooled, pooled
-    classifier = self.box_classifier_layers(pooled, training=self._is_training)
-    # FC box classifiers (FPN extractors) flatten the crop: masks then use the crops before the
-    # max pool, at initial_crop_size.
-    mask_features = classifier if (classifier.shape[1] or 1) > 1 else crops
-    return classifier, mask_features
-
-  def _roi_aligner_crop_shape(self, features):
-    c = self._roi_aligner.get_config()['crop_size']
-    return [c, c, next(iter(features.values())).shape[-1]]
-
+  # -------------------------------------------------------------------------------------- predict
   def predict(self, preprocessed_inputs, true_image_shapes, **side_inputs):
-    """Runs the stages. Returns a dict of float32 tensors (B = batch, A = anchors, P = proposals):
+    """Runs the network; returns the TF OD API's prediction dict.
 
-      rpn_box_encodings [B, A, 4], rpn_objectness_predictions_with_background [B, A] (logits),
-      anchors [A, 4] absolute, image_shape int32 [4], proposal_boxes [B, P, 4] absolute,
-      proposal_boxes_normalized [B, P, 4], proposal_scores [B, P], num_proposals int32 [B];
-      stage >= 2: rois [B, N, 4] absolute (N = second_stage_batch_size in training, P otherwise),
-      refined_box_encodings [B, N, K or 1, 4], class_predictions_with_background [B, N, K + 1] (logits);
-      training also sampled_gt_boxes / sampled_gt_classes / sampled_gt_indices;
-      stage 3: mask_predictions [B, M, K or 1, mask_h, mask_w] logits (training; with ground truth
-      M = ceil(second_stage_batch_size * second_stage_balance_fraction) ROIs, positives first, given
-      as mask_rois [B, M, 4] / mask_gt_classes / mask_gt_indices; without ground truth M = N) and,
-      at inference, the detections (detection_* keys, see postprocess) with detection_masks.
+    Args:
+      preprocessed_inputs: float32 [B, H, W, 3] from `preprocess`.
+      true_image_shapes: int32 [B, 3] from `preprocess`.
+      **side_inputs: unused (ContextRCNN inputs in the TF OD API).
+
+    Returns:
+      dict with (P = max_num_proposals, A = anchors kept):
+        rpn_box_predictor_features, rpn_features_to_crop, feature_maps: lists of float32 [B, h_i, w_i, C];
+        image_shape: int32 [4]; rpn_box_encodings: float32 [B, A, 4];
+        rpn_objectness_predictions_with_background: float32 [B, A, 2]; anchors: float32 [A, 4] absolute;
+      stages >= 2: refined_box_encodings [B*P, K or 1, 4], class_predictions_with_background
+        [B*P, K + 1], num_proposals int32 [B], proposal_boxes [B, P, 4] absolute, proposal_boxes_normalized
+        and final_anchors [B, P, 4], box_classifier_features [B*P, h, w, D];
+      stage 3: mask_predictions [B*P, K or 1, mask_h, mask_w] logits when training; at inference the
+        detection fields of `postprocess` plus detection_masks [B, max_detections, mask_h, mask_w]
+        (probabilities) and mask_predictions [B*max_detections, K or 1, mask_h, mask_w] (logits).
     """
     del side_inputs
-    images = preprocessed_inputs
-    features = self._extract(images)
-    anchors = self._anchors(features)
-    levels = sorted(features, key=int)
-    box_enc, logits = self.rpn_head(features, training=self._is_training)
-    box_enc = tf.concat([box_enc[l] for l in levels], axis=1)
-    logits = tf.concat([logits[l] for l in levels], axis=1)
-    score_thr, iou_thr, max_proposals = self._rpn_nms
-    proposals, proposal_scores, num_proposals = rpn.propose(
-        box_enc, logits, anchors, true_image_shapes, max_proposals, iou_thr, score_thr)
-    out = {
-        'rpn_box_encodings': box_enc,
-        'rpn_objectness_predictions_with_background': logits,
-        'anchors': anchors,
-        'image_shape': tf.shape(images),
-        'proposal_boxes': proposals,
-        'proposal_boxes_normalized': box_utils.normalize(proposals, true_image_shapes),
-        'proposal_scores': proposal_scores,
-        'num_proposals': num_proposals,
-    }
-    if self._number_of_stages == 1:
-      return out
-    valid_proposal = tf.sequence_mask(num_proposals, tf.shape(proposals)[1])
-    # Without ground truth (e.g. the first call that creates the variables) a training model runs the
-    # second stage on all proposals, like inference.
-    sample = self._is_training and self.groundtruth_has_field(fields.BoxListFields.boxes)
-    if sample:
-      gt = self._groundtruth_tensors(true_image_shapes)
-      candidates = tf.where(valid_proposal[:, :, tf.newaxis], proposals, -1.0)
-      gt_boxes = tf.where(gt['valid'][:, :, tf.newaxis], gt['boxes'], -1.0)
-      gt_boxes = box_utils.pad_to_static_rows(gt_boxes, self.max_groundtruth_boxes, -1.0)
-      gt_label_ids = box_utils.pad_to_static_rows(gt['label_ids'], self.max_groundtruth_boxes, 0)
-      rois, s_boxes, s_classes, s_indices = self._roi_sampler(candidates, gt_boxes, gt_label_ids)
-      rois = tf.stop_gradient(rois)
-      out.update({'sampled_gt_boxes': s_boxes, 'sampled_gt_classes': s_classes,
-                  'sampled_gt_indices': s_indices,
-                  'sampled_valid': tf.reduce_max(rois, axis=-1) >= 0.0})
-      rois = tf.maximum(rois, 0.0)
-    else:
-      rois = proposals
-    batch = tf.shape(rois)[0]
-    num_rois = tf.shape(rois)[1]
-    cls_features, mask_features = self._box_classifier_features(features, rois)
-    boxes, class_logits = self.box_predictor.predict_boxes_and_classes(cls_features,
-                                                                        training=self._is_training)
-    out['rois'] = rois
-    out['refined_box_encodings'] = tf.reshape(boxes, [batch, num_rois, -1, 4])
-    out['class_predictions_with_background'] = tf.reshape(class_logits, [batch, num_rois,
-                                                                         self.num_classes + 1])
-    if self._number_of_stages >= 3 and self._is_training:
-      mask_rois = num_rois
-      if sample:
-        # The mask loss only reads positive ROIs, so the mask head runs on them alone (at most
-        # second_stage_batch_size * second_stage_balance_fraction per image, the sampler's cap),
-        # as the Model Garden's mask sampler does: same loss, a quarter of the mask-head cost at the
-        # default fraction (benchmarks/mask_head.py).
-        mask_rois = min(self._max_positive_rois, rois.shape[1] or self._max_positive_rois)
-        _, mask_idx = tf.math.top_k(tf.cast(s_classes > 0, tf.int32), k=mask_rois)
-        flat_idx = tf.reshape(mask_idx + tf.range(batch)[:, tf.newaxis] * num_rois, [-1])
-        mask_features = tf.gather(mask_features, flat_idx)
-        out.update({'mask_rois': tf.gather(rois, mask_idx, batch_dims=1),
-                    'mask_gt_classes': tf.gather(s_classes, mask_idx, batch_dims=1),
-                    'mask_gt_indices': tf.gather(s_indices, mask_idx, batch_dims=1)})
-      masks = self.box_predictor.predict_masks(mask_features, training=True)
-      shape = tf.shape(masks)
-      out['mask_predictions'] = tf.reshape(masks, tf.concat([[batch, mask_rois], shape[1:]], axis=0))
-    if not sample:
-      out.update(self._detect(out, valid_proposal, true_image_shapes))
-      if self._number_of_stages >= 3 and not self._is_training:
-        mask_logits = self._predict_detection_masks(features, out, true_image_shapes)
-        out['detection_mask_logits'] = mask_logits
-        out['detection_masks'] = tf.sigmoid(mask_logits)
-    return out
+    prediction_dict = self._predict_first_stage(preprocessed_inputs)
+    if self._number_of_stages >= 2:
+      prediction_dict.update(self._predict_second_stage(
+          prediction_dict['rpn_box_encodings'],
+          prediction_dict['rpn_objectness_predictions_with_background'],
+          prediction_dict['rpn_features_to_crop'], prediction_dict['anchors'],
+          prediction_dict['image_shape'], true_image_shapes))
+    if self._number_of_stages == 3:
+      prediction_dict = self._predict_third_stage(prediction_dict, true_image_shapes)
+    self._batched_prediction_tensor_names = [
+        name for name in prediction_dict if name not in ('image_shape', 'anchors')]
+    return prediction_dict
 
-  # ------------------------------------------------------------------------------------ postprocessing
-  def _detect(self, pred, valid_proposal, true_image_shapes):
-    """Second-stage post-processing (TF OD API `_postprocess_box_classifier`)."""
-    rois = pred['rois']
-    scores = self._score_converter_fn(pred['class_predictions_with_background'])
-    scores = scores * tf.cast(valid_proposal, scores.dtype)[:, :, tf.newaxis]
-    decoded = box_utils.decode(pred['refined_box_encodings'], rois[:, :, tf.newaxis, :])  # [B,N,K',4]
-    hw = tf.cast(true_image_shapes[:, :2], tf.float32)
-    scale = tf.concat([hw, hw], axis=-1)[:, tf.newaxis, tf.newaxis, :]
-    decoded = tf.clip_by_value(decoded / scale, 0.0, 1.0)
-    nms = self._nms_config
-    det_boxes, det_scores, det_classes, num_det = tf.image.combined_non_max_suppression(
-        decoded, scores[:, :, 1:], max_output_size_per_class=nms['max_detections_per_class'],
-        max_total_size=nms['max_total_detections'], iou_threshold=nms['iou_threshold'],
-        score_threshold=max(nms['score_threshold'], 1e-8), pad_per_class=False, clip_boxes=True)
-    # Recover which proposal each detection came from to report its full score vector.
-    class_idx = tf.cast(det_classes, tf.int32)
-    if decoded.shape[2] == 1:
-      cand = decoded[:, :, 0, :]  # [B, N, 4]
-      dist = tf.reduce_sum(tf.abs(det_boxes[:, :, tf.newaxis, :] - cand[:, tf.newaxis]), -1)
+  def _predict_first_stage(self, preprocessed_inputs):
+    rpn_box_predictor_features, rpn_features_to_crop, anchors_boxlist, image_shape = (
+        self._extract_rpn_feature_maps(preprocessed_inputs))
+    rpn_box_encodings, rpn_objectness = self._predict_rpn_proposals(rpn_box_predictor_features)
+    clip_window = tf.cast(tf.stack([0, 0, image_shape[1], image_shape[2]]), tf.float32)
+    if self._is_training:
+      if self.clip_anchors_to_image:
+        anchors_boxlist = box_list_ops.clip_to_window(anchors_boxlist, clip_window,
+                                                      filter_nonoverlapping=False)
+      else:
+        # Faster R-CNN paper: anchors crossing the image border are ignored in training.
+        anchors_boxlist, keep = box_list_ops.prune_outside_window(anchors_boxlist, clip_window)
+        rpn_box_encodings = tf.gather(rpn_box_encodings, keep, axis=1)
+        rpn_objectness = tf.gather(rpn_objectness, keep, axis=1)
     else:
-      per_class = tf.gather(tf.transpose(decoded, [0, 2, 1, 3]), class_idx, batch_dims=1)  # [B,D,N,4]
-      dist = tf.reduce_sum(tf.abs(det_boxes[:, :, tf.newaxis, :] - per_class), -1)
-    src = tf.argmin(dist, axis=-1, output_type=tf.int32)
-    multiclass = tf.gather(scores, src, batch_dims=1)
-    best = tf.argmax(scores[:, :, 1:], axis=-1, output_type=tf.int32)
-    raw_boxes = decoded[:, :, 0, :] if decoded.shape[2] == 1 else tf.gather(decoded, best, batch_dims=2)
-    valid_det = tf.sequence_mask(num_det, tf.shape(det_scores)[1], dtype=tf.float32)
+      anchors_boxlist = box_list_ops.clip_to_window(
+          anchors_boxlist, clip_window, filter_nonoverlapping=not self._use_static_shapes)
+    self._anchors = anchors_boxlist
     return {
-        fields.DetectionResultFields.detection_boxes: det_boxes,
-        fields.DetectionResultFields.detection_scores: det_scores,
-        fields.DetectionResultFields.detection_classes: (det_classes + 1.0) * valid_det,
-        fields.DetectionResultFields.num_detections: tf.cast(num_det, tf.float32),
-        'detection_multiclass_scores': multiclass * valid_det[:, :, tf.newaxis],
-        'raw_detection_boxes': raw_boxes,
-        'raw_detection_scores': scores,
-        '_detection_class_index': class_idx,
+        'rpn_box_predictor_features': rpn_box_predictor_features,
+        'rpn_features_to_crop': rpn_features_to_crop,
+        'image_shape': image_shape,
+        'rpn_box_encodings': tf.cast(rpn_box_encodings, tf.float32),
+        'rpn_objectness_predictions_with_background': tf.cast(rpn_objectness, tf.float32),
+        'anchors': anchors_boxlist.get(),
+        fields.PredictionFields.feature_maps: rpn_features_to_crop,
     }
 
-  def _predict_detection_masks(self, features, pred, true_image_shapes):
-    """Mask pass on the detected boxes -> float32 [B, D, mask_h, mask_w] logits of the detected class."""
-    boxes = pred[fields.DetectionResultFields.detection_boxes]
-    hw = tf.cast(true_image_shapes[:, :2], tf.float32)
-    abs_boxes = boxes * tf.concat([hw, hw], axis=-1)[:, tf.newaxis, :]
-    _, mask_features = self._box_classifier_features(features, abs_boxes)
-    logits = self.box_predictor.predict_masks(mask_features, training=False)  # [B*D, Km, h, w]
-    batch, num = tf.shape(boxes)[0], tf.shape(boxes)[1]
-    logits = tf.reshape(logits, tf.concat([[batch, num], tf.shape(logits)[1:]], axis=0))
-    if logits.shape[2] == 1:
-      selected = logits[:, :, 0]
-    else:
-      selected = tf.gather(logits, pred['_detection_class_index'], batch_dims=2)
-    return selected
+  def _extract_proposal_features(self, preprocessed_inputs):
+    if self._feature_extractor_for_proposal_features is None:
+      self._feature_extractor_for_proposal_features = (
+          self._feature_extractor.get_proposal_feature_extractor_model(
+              name=self.first_stage_feature_extractor_scope))
+    return self._feature_extractor_for_proposal_features(preprocessed_inputs,
+                                                         training=self._is_training)
 
-  def postprocess(self, prediction_dict, true_image_shapes, **params):
-    """Returns the detection dict of contract E (normalized boxes, 1-based float class ids)."""
-    f = fields.DetectionResultFields
+  def _extract_box_classifier_features(self, flattened_feature_maps):
+    if self._feature_extractor_for_box_classifier_features is None:
+      self._feature_extractor_for_box_classifier_features = (
+          self._feature_extractor.get_box_classifier_feature_extractor_model(
+              name=self.second_stage_feature_extractor_scope))
+    return self._feature_extractor_for_box_classifier_features(flattened_feature_maps,
+                                                               training=self._is_training)
+
+  def _extract_rpn_feature_maps(self, preprocessed_inputs):
+    image_shape = tf.shape(preprocessed_inputs)
+    rpn_features_to_crop = self._extract_proposal_features(preprocessed_inputs)
+    if not isinstance(rpn_features_to_crop, list):
+      rpn_features_to_crop = [rpn_features_to_crop]
+    feature_map_shapes = []
+    rpn_box_predictor_features = []
+    for features in rpn_features_to_crop:
+      shape = tf.shape(features)
+      feature_map_shapes.append((shape[1], shape[2]))
+      rpn_box_predictor_features.append(
+          self._first_stage_box_predictor_first_conv(features, training=self._is_training))
+    anchors = box_list_ops.concatenate(
+        self._first_stage_anchor_generator.generate(feature_map_shapes))
+    return rpn_box_predictor_features, rpn_features_to_crop, anchors, image_shape
+
+  def _predict_rpn_proposals(self, rpn_box_predictor_features):
+    predictions = self._first_stage_box_predictor(rpn_box_predictor_features,
+                                                  training=self._is_training)
+    box_encodings = tf.concat(predictions[box_predictor.BOX_ENCODINGS], axis=1)
+    objectness = tf.concat(predictions[box_predictor.CLASS_PREDICTIONS_WITH_BACKGROUND], axis=1)
+    return tf.squeeze(box_encodings, axis=2), objectness
+
+  def _image_batch_shape_2d(self, image_batch_shape_1d):
+    """int32 [4] batch shape -> int32 [B, 3] rows of [height, width, channels]."""
+    return tf.tile(tf.expand_dims(image_batch_shape_1d[1:], 0), [image_batch_shape_1d[0], 1])
+
+  def _predict_second_stage(self, rpn_box_encodings, rpn_objectness_predictions_with_background,
+                            rpn_features_to_crop, anchors, image_shape, true_image_shapes):
+    image_shape_2d = self._image_batch_shape_2d(image_shape)
+    proposal_boxes_normalized, _, _, num_proposals, _, _, sampled_classes = self._postprocess_rpn(
+        rpn_box_encodings, rpn_objectness_predictions_with_background, anchors, image_shape_2d,
+        true_image_shapes)
+    prediction_dict = self._box_prediction(rpn_features_to_crop, proposal_boxes_normalized,
+                                           image_shape, true_image_shapes)
+    prediction_dict['num_proposals'] = num_proposals
+    if sampled_classes is not None:
+      prediction_dict[faster_rcnn_losses.SAMPLED_PROPOSAL_CLASSES] = sampled_classes
+    return prediction_dict
+
+  def _box_prediction(self, rpn_features_to_crop, proposal_boxes_normalized, image_shape,
+                      true_image_shapes):
+    cropped = self._crop_features(rpn_features_to_crop, proposal_boxes_normalized, image_shape)
+    flattened_proposal_feature_maps = self._maxpool(cropped)
+    box_classifier_features = self._extract_box_classifier_features(flattened_proposal_feature_maps)
+    predictions = self._mask_rcnn_box_predictor([box_classifier_features], prediction_stage=2,
+                                                training=self._is_training)
+    refined_box_encodings = tf.squeeze(predictions[box_predictor.BOX_ENCODINGS], axis=1)
+    class_predictions_with_background = tf.squeeze(
+        predictions[box_predictor.CLASS_PREDICTIONS_WITH_BACKGROUND], axis=1)
+    absolute_proposal_boxes = ops.normalized_to_image_coordinates(
+        proposal_boxes_normalized, image_shape, self._parallel_iterations)
+    prediction_dict = {
+        'refined_box_encodings': tf.cast(refined_box_encodings, tf.float32),
+        'class_predictions_with_background': tf.cast(class_predictions_with_background, tf.float32),
+        'proposal_boxes': absolute_proposal_boxes,
+        'box_classifier_features': box_classifier_features,
+        'proposal_boxes_normalized': proposal_boxes_normalized,
+        'final_anchors': proposal_boxes_normalized,
+    }
+    if self._mask_head_features == MASK_HEAD_READS_CROPPED_FEATURES:
+      prediction_dict[faster_rcnn_losses.MASK_HEAD_INPUT_FEATURES] = cropped
+    if self._return_raw_detections_during_predict:
+      prediction_dict.update(self._raw_detections_and_feature_map_inds(
+          refined_box_encodings, absolute_proposal_boxes, true_image_shapes))
+    return prediction_dict
+
+  def _raw_detections_and_feature_map_inds(self, refined_box_encodings, absolute_proposal_boxes,
+                                           true_image_shapes):
+    encodings = tf.reshape(refined_box_encodings, [-1, self.max_num_proposals,
+                                                   refined_box_encodings.shape[1],
+                                                   self._box_coder.code_size])
+    boxes_absolute = self._batch_decode_boxes(encodings, absolute_proposal_boxes)
+    boxes_normalized = shape_utils.static_or_dynamic_map_fn(
+        self._normalize_and_clip_boxes, elems=[boxes_absolute, true_image_shapes], dtype=tf.float32)
+    return {
+        fields.PredictionFields.raw_detection_boxes: boxes_normalized,
+        fields.PredictionFields.raw_detection_feature_map_indices: tf.zeros_like(
+            boxes_normalized[:, :, :, 0], dtype=tf.int32),
+    }
+
+  def _crop_features(self, features_to_crop, boxes_normalized, image_shape):
+    """crop_and_resize of each box (normalized [B, N, 4]) -> float32 [B*N, crop, crop, C].
+
+    FPN extractors: each box reads the level the TF OD API's `ops.fpn_feature_levels` assigns it
+    (unit scale = the second-to-last map, 224-pixel boxes, image area normalizing the size).
+    """
+    num_levels = len(features_to_crop)
+    box_levels = None
+    if num_levels != 1:
+      image_ratio = tf.sqrt(tf.cast(image_shape[1] * image_shape[2], tf.float32)) / 224.0
+      box_levels = ops.fpn_feature_levels(num_levels, num_levels - 2, image_ratio, boxes_normalized)
+    cropped = self._crop_and_resize_fn(features_to_crop, boxes_normalized, box_levels,
+                                       [self._initial_crop_size, self._initial_crop_size])
+    return self._flatten_first_two_dimensions(cropped)
+
+  def _maxpool(self, cropped):
+    if self._maxpool_layer is None:
+      return cropped
+    return self._maxpool_layer(cropped)
+
+  def _compute_second_stage_input_feature_maps(self, features_to_crop, proposal_boxes_normalized,
+                                               image_shape):
+    """ROI features for the box classifier: crop_and_resize then max pool ([B*N, h, w, C])."""
+    return self._maxpool(self._crop_features(features_to_crop, proposal_boxes_normalized, image_shape))
+
+  def _flatten_first_two_dimensions(self, inputs):
+    shape = shape_utils.combined_static_and_dynamic_shape(inputs)
+    return tf.reshape(inputs, tf.stack([shape[0] * shape[1]] + shape[2:]))
+
+  def _predict_masks(self, box_classifier_features, cropped_features):
+    """Mask head on the given ROI features -> logits [N, K or 1, mask_h, mask_w]."""
+    features = box_classifier_features
+    if self._mask_head_features == MASK_HEAD_READS_CROPPED_FEATURES:
+      features = cropped_features
+    predictions = self._mask_rcnn_box_predictor([features], prediction_stage=3,
+                                                training=self._is_training)
+    return tf.squeeze(predictions[box_predictor.MASK_PREDICTIONS], axis=1)
+
+  def _predict_third_stage(self, prediction_dict, image_shapes):
+    if self._is_training:
+      prediction_dict.update(self._predict_training_masks(prediction_dict))
+      return prediction_dict
+    detections_dict = self._postprocess_box_classifier(
+        prediction_dict['refined_box_encodings'],
+        prediction_dict['class_predictions_with_background'], prediction_dict['proposal_boxes'],
+        prediction_dict['num_proposals'], image_shapes)
+    prediction_dict.update(detections_dict)
+    detection_boxes = detections_dict[fields.DetectionResultFields.detection_boxes]
+    detection_classes = detections_dict[fields.DetectionResultFields.detection_classes]
+    image_shape = prediction_dict['image_shape']
+    batch_size = tf.shape(detection_boxes)[0]
+    max_detection = tf.shape(detection_boxes)[1]
+    crop_boxes = detection_boxes
+    if self._crop_detections_in_true_image_frame:
+      crop_boxes = _true_to_padded_frame(detection_boxes, image_shapes, image_shape)
+    cropped = self._crop_features(prediction_dict['rpn_features_to_crop'], crop_boxes, image_shape)
+    box_classifier_features = self._extract_box_classifier_features(self._maxpool(cropped))
+    detection_masks = self._predict_masks(box_classifier_features, cropped)
+    num_mask_classes, mask_height, mask_width = detection_masks.shape.as_list()[1:]
+    prediction_dict['mask_predictions'] = tf.reshape(
+        detection_masks, [-1, num_mask_classes, mask_height, mask_width])
+    if num_mask_classes > 1:
+      detection_masks = self._gather_instance_masks(detection_masks, detection_classes)
+    prediction_dict[fields.DetectionResultFields.detection_masks] = tf.reshape(
+        tf.sigmoid(tf.cast(detection_masks, tf.float32)),
+        [batch_size, max_detection, mask_height, mask_width])
+    return prediction_dict
+
+  def _predict_training_masks(self, prediction_dict):
+    """Training mask predictions: [B*P, K or 1, h, w] logits, or on the positives only (same loss)."""
+    box_classifier_features = prediction_dict['box_classifier_features']
+    cropped = prediction_dict.get(faster_rcnn_losses.MASK_HEAD_INPUT_FEATURES)
+    sampled_classes = prediction_dict.get(faster_rcnn_losses.SAMPLED_PROPOSAL_CLASSES)
+    if sampled_classes is None or not self._mask_head_is_per_roi:
+      return {'mask_predictions': self._predict_masks(box_classifier_features, cropped)}
+    # The mask loss weighs positive proposals only; a per-ROI mask head gives them the same logits
+    # whatever else is in the batch, so the others need not go through it (about 4x less work at the
+    # usual 25% positive fraction).
+    flat_classes = tf.reshape(sampled_classes, [-1])
+    positive_rows = tf.cast(tf.where(flat_classes > 0)[:, 0], tf.int32)
+    features = tf.gather(box_classifier_features, positive_rows)
+    if cropped is not None:
+      cropped = tf.gather(cropped, positive_rows)
+    return {faster_rcnn_losses.POSITIVE_MASK_PREDICTIONS: self._predict_masks(features, cropped),
+            faster_rcnn_losses.POSITIVE_MASK_ROWS: positive_rows}
+
+  def _gather_instance_masks(self, instance_masks, classes):
+    """[N, K, h, w] masks, [B, D] 0-based classes (N = B*D) -> [N, h, w] masks of each class."""
+    _, num_classes, height, width = instance_masks.shape.as_list()
+    k = tf.shape(instance_masks)[0]
+    instance_masks = tf.reshape(instance_masks, [-1, height, width])
+    classes = tf.cast(tf.reshape(classes, [-1]), tf.int32)
+    return tf.gather(instance_masks, tf.range(k) * num_classes + classes)
+
+  # ---------------------------------------------------------------------------------- postprocess
+  def postprocess(self, prediction_dict, true_image_shapes):
+    """Converts the prediction dict into detections (TF OD API `FasterRCNNMetaArch.postprocess`).
+
+    Returns:
+      number_of_stages 1: the proposals: detection_boxes [B, P, 4] normalized to the padded image,
+        detection_scores, detection_multiclass_scores [B, P, 2], num_detections (float32),
+        raw_detection_boxes / raw_detection_scores; plus detection_classes (zeros: one "object"
+        class; the TF OD API leaves the key out).
+      stage 2 (and stage 3 when training): detection_boxes [B, D, 4] normalized to the true image,
+        detection_scores [B, D], detection_classes [B, D] (0-based, float32), num_detections [B]
+        (float32), detection_multiclass_scores [B, D, K + 1], detection_anchor_indices int32 [B, D],
+        raw_detection_boxes [B, P, 4], raw_detection_scores [B, P, K + 1]; detection_masks
+        [B, D, h, w] when mask predictions exist.
+      stage 3 at inference: the prediction dict (its tensors), which holds the same detection fields
+        and detection_masks [B, D, mask_h, mask_w] (box-relative probabilities).
+    """
     if self._number_of_stages == 1:
-      scores = prediction_dict['proposal_scores']
-      valid = tf.sequence_mask(prediction_dict['num_proposals'], tf.shape(scores)[1], dtype=tf.float32)
+      image_shapes = self._image_batch_shape_2d(prediction_dict['image_shape'])
+      (proposal_boxes, proposal_scores, proposal_multiclass_scores, num_proposals,
+       raw_proposal_boxes, raw_proposal_scores, _) = self._postprocess_rpn(
+           prediction_dict['rpn_box_encodings'],
+           prediction_dict['rpn_objectness_predictions_with_background'],
+           prediction_dict['anchors'], image_shapes, true_image_shapes)
       return {
-          f.detection_boxes: prediction_dict['proposal_boxes_normalized'],
-          f.detection_scores: scores,
-          f.detection_classes: valid,  # one "object" class with label id 1
-          f.num_detections: tf.cast(prediction_dict['num_proposals'], tf.float32),
-          'detection_multiclass_scores': tf.stack([1.0 - scores, scores], axis=-1) * valid[..., None],
-          'raw_detection_boxes': prediction_dict['proposal_boxes_normalized'],
-          'raw_detection_scores': tf.stack([1.0 - scores, scores], axis=-1),
+          fields.DetectionResultFields.detection_boxes: proposal_boxes,
+          fields.DetectionResultFields.detection_scores: proposal_scores,
+          fields.DetectionResultFields.detection_classes: tf.zeros_like(proposal_scores),
+          fields.DetectionResultFields.detection_multiclass_scores: proposal_multiclass_scores,
+          fields.DetectionResultFields.num_detections: tf.cast(num_proposals, tf.float32),
+          fields.DetectionResultFields.raw_detection_boxes: raw_proposal_boxes,
+          fields.DetectionResultFields.raw_detection_scores: raw_proposal_scores,
       }
-    if f.detection_boxes not in prediction_dict:
-      # predict() ran in training mode: run the box post-processing now.
-      num = tf.reduce_sum(tf.cast(prediction_dict.get(
-          'sampled_valid', tf.ones(tf.shape(prediction_dict['rois'])[:2], tf.bool)), tf.int32), axis=1)
-      valid = tf.sequence_mask(num, tf.shape(prediction_dict['rois'])[1])
-      prediction_dict = dict(prediction_dict)
-      prediction_dict.update(self._detect(prediction_dict, valid, true_image_shapes))
-    keys = [f.detection_boxes, f.detection_scores, f.detection_classes, f.num_detections,
-            'detection_multiclass_scores', 'raw_detection_boxes', 'raw_detection_scores']
-    out = {k: prediction_dict[k] for k in keys}
-    if f.detection_masks in prediction_dict:
-      out[f.detection_masks] = prediction_dict[f.detection_masks]
-    return out
+    if self._number_of_stages == 2 or self._is_training:
+      detections_dict = self._postprocess_box_classifier(
+          prediction_dict['refined_box_encodings'],
+          prediction_dict['class_predictions_with_background'], prediction_dict['proposal_boxes'],
+          prediction_dict['num_proposals'], true_image_shapes,
+          mask_predictions=prediction_dict.get(box_predictor.MASK_PREDICTIONS))
+      if self._output_final_box_features or self._output_final_box_rpn_features:
+        if 'rpn_features_to_crop' not in prediction_dict:
+          raise ValueError('output_final_box_features needs rpn_features_to_crop in the prediction dict.')
+        detection_boxes = detections_dict[fields.DetectionResultFields.detection_boxes]
+        features = self._compute_second_stage_input_feature_maps(
+            prediction_dict['rpn_features_to_crop'], detection_boxes, prediction_dict['image_shape'])
+        batch_size = tf.shape(detection_boxes)[0]
+        max_detections = tf.shape(detection_boxes)[1]
+        if self._output_final_box_features:
+          box_features = self._extract_box_classifier_features(features)
+          detections_dict['detection_features'] = _unflatten(box_features, batch_size, max_detections)
+        if self._output_final_box_rpn_features:
+          detections_dict['cropped_rpn_box_features'] = _unflatten(features, batch_size, max_detections)
+      return detections_dict
+    return {k: v for k, v in prediction_dict.items() if isinstance(v, tf.Tensor)}
 
-  # --------------------------------------------------------------------------------------------- loss
-  def _groundtruth_tensors(self, true_image_shapes):
-    """Pads the provided per-image ground truth into [B, M, ...] absolute-pixel tensors."""
-    bl = fields.BoxListFields
-    boxes, valid = box_utils.pad_groundtruth(self.groundtruth_lists(bl.boxes))
-    classes, _ = box_utils.pad_groundtruth(self.groundtruth_lists(bl.classes))
-    hw = tf.cast(true_image_shapes[:, :2], tf.float32)
-    boxes = tf.cast(boxes, tf.float32) * tf.concat([hw, hw], axis=-1)[:, tf.newaxis, :]
-    if self.groundtruth_has_field(bl.weights):
-      weights, _ = box_utils.pad_groundtruth(self.groundtruth_lists(bl.weights))
-      weights = tf.cast(weights, tf.float32)
+  def _postprocess_rpn(self, rpn_box_encodings_batch, rpn_objectness_predictions_with_background_batch,
+                       anchors, image_shapes, true_image_shapes):
+    """Proposals (TF OD API `_postprocess_rpn`), sampled for the box classifier when training.
+
+    Returns:
+      (proposal_boxes normalized to the padded image [B, P, 4], proposal_scores [B, P],
+       proposal_multiclass_scores [B, P, 2], num_proposals int32 [B],
+       raw proposal boxes normalized [B, A, 4], objectness softmax [B, A, 2],
+       sampled_classes int32 [B, P] (1-based class of each sampled proposal, 0 = background or padding;
+       None unless sampling ran)).
+    """
+    encodings = tf.expand_dims(rpn_box_encodings_batch, axis=2)
+    batch = shape_utils.combined_static_and_dynamic_shape(encodings)[0]
+    tiled_anchor_boxes = tf.tile(tf.expand_dims(anchors, 0), [batch, 1, 1])
+    proposal_boxes = self._batch_decode_boxes(encodings, tiled_anchor_boxes)
+    raw_proposal_boxes = tf.squeeze(proposal_boxes, axis=2)
+    rpn_objectness_softmax = tf.nn.softmax(rpn_objectness_predictions_with_background_batch)
+    objectness = rpn_objectness_softmax[:, :, 1]
+    clip_window = _compute_clip_window(true_image_shapes)
+    (proposal_boxes, proposal_scores, _, _, nmsed_additional_fields,
+     num_proposals) = self._first_stage_nms_fn(
+         tf.expand_dims(raw_proposal_boxes, axis=2), tf.expand_dims(objectness, axis=2),
+         additional_fields={'multiclass_scores': rpn_objectness_softmax}, clip_window=clip_window)
+    sampled_classes = None
+    if self._is_training:
+      proposal_boxes = tf.stop_gradient(proposal_boxes)
+      if not self._hard_example_miner:
+        gt_boxlists, gt_classes_with_background, _, gt_weights = self._format_groundtruth_data(
+            image_shapes, with_masks=False)
+        proposal_boxes, proposal_scores, num_proposals, sampled_classes = (
+            faster_rcnn_losses.sample_box_classifier_batch(
+                proposal_boxes, proposal_scores, num_proposals, gt_boxlists,
+                gt_classes_with_background, gt_weights, self._detector_target_assigner,
+                self._second_stage_sampler, self._second_stage_batch_size, self.num_classes,
+                self._use_static_shapes))
+
+    def normalize_boxes(args):
+      boxes, image_shape = args
+      return box_list_ops.to_normalized_coordinates(
+          box_list.BoxList(boxes), image_shape[0], image_shape[1], check_range=False).get()
+
+    normalized_proposal_boxes = shape_utils.static_or_dynamic_map_fn(
+        normalize_boxes, elems=[proposal_boxes, image_shapes], dtype=tf.float32)
+    raw_normalized_proposal_boxes = shape_utils.static_or_dynamic_map_fn(
+        normalize_boxes, elems=[raw_proposal_boxes, image_shapes], dtype=tf.float32)
+    multiclass_scores = (nmsed_additional_fields or {}).get('multiclass_scores')
+    return (normalized_proposal_boxes, proposal_scores, multiclass_scores, num_proposals,
+            raw_normalized_proposal_boxes, rpn_objectness_softmax, sampled_classes)
+
+  def _postprocess_box_classifier(self, refined_box_encodings, class_predictions_with_background,
+                                  proposal_boxes, num_proposals, image_shapes, mask_predictions=None):
+    """Per-class NMS of the refined boxes (TF OD API `_postprocess_box_classifier`)."""
+    refined_box_encodings_batch = tf.reshape(
+        refined_box_encodings,
+        [-1, self.max_num_proposals, refined_box_encodings.shape[1], self._box_coder.code_size])
+    class_predictions_batch_logits = tf.reshape(
+        class_predictions_with_background, [-1, self.max_num_proposals, self.num_classes + 1])
+    refined_decoded_boxes_batch = self._batch_decode_boxes(refined_box_encodings_batch, proposal_boxes)
+    scores_with_background = self._second_stage_score_conversion_fn(class_predictions_batch_logits)
+    class_scores = tf.reshape(scores_with_background[:, :, 1:],
+                              [-1, self.max_num_proposals, self.num_classes])
+    clip_window = _compute_clip_window(image_shapes)
+    masks_batch = None
+    if mask_predictions is not None:
+      mask_height, mask_width = mask_predictions.shape.as_list()[2:4]
+      masks_batch = tf.reshape(tf.sigmoid(mask_predictions),
+                               [-1, self.max_num_proposals, self.num_classes, mask_height, mask_width])
+    batch_size = shape_utils.combined_static_and_dynamic_shape(refined_box_encodings_batch)[0]
+    anchor_indices = tf.tile(tf.expand_dims(tf.range(self.max_num_proposals), 0), [batch_size, 1])
+    additional_fields = {'multiclass_scores': scores_with_background,
+                         'anchor_indices': tf.cast(anchor_indices, tf.float32)}
+    (nmsed_boxes, nmsed_scores, nmsed_classes, nmsed_masks, nmsed_additional_fields,
+     num_detections) = self._second_stage_nms_fn(
+         refined_decoded_boxes_batch, class_scores, clip_window=clip_window,
+         change_coordinate_frame=True, num_valid_boxes=num_proposals,
+         additional_fields=additional_fields, masks=masks_batch)
+    if refined_decoded_boxes_batch.shape[2] > 1:
+      class_ids = tf.expand_dims(tf.argmax(class_predictions_batch_logits[:, :, 1:], axis=2,
+                                           output_type=tf.int32), axis=-1)
+      raw_detection_boxes = tf.squeeze(
+          tf.gather(refined_decoded_boxes_batch, class_ids, batch_dims=2), axis=2)
     else:
-      weights = tf.cast(valid, tf.float32)
-    valid = valid & (weights > 0.0)
-    label_ids = tf.where(valid, tf.argmax(classes, axis=-1, output_type=tf.int32) + 1, 0)
-    out = {'boxes': boxes, 'valid': valid, 'weights': weights, 'label_ids': label_ids}
-    if self.groundtruth_has_field(bl.masks):
-      masks, _ = box_utils.pad_groundtruth([tf.cast(m, tf.float32) for m in self.groundtruth_lists(bl.masks)])
-      out['masks'] = masks
-    return out
+      raw_detection_boxes = tf.squeeze(refined_decoded_boxes_batch, axis=2)
+    raw_normalized_detection_boxes = shape_utils.static_or_dynamic_map_fn(
+        self._normalize_and_clip_boxes, elems=[raw_detection_boxes, image_shapes], dtype=tf.float32)
+    detections = {
+        fields.DetectionResultFields.detection_boxes: nmsed_boxes,
+        fields.DetectionResultFields.detection_scores: nmsed_scores,
+        fields.DetectionResultFields.detection_classes: nmsed_classes,
+        fields.DetectionResultFields.detection_multiclass_scores:
+            nmsed_additional_fields['multiclass_scores'],
+        fields.DetectionResultFields.detection_anchor_indices:
+            tf.cast(nmsed_additional_fields['anchor_indices'], tf.int32),
+        fields.DetectionResultFields.num_detections: tf.cast(num_detections, tf.float32),
+        fields.DetectionResultFields.raw_detection_boxes: raw_normalized_detection_boxes,
+        fields.DetectionResultFields.raw_detection_scores: scores_with_background,
+    }
+    if nmsed_masks is not None:
+      detections[fields.DetectionResultFields.detection_masks] = nmsed_masks
+    return detections
+
+  def _batch_decode_boxes(self, box_encodings, anchor_boxes):
+    """[B, N, K, 4] encodings, [B, N, 4] absolute anchors -> [B, N, K, 4] absolute boxes."""
+    shape = shape_utils.combined_static_and_dynamic_shape(box_encodings)
+    num_classes = shape[2]
+    tiled_anchor_boxes = tf.tile(tf.expand_dims(anchor_boxes, 2), [1, 1, num_classes, 1])
+    tiled_anchors_boxlist = box_list.BoxList(tf.reshape(tiled_anchor_boxes, [-1, 4]))
+    decoded = self._box_coder.decode(tf.reshape(box_encodings, [-1, self._box_coder.code_size]),
+                                     tiled_anchors_boxlist)
+    return tf.reshape(decoded.get(), tf.stack([shape[0], shape[1], num_classes, 4]))
+
+  def _normalize_and_clip_boxes(self, boxes_and_image_shape):
+    """(absolute boxes [N, 4] or [N, K, 4], image shape [3]) -> normalized, clipped to [0, 1]."""
+    boxes, image_shape = boxes_and_image_shape
+    has_classes = boxes.shape.ndims == 3
+    if has_classes:
+      boxes = shape_utils.flatten_first_n_dimensions(boxes, 2)
+    normalized = box_list_ops.to_normalized_coordinates(
+        box_list.BoxList(boxes), image_shape[0], image_shape[1], check_range=False).get()
+    normalized = box_list_ops.clip_to_window(
+        box_list.BoxList(normalized), tf.constant([0.0, 0.0, 1.0, 1.0], tf.float32),
+        filter_nonoverlapping=False).get()
+    if has_classes:
+      num_boxes, num_classes, _ = shape_utils.combined_static_and_dynamic_shape(
+          boxes_and_image_shape[0])
+      normalized = shape_utils.expand_first_dimension(normalized, [num_boxes, num_classes])
+    return normalized
+
+  # ----------------------------------------------------------------------------------------- loss
+  def _format_groundtruth_data(self, image_shapes, with_masks=True):
+    """Ground truth as the losses use it (TF OD API `_format_groundtruth_data`).
+
+    Args:
+      image_shapes: int32 [B, 3], the padded (preprocessed) image shape of each image.
+      with_masks: also format (and resize, with `resize_masks`) the instance masks.
+
+    Returns:
+      (box lists in absolute coordinates of the padded image, classes with a background column
+       float32 [N_i, K + 1], masks float32 [N_i, H, W] list or None, weights float32 [N_i] list).
+    """
+    boxlists = [box_list_ops.to_absolute_coordinates(box_list.BoxList(boxes), image_shapes[i, 0],
+                                                     image_shapes[i, 1])
+                for i, boxes in enumerate(self.groundtruth_lists(fields.BoxListFields.boxes))]
+    classes_with_background = [
+        tf.cast(tf.pad(one_hot, [[0, 0], [1, 0]], mode='CONSTANT'), tf.float32)
+        for one_hot in self.groundtruth_lists(fields.BoxListFields.classes)]
+    masks = None
+    if with_masks:
+      masks = self._groundtruth_lists.get(fields.BoxListFields.masks)
+      if masks is not None and self._resize_masks:
+        resized = []
+        for mask in masks:
+          image = tf.zeros(tf.stack([tf.shape(mask)[1], tf.shape(mask)[2], 1]))
+          _, resized_mask, _ = self._image_resizer_fn(image=image, masks=mask)
+          resized.append(resized_mask)
+        masks = resized
+      if masks:
+        masks = [tf.cast(mask, tf.float32) for mask in masks]
+    if self.groundtruth_has_field(fields.BoxListFields.weights):
+      weights = self.groundtruth_lists(fields.BoxListFields.weights)
+    else:
+      weights = [tf.ones(tf.shape(c)[0]) for c in classes_with_background]
+    return boxlists, classes_with_background, masks, weights
+
+  def _losses_mask(self):
+    if self.groundtruth_has_field(fields.InputDataFields.is_annotated):
+      return tf.stack(self.groundtruth_lists(fields.InputDataFields.is_annotated))
+    return None
 
   def loss(self, prediction_dict, true_image_shapes, scope=None):
-    """Returns {'Loss/RPNLoss/localization_loss', 'Loss/RPNLoss/objectness_loss', and for stages >= 2
-    'Loss/BoxClassifierLoss/{localization,classification}_loss', stage 3 '.../mask_loss'}: float32
-    scalars already multiplied by their config weights. Raises RuntimeError without ground truth, and
-    ValueError for stage 3 without groundtruth masks."""
-    del scope
-    gt = self._groundtruth_tensors(true_image_shapes)
-    targets = rpn.assign_targets(prediction_dict['anchors'], gt['boxes'], gt['valid'], gt['weights'],
-                                 self._rpn_minibatch_size, self._rpn_positive_fraction)
-    rpn_loc, rpn_obj = losses.rpn_losses(prediction_dict['rpn_box_encodings'],
-                                         prediction_dict['rpn_objectness_predictions_with_background'],
-                                         targets)
-    out = {'Loss/RPNLoss/localization_loss': self._rpn_weights[0] * rpn_loc,
-           'Loss/RPNLoss/objectness_loss': self._rpn_weights[1] * rpn_obj}
-    if self._number_of_stages == 1:
-      return out
-    gt_boxes = tf.where(gt['valid'][:, :, tf.newaxis], gt['boxes'], -1.0)
-    if 'sampled_gt_classes' in prediction_dict:
-      s_boxes, s_classes = prediction_dict['sampled_gt_boxes'], prediction_dict['sampled_gt_classes']
-      s_indices, s_valid = prediction_dict['sampled_gt_indices'], prediction_dict['sampled_valid']
-    else:  # inference-mode prediction dict: every valid proposal counts
-      s_valid = tf.sequence_mask(prediction_dict['num_proposals'], tf.shape(prediction_dict['rois'])[1])
-      candidates = tf.where(s_valid[:, :, tf.newaxis], prediction_dict['rois'], -1.0)
-      _, s_boxes, s_classes, s_indices = self._roi_matcher(candidates, gt_boxes, gt['label_ids'])
-    loc, cls = losses.box_classifier_losses(
-        prediction_dict['refined_box_encodings'], prediction_dict['class_predictions_with_background'],
-        prediction_dict['rois'], s_boxes, s_classes, s_valid, self.num_classes,
-        self._classification_loss_type)
-    out['Loss/BoxClassifierLoss/localization_loss'] = self._loss_weights[0] * loc
-    out['Loss/BoxClassifierLoss/classification_loss'] = self._loss_weights[1] * cls
-    if self._number_of_stages >= 3:
-      if 'masks' not in gt:
-        raise ValueError('number_of_stages: 3 (Mask R-CNN) needs groundtruth_instance_masks: set '
-                         'load_instance_masks: true in the input reader.')
-      if 'mask_rois' in prediction_dict:  # training: masks predicted for the positive ROIs only
-        mask = losses.mask_loss(prediction_dict['mask_predictions'], prediction_dict['mask_rois'],
-                                prediction_dict['mask_gt_classes'],
-                                prediction_dict['mask_gt_indices'], gt['masks'])
-      elif 'mask_predictions' in prediction_dict:
-        mask = losses.mask_loss(prediction_dict['mask_predictions'], prediction_dict['rois'],
-                                s_classes, s_indices, gt['masks'])
-      else:
-        # Inference mode: masks exist for the detections only; score them against the ground truth
-        # they overlap with IoU >= 0.5 (mask logits are already those of the detected class).
-        det_f = fields.DetectionResultFields
-        hw = tf.cast(true_image_shapes[:, :2], tf.float32)
-        det = prediction_dict[det_f.detection_boxes] * tf.concat([hw, hw], axis=-1)[:, tf.newaxis, :]
-        det_valid = tf.sequence_mask(tf.cast(prediction_dict[det_f.num_detections], tf.int32),
-                                     tf.shape(det)[1])
-        det = tf.where(det_valid[:, :, tf.newaxis], det, -1.0)
-        _, _, d_classes, d_indices = self._roi_matcher(det, gt_boxes, gt['label_ids'])
-        mask = losses.mask_loss(prediction_dict['detection_mask_logits'][:, :, tf.newaxis],
-                                tf.maximum(det, 0.0), d_classes, d_indices, gt['masks'])
-      out['Loss/BoxClassifierLoss/mask_loss'] = self._loss_weights[2] * mask
-    return out
+    """Computes the losses (TF OD API `FasterRCNNMetaArch.loss`); call `provide_groundtruth` first.
 
-  # ------------------------------------------------------------------------------------- checkpoints
+    Args:
+      prediction_dict: the output of `predict`.
+      true_image_shapes: int32 [B, 3] (unused beyond the TF OD API's interface).
+      scope: unused.
+
+    Returns:
+      dict of float32 scalars, already multiplied by their config weights:
+      `Loss/RPNLoss/localization_loss`, `Loss/RPNLoss/objectness_loss`, and for stages >= 2
+      `Loss/BoxClassifierLoss/localization_loss`, `Loss/BoxClassifierLoss/classification_loss`, plus
+      `Loss/BoxClassifierLoss/mask_loss` when masks are predicted.
+
+    Raises:
+      RuntimeError: no ground truth provided. ValueError: masks predicted but no ground truth masks.
+    """
+    del true_image_shapes, scope
+    image_shapes = self._image_batch_shape_2d(prediction_dict['image_shape'])
+    gt_boxlists, gt_classes, gt_masks, gt_weights = self._format_groundtruth_data(image_shapes)
+    losses_mask = self._losses_mask()
+    loss_dict = faster_rcnn_losses.rpn_losses(
+        prediction_dict['rpn_box_encodings'],
+        prediction_dict['rpn_objectness_predictions_with_background'], prediction_dict['anchors'],
+        gt_boxlists, gt_weights, self._proposal_target_assigner, self._first_stage_sampler,
+        self._first_stage_minibatch_size, self._first_stage_localization_loss,
+        self._first_stage_objectness_loss, self._first_stage_loc_loss_weight,
+        self._first_stage_obj_loss_weight, losses_mask, self._parallel_iterations)
+    if self._number_of_stages > 1:
+      labeled_classes = None
+      if self.groundtruth_has_field(fields.InputDataFields.groundtruth_labeled_classes):
+        labeled_classes = self.groundtruth_lists(fields.InputDataFields.groundtruth_labeled_classes)
+      loss_dict.update(faster_rcnn_losses.box_classifier_losses(
+          prediction_dict, gt_boxlists, gt_classes, gt_masks, gt_weights, labeled_classes,
+          losses_mask, config=self._box_classifier_loss_config()))
+    return loss_dict
+
+  def _box_classifier_loss_config(self):
+    return faster_rcnn_losses.BoxClassifierLossConfig(
+        is_training=self._is_training,
+        num_classes=self.num_classes,
+        max_num_proposals=self.max_num_proposals,
+        box_coder=self._box_coder,
+        target_assigner=self._detector_target_assigner,
+        localization_loss=self._second_stage_localization_loss,
+        classification_loss=self._second_stage_classification_loss,
+        mask_loss=self._second_stage_mask_loss,
+        localization_loss_weight=self._second_stage_loc_loss_weight,
+        classification_loss_weight=self._second_stage_cls_loss_weight,
+        mask_loss_weight=self._second_stage_mask_loss_weight,
+        hard_example_miner=self._hard_example_miner,
+        crop_and_resize_fn=self._crop_and_resize_fn,
+        use_static_shapes=self._use_static_shapes)
+
+  # ---------------------------------------------------------------------------- checkpoints, etc.
+  def regularization_losses(self):
+    """The Keras regularization losses of every sub-model (list of float32 scalars)."""
+    all_losses = []
+    for layer in (self._feature_extractor_for_proposal_features,
+                  self._first_stage_box_predictor_first_conv, self._first_stage_box_predictor,
+                  self._feature_extractor_for_box_classifier_features, self._mask_rcnn_box_predictor):
+      if layer is not None:
+        all_losses.extend(layer.losses)
+    return all_losses
+
+  def restore_map(self, fine_tune_checkpoint_type='detection',
+                  load_all_detection_checkpoint_vars=False):
+    raise NotImplementedError('restore_map is the TF1 (name-based) restore path; TF2 checkpoints are '
+                              'restored with restore_from_objects.')
+
   def restore_from_objects(self, fine_tune_checkpoint_type='detection'):
-    """Trackables for tf.train.Checkpoint(**dict).
+    """Objects to restore for `fine_tune_checkpoint_type` (TF OD API semantics).
 
-    'classification': the feature extractor backbone (`classification_checkpoint_objects()`);
-    'detection': everything but the class-dependent box predictor, mirroring the attribute names of a
-    `tf.train.Checkpoint(model=<this model>)`; 'full': the whole model.
-    Raises ValueError for other types.
+    'classification': {'feature_extractor': classification backbone};
+    'detection': {'model': <the two feature extractor models>} (the RPN and the heads start fresh);
+    'full': {'model': this model}. Build the variables first (e.g. one `predict` call).
+
+    Raises:
+      ValueError: another type (the message names `fine_tune_checkpoint_type`).
     """
     if fine_tune_checkpoint_type == 'classification':
-      return self._extractor.classification_checkpoint_objects()
+      return {'feature_extractor': self._feature_extractor.classification_backbone}
     if fine_tune_checkpoint_type == 'detection':
-      parts = {'feature_extractor_backbone': self.feature_extractor_backbone, 'rpn_head': self.rpn_head}
-      if self.box_classifier_layers is not None:
-        parts['box_classifier_layers'] = self.box_classifier_layers
-      return {'model': tf.train.Checkpoint(**parts)}
+      fake_model = tf.train.Checkpoint(
+          _feature_extractor_for_box_classifier_features=(
+              self._feature_extractor_for_box_classifier_features),
+          _feature_extractor_for_proposal_features=self._feature_extractor_for_proposal_features)
+      return {'model': fake_model}
     if fine_tune_checkpoint_type == 'full':
       return {'model': self}
-    raise ValueError('fine_tune_checkpoint_type must be "classification", "detection" or "full", got %r.'
-                     % fine_tune_checkpoint_type)
+    raise ValueError('train_config.fine_tune_checkpoint_type must be "classification", "detection" or '
+                     '"full"; got %r.' % (fine_tune_checkpoint_type,))
+
+  def updates(self):
+    # TF2 Keras layers update their batch norm statistics inside the call.
+    return []
+
+
+def _compute_clip_window(image_shapes):
+  """int32 [B, 3] shapes -> float32 [B, 4] windows [0, 0, height, width]."""
+  heights = image_shapes[:, 0]
+  widths = image_shapes[:, 1]
+  zeros = tf.zeros_like(heights)
+  return tf.cast(tf.stack([zeros, zeros, heights, widths], axis=1), tf.float32)
+
+
+def _true_to_padded_frame(boxes, true_image_shapes, image_shape):
+  """Boxes normalized to each true image [B, D, 4] -> normalized to the padded batch image."""
+  true_hw = tf.cast(true_image_shapes[:, :2], tf.float32)
+  padded_hw = tf.cast(image_shape[1:3], tf.float32)
+  scale = true_hw / padded_hw[tf.newaxis]
+  return boxes * tf.concat([scale, scale], axis=1)[:, tf.newaxis, :]
+
+
+def _unflatten(features, batch_size, num):
+  shape = tf.shape(features)
+  return tf.reshape(features, tf.concat([[batch_size, num], shape[1:]], axis=0))
+
