@@ -134,6 +134,20 @@ def test_save_and_reload_is_lossless(tmp_path):
      r'eval_input_reader\[0\].tf_record_input_reader.input_path', 'is empty'),
     ('model { faster_rcnn { number_of_stages: 4 } }', 'number_of_stages', '1 .* 2 .* 3'),
     ('train_config { batch_size: 0 }', 'train_config.batch_size', '>= 1'),
+    ('model { faster_rcnn { context_config { max_num_context_features: 10 } } }',
+     'model.faster_rcnn.context_config', 'Context R-CNN .* not built'),
+    ('train_input_reader { drop_remainder: false }', 'train_input_reader.drop_remainder',
+     'static size'),
+    ('train_input_reader { sample_from_datasets_weights: 1 sample_from_datasets_weights: 2 }',
+     'train_input_reader.sample_from_datasets_weights', 'has 2 value.*input_path has 1'),
+    ('eval_input_reader { tf_record_input_reader { input_path: "e.record" } '
+     'load_instance_masks: true sample_from_datasets_weights: -1 }',
+     r'eval_input_reader\[0\].sample_from_datasets_weights', '>= 0'),
+    ('train_config { merge_multiple_label_boxes: true }', 'train_config.merge_multiple_label_boxes',
+     'not supported'),
+    ('train_config { use_multiclass_scores: true }', 'train_config.use_multiclass_scores',
+     'not supported'),
+    ('eval_config { force_no_resize: true }', 'eval_config.force_no_resize', 'not supported'),
 ])
 def test_validation_errors_name_the_field(override, field, why):
   configs = _configs(override=override)
@@ -153,7 +167,8 @@ def test_unsupported_meta_architectures(tmp_path):
 
 
 def test_unparsable_center_net_config_says_unsupported(tmp_path):
-  path = _write(tmp_path, 'model { center_net { keypoint_estimation_task { } } }')
+  # A field no schema has: the parse fails, and the error says center_net is not built here.
+  path = _write(tmp_path, 'model { center_net { no_such_field: 1 } }')
   with pytest.raises(config_util.ConfigParseError, match='center_net configs are not supported'):
     _configs(path)
 
@@ -167,6 +182,17 @@ def test_validate_parts():
     config_validation.validate_pipeline_configs(configs)
   with pytest.raises(ValueError, match='unknown parts'):
     config_validation.validate_pipeline_configs(configs, parts=('bogus',))
+
+
+def test_eval_reader_may_keep_partial_batches_and_weights_may_mix_paths():
+  configs = _configs(override=(
+      'eval_input_reader { tf_record_input_reader { input_path: "e.record" } '
+      'load_instance_masks: true mask_type: PNG_MASKS drop_remainder: false } '
+      'train_input_reader { tf_record_input_reader { input_path: "a.record" '
+      'input_path: "b.record" } sample_from_datasets_weights: 0.7 '
+      'sample_from_datasets_weights: 0.3 }'))
+  assert not configs['eval_input_configs'][0].drop_remainder
+  config_validation.validate_pipeline_configs(configs)
 
 
 def test_faster_rcnn_two_stage_does_not_need_masks():

@@ -188,3 +188,97 @@ def test_skip_bad_examples_drops_logs_and_counts_the_bad_record(records, caplog)
   assert 'source_id=bad-7' in logged[0]
   assert any('1 bad record(s) skipped in %s (2 skip(s)' % path in line
              for line in bad_examples.summary_lines())
+
+
+# --------------------------------------------------------------- sample_from_datasets_weights
+def _record_ids(dataset):
+  """Source ids of serialized records (no image decoding)."""
+  spec = {'image/source_id': tf.io.FixedLenFeature((), tf.string)}
+  return [tf.io.parse_single_example(r, spec)['image/source_id'].numpy().decode()
+          for r in dataset]
+
+
+def _shard_ids(records):
+  return [_record_ids(tf.data.TFRecordDataset(path)) for path in records['png']]
+
+
+def test_sample_from_datasets_weights_reads_each_input_path_as_one_weighted_stream(records):
+  shard0, shard1 = _shard_ids(records)
+  assert shard0 and shard1 and not set(shard0) & set(shard1)
+  # Finite epochs: sampling goes on until every stream is exhausted, so each record comes once.
+  ids = _source_ids(dataset_builder.build(_config(
+      records['png'], 'sample_from_datasets_weights: 1 sample_from_datasets_weights: 1')))
+  assert sorted(ids) == sorted(shard0 + shard1)
+  # Weight 0: that input_path is not read at all.
+  ids = _source_ids(dataset_builder.build(_config(
+      records['png'], 'sample_from_datasets_weights: 1 sample_from_datasets_weights: 0 '
+      'num_epochs: 2')))
+  assert sorted(ids) == sorted(shard0 * 2)
+
+
+def test_sample_from_datasets_weights_mix_in_proportion(records):
+  shard0, _ = _shard_ids(records)
+  config = _config(records['png'], 'num_epochs: 0 sample_from_datasets_weights: 3 '
+                   'sample_from_datasets_weights: 1')
+  tf.random.set_seed(1)
+  groups = dataset_builder.list_input_files_per_path(config.tf_record_input_reader.input_path)
+  ids = _record_ids(dataset_builder.read_dataset(tf.data.TFRecordDataset, groups, config)
+                    .take(800))
+  fraction = np.mean([i in shard0 for i in ids])
+  assert 0.68 < fraction < 0.82  # 0.75 expected; +-3.3 standard deviations.
+
+
+def test_sample_from_datasets_weights_readers_per_input_path(records, monkeypatch):
+  """num_readers is split as the TF OD API: ceil(num_readers * weight / sum of weights)."""
+  calls = []
+  original = dataset_builder._read_records  # pylint: disable=protected-access
+
+  def spy(file_read_func, input_files, num_readers, config, filename_shard_fn=None):
+    calls.append((list(input_files), num_readers))
+    return original(file_read_func, input_files, num_readers, config, filename_shard_fn)
+  monkeypatch.setattr(dataset_builder, '_read_records', spy)
+  paths = records['png'] + records['nomask']
+  config = _config(paths, 'num_readers: 5 sample_from_datasets_weights: 3 '
+                   'sample_from_datasets_weights: 0 sample_from_datasets_weights: 1')
+  dataset_builder.read_dataset(tf.data.TFRecordDataset, [[p] for p in paths], config)
+  assert calls == [([paths[0]], 4), ([paths[2]], 2)]  # ceil(3.75), weight 0 skipped, ceil(1.25)
+
+
+@pytest.mark.parametrize('weights, match', [
+    ('sample_from_datasets_weights: 1', 'has 1 value.*input_path has 2 entries'),
+    ('sample_from_datasets_weights: 1 sample_from_datasets_weights: -1', '>= 0'),
+    ('sample_from_datasets_weights: 0 sample_from_datasets_weights: 0', 'positive sum'),
+])
+def test_bad_sample_from_datasets_weights(records, weights, match):
+  with pytest.raises(dataset_builder.InputConfigError, match='sample_from_datasets_weights'):
+    dataset_builder.build(_config(records['png'], weights))
+  with pytest.raises(ValueError, match=match):
+    dataset_builder.build(_config(records['png'], weights))
+
+
+# ------------------------------------------------------------------------------ drop_remainder
+def _batch_sizes(config, **kwargs):
+  def transform(d):
+    return {'n': tf.shape(d[F.groundtruth_boxes])[0]}
+  return [int(b['n'].shape[0]) for b in dataset_builder.build(
+      config, batch_size=3, transform_input_data_fn=transform, **kwargs)]
+
+
+def test_drop_remainder_follows_the_config(records, capfd):
+  assert _batch_sizes(_config(records['png'])) == [3]  # TF OD API default: true.
+  assert _batch_sizes(_config(records['png'], 'drop_remainder: false')) == [3, 1]
+  assert 'partial batch' not in capfd.readouterr().err  # Asked for: nothing to report.
+
+
+def test_drop_remainder_override_keeps_and_logs_the_partial_batch(records, capfd):
+  assert _batch_sizes(_config(records['png']), drop_remainder=False) == [3, 1]
+  err = capfd.readouterr().err
+  assert err.count('keeping a last partial batch of 1 example(s) (batch_size 3 )') == 1
+
+
+def test_sample_from_datasets_weights_shard_each_input_path(records):
+  ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=0)
+  config = _config(records['png'], 'sample_from_datasets_weights: 1 '
+                   'sample_from_datasets_weights: 1')
+  with pytest.raises(ValueError, match='input_path %s matches 1 file' % records['png'][0]):
+    dataset_builder.build(config, input_context=ctx)

@@ -196,3 +196,51 @@ def test_label_id_beyond_num_classes_names_record(records):
                                    % RESIZER, model_pb2.DetectionModel())
   with pytest.raises(tf.errors.InvalidArgumentError, match='source_id'):
     next(iter(inputs.train_input(_train_config(), _reader(records['png']), model_config)))
+
+
+def test_eval_without_retain_original_images_keeps_original_masks(records):
+  eval_config = text_format.Parse('batch_size: 2 retain_original_images: false',
+                                  eval_pb2.EvalConfig())
+  features, labels = next(iter(inputs.eval_input(eval_config, _reader(records['png']),
+                                                 _model_config())))
+  assert 'original_image' not in features
+  assert labels['original_groundtruth_instance_masks'].dtype == tf.uint8
+
+
+def test_dropped_objects_take_their_weights_and_masks_with_them(records):
+  """A NaN box and a class id -1 drop the object from every per-box field, weights included."""
+  decoded = max(_decoded(records['png'], 'PNG_MASKS'),
+                key=lambda d: int(d['groundtruth_boxes'].shape[0]))
+  n = int(decoded['groundtruth_boxes'].shape[0])
+  assert n >= 4
+  tensor_dict = dict(decoded)
+  boxes = decoded['groundtruth_boxes'].numpy()
+  boxes[1, 2] = np.nan
+  classes = decoded['groundtruth_classes'].numpy()
+  classes[2] = inputs.UNRECOGNIZED_LABEL
+  weights = np.arange(1, n + 1, dtype=np.float32)
+  tensor_dict.update(groundtruth_boxes=tf.constant(boxes), groundtruth_classes=tf.constant(classes),
+                     groundtruth_weights=tf.constant(weights))
+  resizer = inputs.get_image_resizer_fn(_model_config())
+  out = inputs.transform_input_data(tensor_dict, None, resizer, NUM_CLASSES,
+                                    retain_original_image=True)
+  keep = [i for i in range(n) if i not in (1, 2)]
+  assert int(out['num_groundtruth_boxes']) == n - 2
+  np.testing.assert_array_equal(out['groundtruth_weights'], weights[keep])
+  np.testing.assert_array_equal(out['groundtruth_boxes'], boxes[keep])
+  np.testing.assert_array_equal(np.argmax(out['groundtruth_classes'], 1) + 1, classes[keep])
+  for key in ('groundtruth_is_crowd', 'groundtruth_area', 'groundtruth_difficult'):
+    np.testing.assert_array_equal(out[key], decoded[key].numpy()[keep])
+  assert out['groundtruth_instance_masks'].shape[0] == n - 2
+  np.testing.assert_array_equal(out['original_groundtruth_instance_masks'],
+                                decoded['groundtruth_instance_masks'].numpy()[keep])
+
+
+def test_class_id_zero_is_an_error_not_an_empty_one_hot(records):
+  decoded = _decoded(records['png'], 'PNG_MASKS')[0]
+  classes = decoded['groundtruth_classes'].numpy()
+  classes[0] = 0
+  tensor_dict = dict(decoded, groundtruth_classes=tf.constant(classes))
+  resizer = inputs.get_image_resizer_fn(_model_config())
+  with pytest.raises(tf.errors.InvalidArgumentError, match='outside \\[1, num_classes=90\\]'):
+    inputs.transform_input_data(tensor_dict, None, resizer, NUM_CLASSES)

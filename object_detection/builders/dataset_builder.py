@@ -6,9 +6,21 @@ shuffle_buffer_size, num_epochs (0 = repeat forever), sample_1_of_n_examples, nu
 (files read in parallel), read_block_length, num_parallel_batches (parallel decode =
 batch_size * num_parallel_batches, as the TF OD API, when set; else tf.data.AUTOTUNE),
 num_parallel_map_calls (when no batch size; AUTOTUNE when unset), num_prefetch_batches
-(<= 0: tf.data.AUTOTUNE), drop_remainder, load_instance_masks,
+(<= 0: tf.data.AUTOTUNE), drop_remainder, sample_from_datasets_weights, load_instance_masks,
 mask_type, label_map_path, use_display_name, skip_bad_examples (extension: records failing the
 decoder's checks are dropped, logged and counted, `bad_examples`).
+
+sample_from_datasets_weights (TF OD API `read_dataset`): one weight per `input_path` entry. Each
+entry becomes its own record stream (its files shuffled, repeated num_epochs times, interleaved
+and shuffled as usual, with ceil(num_readers * weight / sum(weights)) parallel readers; an entry of
+weight 0 is not read), and the streams are mixed by `tf.data.Dataset.sample_from_datasets` with
+those weights (relative, not necessarily summing to 1). Without weights every file of every
+entry goes into one stream.
+
+drop_remainder (TF OD API: `dataset.batch(batch_size, drop_remainder=drop_remainder)`, default
+true) is honoured as written, except that a caller may override it (`inputs.eval_input` keeps a
+last partial batch so that every image is evaluated; see docs/evaluation.md): when the override
+keeps a partial batch that the config would drop, its size is logged once per pass.
 
 Bad input fails early with a message naming the file and the config field:
   * a pattern matching no file -> ValueError naming the pattern and
@@ -22,6 +34,7 @@ Bad input fails early with a message naming the file and the config field:
 """
 
 import functools
+import math
 
 import tensorflow as tf
 
@@ -49,11 +62,11 @@ def _get(config, name, default):
   return default if value is None else value
 
 
-def list_input_files(input_paths):
-  """Expands patterns into a sorted, de-duplicated list of files.
+def list_input_files_per_path(input_paths):
+  """Expands each pattern on its own: [sorted files of input_paths[0], ...].
 
   Args:
-    input_paths: list of glob patterns (tf_record_input_reader.input_path).
+    input_paths: glob pattern or list of patterns (tf_record_input_reader.input_path).
 
   Raises:
     InputConfigError: no pattern given, or a pattern matches no file (named in the message).
@@ -64,15 +77,34 @@ def list_input_files(input_paths):
   if not input_paths:
     raise InputConfigError('tf_record_input_reader.input_path is empty: set it to the TFRecord '
                            'files (glob patterns allowed).')
-  files = []
+  groups = []
   for pattern in input_paths:
     matched = sorted(tf.io.gfile.glob(pattern))
     if not matched:
       raise InputConfigError(
           'No file matches %r (tf_record_input_reader.input_path of the input reader). Fix the '
           'path or create the records with dataset_tools/create_coco_tf_record.py.' % pattern)
-    files.extend(m for m in matched if m not in files)
+    groups.append(matched)
+  return groups
+
+
+def _flatten_unique(groups):
+  files = []
+  for group in groups:
+    files.extend(f for f in group if f not in files)
   return files
+
+
+def list_input_files(input_paths):
+  """Expands patterns into one sorted, de-duplicated list of files.
+
+  Args:
+    input_paths: list of glob patterns (tf_record_input_reader.input_path).
+
+  Raises:
+    InputConfigError: no pattern given, or a pattern matches no file (named in the message).
+  """
+  return _flatten_unique(list_input_files_per_path(input_paths))
 
 
 def find_corrupt_files(files):
@@ -133,19 +165,14 @@ def _check_files(files, input_reader_config):
     raise InputConfigError(str(e)) from None
 
 
-def read_dataset(file_read_func, input_files, config, filename_shard_fn=None):
-  """Interleaved, optionally shuffled and repeated records from `input_files` (TF OD API).
+def _read_records(file_read_func, input_files, num_readers, config, filename_shard_fn=None):
+  """One record stream from `input_files` (TF OD API `_read_dataset_internal`).
 
-  Args:
-    file_read_func: fn(filename) -> dataset of serialized records.
-    input_files: list of file names (already expanded).
-    config: InputReader proto.
-    filename_shard_fn: optional fn(filename_dataset) -> sharded filename dataset.
-
-  Returns:
-    tf.data.Dataset of serialized records (tf.string scalars).
+  The file list is shuffled (filenames_shuffle_buffer_size) when `shuffle`, sharded, repeated
+  num_epochs times (0 = forever), read by min(num_readers, number of files) interleaved readers
+  (read_block_length records each in turn), and the records shuffled (shuffle_buffer_size).
   """
-  num_readers = max(1, min(_get(config, 'num_readers', 64), len(input_files)))
+  num_readers = max(1, min(int(num_readers), len(input_files)))
   shuffle = _get(config, 'shuffle', True)
   filename_dataset = tf.data.Dataset.from_tensor_slices(tf.constant(input_files))
   if shuffle:
@@ -168,6 +195,73 @@ def read_dataset(file_read_func, input_files, config, filename_shard_fn=None):
   return records
 
 
+def check_sample_weights(weights, num_input_paths):
+  """Checks `sample_from_datasets_weights` against the input_path count.
+
+  Raises:
+    InputConfigError: not one weight per input_path entry, a negative weight, or all zero.
+  """
+  weights = [float(w) for w in weights]
+  if len(weights) != num_input_paths:
+    raise InputConfigError(
+        'sample_from_datasets_weights has %d value(s) but tf_record_input_reader.input_path has '
+        '%d entries: give one weight per input_path entry.' % (len(weights), num_input_paths))
+  if any(w < 0 for w in weights) or not sum(weights) > 0:
+    raise InputConfigError(
+        'sample_from_datasets_weights %s: weights must be >= 0 with a positive sum.' % weights)
+  return weights
+
+
+def read_dataset(file_read_func, input_files, config, filename_shard_fn=None):
+  """Records from `input_files`, mixed by `sample_from_datasets_weights` when set (TF OD API).
+
+  Args:
+    file_read_func: fn(filename) -> dataset of serialized records.
+    input_files: list of file lists, one per tf_record_input_reader.input_path entry
+      (`list_input_files_per_path`); a flat list of file names is one entry per file.
+    config: InputReader proto.
+    filename_shard_fn: optional fn(filename_dataset) -> sharded filename dataset, applied to
+      each entry's files.
+
+  Returns:
+    tf.data.Dataset of serialized records (tf.string scalars).
+
+  Raises:
+    InputConfigError: bad sample_from_datasets_weights (see `check_sample_weights`).
+  """
+  groups = [[f] if isinstance(f, (str, bytes)) else list(f) for f in input_files]
+  num_readers = max(1, _get(config, 'num_readers', 64))
+  weights = list(_get(config, 'sample_from_datasets_weights', []))
+  if not weights:
+    return _read_records(file_read_func, _flatten_unique(groups), num_readers, config,
+                         filename_shard_fn)
+  weights = check_sample_weights(weights, len(groups))
+  streams, stream_weights = [], []
+  for group, weight in zip(groups, weights):
+    readers = int(math.ceil(num_readers * weight / sum(weights)))
+    if readers == 0:
+      continue  # Weight 0: never sampled, so not read (as the TF OD API).
+    streams.append(_read_records(file_read_func, group, readers, config, filename_shard_fn))
+    stream_weights.append(weight)
+  return tf.data.Dataset.sample_from_datasets(streams, stream_weights)
+
+
+def _note_kept_partial_batch(batch_size):
+  """fn(element) -> element that logs the size of a batch smaller than `batch_size`."""
+  def note(*element):
+    size = tf.shape(tf.nest.flatten(element)[0])[0]
+
+    def log():
+      tf.print('Input pipeline: keeping a last partial batch of', size, 'example(s) (batch_size',
+               batch_size, ') that the input reader\'s drop_remainder: true would drop (the TF OD '
+               'API leaves them out of evaluation; every image is evaluated here, see '
+               'docs/evaluation.md).', output_stream=tf.compat.v1.logging.warning)
+      return tf.constant(0)
+    tf.cond(size < batch_size, log, lambda: tf.constant(0))
+    return element if len(element) > 1 else element[0]
+  return note
+
+
 def build(input_reader_config, batch_size=None, transform_input_data_fn=None,
           input_context=None, reduce_to_frame_fn=None, drop_remainder=None,
           padded_shapes_fn=None):
@@ -184,8 +278,9 @@ def build(input_reader_config, batch_size=None, transform_input_data_fn=None,
       pipelines.
     reduce_to_frame_fn: optional fn(dataset, dataset_map_fn, batch_size, config) -> dataset
       (TF OD API hook for sequence examples).
-    drop_remainder: drop a last incomplete batch; None = the config's `drop_remainder`
-      (evaluation passes False so that every image is evaluated).
+    drop_remainder: drop a last incomplete batch; None = the config's `drop_remainder` (TF OD
+      API). `inputs.eval_input` passes False so that every image is evaluated; a partial batch
+      kept against the config's drop_remainder: true is logged (warning) with its size.
     padded_shapes_fn: optional fn(element_spec) -> `padded_shapes` for `padded_batch` (e.g. to
       pad per-box tensors to a fixed row count only when batching); None = pad every
       dimension to the batch maximum.
@@ -195,27 +290,35 @@ def build(input_reader_config, batch_size=None, transform_input_data_fn=None,
 
   Raises:
     InputConfigError (a ValueError): no tf_record_input_reader, an input pattern matching no
-      file, an unreadable file or records missing masks (message names the file).
+      file, an unreadable file, records missing masks (message names the file), or
+      sample_from_datasets_weights not one weight >= 0 per input_path entry.
   """
   if input_reader_config.WhichOneof('input_reader') != 'tf_record_input_reader':
     raise InputConfigError('input_reader: set tf_record_input_reader { input_path: ... }.')
-  files = list_input_files(input_reader_config.tf_record_input_reader.input_path)
+  input_paths = list(input_reader_config.tf_record_input_reader.input_path)
+  groups = list_input_files_per_path(input_paths)
+  files = _flatten_unique(groups)
+  weights = list(_get(input_reader_config, 'sample_from_datasets_weights', []))
+  if weights:
+    check_sample_weights(weights, len(groups))
   _check_files(files, input_reader_config)
   decoder = decoder_builder.build(input_reader_config)
 
   filename_shard_fn = None
   if input_context is not None and input_context.num_input_pipelines > 1:
-    if len(files) < input_context.num_input_pipelines:
-      raise InputConfigError(
-          'tf_record_input_reader.input_path matches %d file(s) but there are %d input '
-          'pipelines; write at least that many shards (create_coco_tf_record.py --num_shards).'
-          % (len(files), input_context.num_input_pipelines))
+    # Weighted: every input_path entry is sharded on its own, so each needs enough files.
+    for pattern, group in (zip(input_paths, groups) if weights else [(input_paths, files)]):
+      if len(group) < input_context.num_input_pipelines:
+        raise InputConfigError(
+            'tf_record_input_reader.input_path %s matches %d file(s) but there are %d input '
+            'pipelines; write at least that many shards (create_coco_tf_record.py --num_shards).'
+            % (pattern, len(group), input_context.num_input_pipelines))
 
     def filename_shard_fn(dataset):
       return dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
 
   read_fn = functools.partial(tf.data.TFRecordDataset, buffer_size=_READ_BUFFER_BYTES)
-  dataset = read_dataset(read_fn, files, input_reader_config, filename_shard_fn)
+  dataset = read_dataset(read_fn, groups, input_reader_config, filename_shard_fn)
   n = _get(input_reader_config, 'sample_1_of_n_examples', 1)
   if n > 1:
     dataset = dataset.shard(n, 0)
@@ -246,11 +349,14 @@ def build(input_reader_config, batch_size=None, transform_input_data_fn=None,
   if transform_input_data_fn is not None:
     dataset = map_fn(dataset, transform_input_data_fn)
   if batch_size:
+    config_drop_remainder = _get(input_reader_config, 'drop_remainder', True)
     if drop_remainder is None:
-      drop_remainder = _get(input_reader_config, 'drop_remainder', True)
+      drop_remainder = config_drop_remainder
     padded_shapes = padded_shapes_fn(dataset.element_spec) if padded_shapes_fn else None
     dataset = dataset.padded_batch(batch_size, padded_shapes=padded_shapes,
                                    drop_remainder=drop_remainder)
+    if config_drop_remainder and not drop_remainder:
+      dataset = dataset.map(_note_kept_partial_batch(batch_size))
   prefetch = _get(input_reader_config, 'num_prefetch_batches', 2)
   dataset = dataset.prefetch(prefetch if prefetch > 0 else tf.data.AUTOTUNE)
   return dataset

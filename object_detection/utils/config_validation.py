@@ -61,6 +61,9 @@ def validate_model_config(model_config, field='model'):
         % (field, meta_architecture, meta_architecture))
   frcnn = model_config.faster_rcnn
   f = field + '.faster_rcnn'
+  if frcnn.HasField('context_config'):
+    _fail(f + '.context_config', 'is set, but Context R-CNN (attention over context features) '
+          'is not built by this project; remove the context_config block.')
   if frcnn.number_of_stages not in (1, 2, 3):
     _fail(f + '.number_of_stages', 'is %d; it must be 1 (RPN only), 2 (Faster R-CNN) or '
           '3 (Mask R-CNN).' % frcnn.number_of_stages)
@@ -126,16 +129,19 @@ def validate_model_config(model_config, field='model'):
   return meta_architecture
 
 
-def validate_input_config(input_config, field, needs_masks=False):
+def validate_input_config(input_config, field, needs_masks=False, is_training=False):
   """Checks an InputReader config.
 
   Args:
     input_config: InputReader proto.
     field: its dotted name (e.g. 'train_input_reader', 'eval_input_reader[0]').
     needs_masks: the model is Mask R-CNN, so instance masks must be loaded.
+    is_training: the reader feeds training (drop_remainder must stay true).
 
   Raises:
-    ConfigError: no reader / empty input_path / masks not loaded / bad numbers.
+    ConfigError: no reader / empty input_path / masks not loaded / bad numbers /
+      sample_from_datasets_weights not one weight >= 0 per input_path / training reader with
+      drop_remainder: false.
   """
   reader_type = input_config.WhichOneof('input_reader')
   if reader_type != 'tf_record_input_reader':
@@ -149,6 +155,18 @@ def validate_input_config(input_config, field, needs_masks=False):
     _fail(field + '.load_instance_masks', 'is false but the model has number_of_stages: 3 '
           '(Mask R-CNN), which trains on instance masks; add `load_instance_masks: true` '
           '(and `mask_type: PNG_MASKS` for records written by create_coco_tf_record.py).')
+  weights = list(input_config.sample_from_datasets_weights)
+  if weights:
+    wf = field + '.sample_from_datasets_weights'
+    if len(weights) != len(paths):
+      _fail(wf, 'has %d value(s) but tf_record_input_reader.input_path has %d entries; give one '
+            'weight per input_path entry (in the same order).' % (len(weights), len(paths)))
+    if any(w < 0 for w in weights) or not sum(weights) > 0:
+      _fail(wf, 'is %s; weights must be >= 0 with a positive sum.' % weights)
+  if is_training and not input_config.drop_remainder:
+    _fail(field + '.drop_remainder', 'is false, but the training step needs full batches of '
+          'a static size (the TF OD API\'s training step cannot unstack a batch of unknown '
+          'size either); remove it (default true).')
   if input_config.sample_1_of_n_examples < 1:
     _fail(field + '.sample_1_of_n_examples', 'is 0; it must be >= 1.')
   _check_positive(field + '.max_number_of_boxes', input_config.max_number_of_boxes)
@@ -174,6 +192,14 @@ def validate_train_config(train_config, field='train_config'):
       _fail(field + '.optimizer.moving_average_decay', 'is %g; it must be in (0, 1).' % decay)
   if train_config.gradient_clipping_by_norm < 0:
     _fail(field + '.gradient_clipping_by_norm', 'is negative.')
+  if train_config.merge_multiple_label_boxes:
+    _fail(field + '.merge_multiple_label_boxes', 'is true, but merging identical boxes into '
+          'multi-label k-hot targets is not supported (Mask R-CNN trains on one class per box); '
+          'remove it.')
+  if train_config.use_multiclass_scores:
+    _fail(field + '.use_multiclass_scores', 'is true, but class targets from '
+          'image/object/class/multiclass_scores are not supported (the decoder does not load '
+          'them); remove it.')
   if train_config.HasField('early_stopping'):
     if train_config.early_stopping.patience < 1:
       _fail(field + '.early_stopping.patience', 'is %d; it must be >= 1.'
@@ -181,7 +207,12 @@ def validate_train_config(train_config, field='train_config'):
 
 
 def validate_eval_config(eval_config, field='eval_config'):
+  """Checks the batch size and refuses eval options that change the images but are not built."""
   _check_positive(field + '.batch_size', eval_config.batch_size)
+  if eval_config.force_no_resize:
+    _fail(field + '.force_no_resize', 'is true, but evaluating at the original image size '
+          '(identity resizer) is not supported: the model resizes as its image_resizer says; '
+          'remove it.')
 
 
 def validate_pipeline_configs(configs, parts=ALL_PARTS):
@@ -207,7 +238,7 @@ def validate_pipeline_configs(configs, parts=ALL_PARTS):
   if 'train' in parts:
     validate_train_config(configs['train_config'])
     validate_input_config(configs['train_input_config'], 'train_input_reader',
-                          needs_masks=needs_masks)
+                          needs_masks=needs_masks, is_training=True)
   if 'eval' in parts:
     validate_eval_config(configs['eval_config'])
     eval_inputs = list(configs.get('eval_input_configs') or [])
