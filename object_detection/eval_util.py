@@ -31,6 +31,8 @@ from object_detection.utils import visualization_utils as vutils
 
 _IN = fields.InputDataFields
 _DET = fields.DetectionResultFields
+# `postprocess` gives 0-based class indices; label-map ids are 1-based (TF OD API b/63711816).
+LABEL_ID_OFFSET = 1
 ORIGINAL_GROUNDTRUTH_INSTANCE_MASKS = 'original_groundtruth_instance_masks'
 
 # metrics_set name -> (evaluator class, needs masks).
@@ -130,7 +132,7 @@ def _category_index_from_configs(configs, num_classes):
 _MODEL_FEATURE_KEYS = (_IN.image, _IN.true_image_shape)
 _MODEL_LABEL_KEYS = (_IN.num_groundtruth_boxes, _IN.groundtruth_boxes, _IN.groundtruth_classes,
                      _IN.groundtruth_weights, _IN.groundtruth_is_crowd,
-                     _IN.groundtruth_instance_masks)
+                     _IN.groundtruth_instance_masks, _IN.groundtruth_labeled_classes)
 
 
 def _make_compute_fn(detection_model, use_tf_function):
@@ -139,8 +141,9 @@ def _make_compute_fn(detection_model, use_tf_function):
     if labels[_IN.groundtruth_boxes].shape[0] is None:
       raise ValueError('The eval dataset must have a static batch size '
                        '(drop_remainder or a known batch_size).')
-    detection_model.provide_groundtruth(**train_step.unstack_groundtruth(labels))
     true_image_shape = features[_IN.true_image_shape]
+    detection_model.provide_groundtruth(**train_step.unstack_groundtruth(
+        labels, tf.shape(features[_IN.image]), true_image_shape))
     prediction_dict = detection_model.predict(features[_IN.image], true_image_shape)
     losses = dict(detection_model.loss(prediction_dict, true_image_shape))
     regularization_losses = detection_model.regularization_losses()
@@ -225,8 +228,9 @@ def _detections_for_image(detections, i, height, width, needs_masks, image_id):
   det = {
       _DET.detection_boxes: boxes,
       _DET.detection_scores: detections[_DET.detection_scores][i, :n].numpy(),
+      # The model's classes are 0-based; label-map ids start at 1 (the TF OD API's label_id_offset).
       _DET.detection_classes: np.round(
-          detections[_DET.detection_classes][i, :n].numpy()).astype(np.int64),
+          detections[_DET.detection_classes][i, :n].numpy()).astype(np.int64) + LABEL_ID_OFFSET,
   }
   if needs_masks:
     if _DET.detection_masks not in detections:

@@ -25,6 +25,7 @@ Outputs (all float32 as in the TF OD API, except `detection_masks_reframed`):
   detection_scores             [1, max_det]
   detection_classes            [1, max_det] label-map ids (1-based)
   detection_multiclass_scores  [1, max_det, num_classes + 1] (column 0 = background)
+  detection_anchor_indices     [1, max_det] the proposal each detection came from
   raw_detection_boxes          [1, P, 4] normalized, before non-max suppression
   raw_detection_scores         [1, P, num_classes + 1]
   detection_masks              [1, max_det, mask_h, mask_w] box-relative probabilities (Mask R-CNN)
@@ -57,6 +58,13 @@ INPUT_TYPES = ('image_tensor', 'float_image_tensor', 'encoded_image_string_tenso
 # The files and folders an export directory holds (anything else there is not ours to replace).
 _EXPORT_ENTRIES = frozenset(['checkpoint', 'saved_model', 'pipeline.config'])
 MASK_THRESHOLD = 0.5
+LABEL_ID_OFFSET = 1
+_EXPORTED_FIELDS = frozenset([
+    _DETECTION_FIELDS.num_detections, _DETECTION_FIELDS.detection_boxes,
+    _DETECTION_FIELDS.detection_scores, _DETECTION_FIELDS.detection_classes,
+    _DETECTION_FIELDS.detection_multiclass_scores, _DETECTION_FIELDS.detection_anchor_indices,
+    _DETECTION_FIELDS.raw_detection_boxes, _DETECTION_FIELDS.raw_detection_scores,
+    _DETECTION_FIELDS.detection_masks])
 
 
 class ExportError(RuntimeError):
@@ -122,9 +130,14 @@ class DetectionInferenceModule(tf.Module):
     preprocessed_images, true_image_shapes = self._model.preprocess(images)
     prediction_dict = self._model.predict(preprocessed_images, true_image_shapes)
     detections = self._model.postprocess(prediction_dict, true_image_shapes)
-    # As the TF OD API: every output is float32 (TF Serving clients expect that).
+    # postprocess gives 0-based classes; label-map ids start at 1 (as the TF OD API's exporter).
+    detections[_DETECTION_FIELDS.detection_classes] = (
+        tf.cast(detections[_DETECTION_FIELDS.detection_classes], tf.float32) + LABEL_ID_OFFSET)
+    # As the TF OD API: every output is float32 (TF Serving clients expect that). Its Mask R-CNN
+    # SavedModel also returns the intermediate tensors of the prediction dict (features, proposals);
+    # only the detection fields are exported here.
     outputs = {key: tf.cast(value, tf.float32) for key, value in detections.items()
-               if value is not None}
+               if value is not None and key in _EXPORTED_FIELDS}
     if self._output_masks_reframed and _DETECTION_FIELDS.detection_masks in outputs:
       # Boxes are normalized to the true (unpadded) resized image, which is the input image
       # rescaled: pasting with them at the input size gives input-sized masks.
@@ -219,8 +232,9 @@ def resolve_checkpoint_path(trained_checkpoint_dir):
   """Returns the checkpoint prefix to restore.
 
   Args:
-    trained_checkpoint_dir: a training `model_dir` (its latest checkpoint is used) or a
-      checkpoint prefix such as `model_dir/ckpt-12`.
+    trained_checkpoint_dir: a training `model_dir` (its latest checkpoint), a checkpoint prefix such
+      as `model_dir/ckpt-12`, or an exported / TF2 model zoo folder (`checkpoint/ckpt-0` inside);
+      see `checkpoint_utils.resolve_checkpoint_path`.
 
   Returns:
     str checkpoint prefix.
@@ -228,19 +242,11 @@ def resolve_checkpoint_path(trained_checkpoint_dir):
   Raises:
     ExportError: if no checkpoint is found.
   """
-  if tf.io.gfile.isdir(trained_checkpoint_dir):
-    path = tf.train.latest_checkpoint(trained_checkpoint_dir)
-    if path is None:
-      raise ExportError(
-          'No checkpoint found in --trained_checkpoint_dir=%s (expected a `checkpoint` index file '
-          'and ckpt-N.* files written by model_main.py). Pass the training model_dir or a '
-          'checkpoint prefix such as model_dir/ckpt-10.' % trained_checkpoint_dir)
-    return path
-  if tf.io.gfile.exists(trained_checkpoint_dir + '.index'):
-    return trained_checkpoint_dir
-  raise ExportError(
-      '--trained_checkpoint_dir=%s is neither a directory with checkpoints nor a checkpoint '
-      'prefix (no %s.index).' % (trained_checkpoint_dir, trained_checkpoint_dir))
+  from object_detection.utils import checkpoint_utils  # pylint: disable=g-import-not-at-top
+  try:
+    return checkpoint_utils.resolve_checkpoint_path(trained_checkpoint_dir)
+  except FileNotFoundError as e:
+    raise ExportError('--trained_checkpoint_dir: %s' % e) from e
 
 
 def uses_moving_average(pipeline_config):

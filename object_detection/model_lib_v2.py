@@ -240,8 +240,6 @@ def train_loop(pipeline_config_path, model_dir, config_override=None, train_step
 
   with strategy.scope():
     detection_model = (model_fn or model_builder.build)(model_config, is_training=True)
-    if hasattr(detection_model, 'max_groundtruth_boxes'):
-      detection_model.max_groundtruth_boxes = int(train_config.max_number_of_boxes or 100)
 
     def dataset_fn(input_context):
       return (train_input_fn or inputs.train_input)(train_config, train_input_config, model_config,
@@ -263,7 +261,7 @@ def train_loop(pipeline_config_path, model_dir, config_override=None, train_step
       optimizer.shadow_copy(detection_model)
   ckpt, manager = checkpointing.make_manager(model_dir, detection_model, optimizer, global_step)
   if manager.latest_checkpoint:
-    ckpt.restore(manager.latest_checkpoint).expect_partial()
+    checkpointing.restore_for_resume(ckpt, manager.latest_checkpoint, detection_model)
     print('Resuming from %s (step %d).' % (manager.latest_checkpoint, int(global_step.numpy())))
   else:
     if train_config.fine_tune_checkpoint:
@@ -361,6 +359,8 @@ def eval_continuously(pipeline_config_path, model_dir, checkpoint_dir, config_ov
   evaluator = _Evaluator(configs, model_dir, eval_on_train_data, eval_index, model_fn,
                          eval_input_fn)
   results = {}
+  # A TF OD API export / model zoo folder keeps its checkpoint in checkpoint/.
+  checkpoint_dir = checkpoint_utils.checkpoint_directory(checkpoint_dir)
   for path in tf.train.checkpoints_iterator(checkpoint_dir, min_interval_secs=wait_interval,
                                             timeout=timeout):
     try:

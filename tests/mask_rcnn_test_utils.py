@@ -1,46 +1,55 @@
-"""Test helpers for the Mask R-CNN model tests: a tiny registered feature extractor, a tiny meta-arch
-factory (no proto needed), a small Mask R-CNN config text and mask pasting / IoU utilities."""
-
-import types
+"""Test helpers for the Mask R-CNN model tests: a tiny registered feature extractor, tiny models built
+through the real model builder, a small Mask R-CNN config text and mask pasting / IoU utilities."""
 
 import numpy as np
 import tensorflow as tf
 import tf_keras
+from google.protobuf import text_format
 
-from object_detection.builders import anchor_generator_builder
-from object_detection.builders import hyperparams_builder
-from object_detection.meta_architectures import faster_rcnn_meta_arch
+from object_detection.builders import model_builder
+from object_detection.meta_architectures import faster_rcnn_feature_extractor
 from object_detection.models import feature_extractor_registry
-from object_detection.predictors import mask_rcnn_box_predictor
+from object_detection.protos import model_pb2
 
 
-class TinyExtractor(object):
-  """3 stride-2 convs (level '3', stride 8) + a 2-conv box classifier. Test-only."""
+class TinyExtractor(faster_rcnn_feature_extractor.FasterRCNNKerasFeatureExtractor):
+  """Test-only extractor: 3 stride-2 conv pairs (stride 8, `depth` channels) + 2 box classifier convs."""
 
-  is_fpn = False
-  levels = ['3']
+  def __init__(self, is_training, first_stage_features_stride=8, batch_norm_trainable=False,
+               depth=32, **unused_kwargs):
+    super().__init__(is_training, first_stage_features_stride, batch_norm_trainable)
+    self._depth = depth
 
-  def __init__(self, feature_extractor_config=None, is_training=True, first_stage_features_stride=8,
-               batch_norm_trainable=False, conv_hyperparams=None, depth=32, **unused):
-    inp = tf_keras.Input([None, None, 3])
-    x = inp
-    for i, d in enumerate([depth // 2, depth, depth]):
-      x = tf_keras.layers.Conv2D(d, 3, 2, padding='same', activation='relu', name='c%d' % i)(x)
-      x = tf_keras.layers.Conv2D(d, 3, 1, padding='same', activation='relu', name='c%d_b' % i)(x)
-    self.backbone = tf_keras.Model(inp, {'3': x}, name='tiny_backbone')
-    self.backbone.output_specs = {'3': x.shape}
-    self.box_classifier_layers = tf_keras.Sequential([
-        tf_keras.layers.Conv2D(depth * 2, 3, padding='same', activation='relu'),
-        tf_keras.layers.Conv2D(depth * 2, 3, padding='same', activation='relu')], name='tiny_box_classifier')
+  def preprocess(self, resized_inputs):
+    return resized_inputs / 127.5 - 1.0
 
-  def preprocess(self, images):
-    return images / 127.5 - 1.0
+  def _backbone(self):
+    if self.classification_backbone is None:
+      inputs = tf_keras.Input([None, None, 3])
+      x = inputs
+      for i, d in enumerate([self._depth // 2, self._depth, self._depth]):
+        x = tf_keras.layers.Conv2D(d, 3, 2, padding='same', activation='relu', name='c%d' % i)(x)
+        x = tf_keras.layers.Conv2D(d, 3, 1, padding='same', activation='relu', name='c%d_b' % i)(x)
+      self.classification_backbone = tf_keras.Model(inputs, x, name='tiny_backbone')
+    return self.classification_backbone
 
-  def classification_checkpoint_objects(self):
-    return {'backbone': self.backbone}
+  def get_proposal_feature_extractor_model(self, name=None):
+    return self._backbone()
+
+  def get_box_classifier_feature_extractor_model(self, name=None):
+    return tf_keras.Sequential([
+        tf_keras.layers.Conv2D(self._depth * 2, 3, padding='same', activation='relu'),
+        tf_keras.layers.Conv2D(self._depth * 2, 3, padding='same', activation='relu')], name=name)
 
 
-feature_extractor_registry.register('test_tiny_extractor', TinyExtractor)
+def _tiny_extractor(depth):
+  def factory(*args, **kwargs):
+    return TinyExtractor(*args, depth=depth, **kwargs)
+  return factory
+
+
+for _depth in (32, 48):
+  feature_extractor_registry.register('test_tiny_extractor_%d' % _depth, _tiny_extractor(_depth))
 
 
 _HYPERPARAMS = """
@@ -53,8 +62,8 @@ _MODEL_TEMPLATE = """
 faster_rcnn {
   num_classes: %(num_classes)d
   number_of_stages: %(stages)d
-  image_resizer { fixed_shape_resizer { height: %(size)d width: %(size)d } }
-  feature_extractor { type: '%(type)s' first_stage_features_stride: 16 %(extractor_extra)s }
+  image_resizer { %(resizer)s }
+  feature_extractor { type: '%(type)s' first_stage_features_stride: %(stride)d %(extractor_extra)s }
   first_stage_anchor_generator { %(anchors)s }
   first_stage_box_predictor_conv_hyperparams { %(conv)s }
   first_stage_nms_score_threshold: 0.0
@@ -71,8 +80,9 @@ faster_rcnn {
       fc_hyperparams { %(fc)s }
       conv_hyperparams { %(conv)s }
       predict_instance_masks: %(masks)s
-      mask_height: 14
-      mask_width: 14
+      masks_are_class_agnostic: %(agnostic)s
+      mask_height: %(mask_size)d
+      mask_width: %(mask_size)d
       mask_prediction_conv_depth: 0
       mask_prediction_num_conv_layers: 2
     }
@@ -89,62 +99,56 @@ faster_rcnn {
 }
 """
 
+TINY_ANCHORS = ('grid_anchor_generator { scales: [0.5, 1.0, 2.0] aspect_ratios: [0.5, 1.0, 2.0] '
+                'height: 48 width: 48 height_stride: 8 width_stride: 8 }')
+
 
 def mask_rcnn_config_text(extractor, anchors, num_classes=3, number_of_stages=3, size=64,
                           max_proposals=16, second_stage_batch_size=8, l2_weight=1e-4,
-                          extractor_extra='', extra=''):
+                          extractor_extra='', extra='', stride=16, resizer=None, mask_size=14,
+                          masks_are_class_agnostic=False):
   """A small TF OD API `DetectionModel` text: Mask R-CNN (stages 3) or Faster R-CNN (stages 2).
 
   `anchors` is the body of `first_stage_anchor_generator`; `extractor_extra` goes inside
-  `feature_extractor` (e.g. an `fpn { ... }`), `extra` inside `faster_rcnn`.
+  `feature_extractor` (e.g. an `fpn { ... }`), `extra` inside `faster_rcnn`; `resizer` replaces the
+  default `fixed_shape_resizer` of `size` x `size`.
   """
   return _MODEL_TEMPLATE % dict(
-      num_classes=num_classes, stages=number_of_stages, size=size, type=extractor,
+      num_classes=num_classes, stages=number_of_stages, type=extractor, stride=stride,
+      resizer=resizer or 'fixed_shape_resizer { height: %d width: %d }' % (size, size),
       extractor_extra=extractor_extra, anchors=anchors, max_proposals=max_proposals,
       second_stage_batch_size=second_stage_batch_size, conv=_HYPERPARAMS % ('CONV', l2_weight),
       fc=_HYPERPARAMS % ('FC', l2_weight), masks='true' if number_of_stages == 3 else 'false',
-      extra=extra)
+      agnostic='true' if masks_are_class_agnostic else 'false', mask_size=mask_size, extra=extra)
 
 
-class _Cfg(types.SimpleNamespace):
-
-  def HasField(self, unused_field):  # pylint: disable=invalid-name
-    return False
-
-
-class _GridAnchors(object):
-  grid_anchor_generator = types.SimpleNamespace(
-      scales=[0.5, 1.0, 2.0], aspect_ratios=[0.5, 1.0, 2.0], height=48, width=48, height_stride=8,
-      width_stride=8, height_offset=0, width_offset=0)
-
-  def WhichOneof(self, unused):  # pylint: disable=invalid-name
-    return 'grid_anchor_generator'
+def tiny_model_config(number_of_stages=3, num_classes=3, masks_are_class_agnostic=False,
+                      max_proposals=32, second_stage_batch_size=16, depth=32, mask_size=14, size=64,
+                      resizer=None, extra=''):
+  """The `DetectionModel` proto of a tiny Mask R-CNN on the test extractor (stride 8)."""
+  text = mask_rcnn_config_text(
+      'test_tiny_extractor_%d' % depth, TINY_ANCHORS, num_classes=num_classes,
+      number_of_stages=number_of_stages, size=size, max_proposals=max_proposals,
+      second_stage_batch_size=second_stage_batch_size, stride=8, resizer=resizer,
+      mask_size=mask_size, masks_are_class_agnostic=masks_are_class_agnostic, extra=extra)
+  return text_format.Parse(text, model_pb2.DetectionModel())
 
 
-def tiny_model(number_of_stages=3, is_training=True, num_classes=3, masks_are_class_agnostic=False,
-               max_proposals=32, second_stage_batch_size=16, depth=32, mask_size=14):
-  """A FasterRCNNMetaArch with the tiny extractor, no image resizer (inputs used as given)."""
-  predictor_config = _Cfg(
-      use_dropout=False, dropout_keep_probability=1.0, share_box_across_classes=False,
-      predict_instance_masks=number_of_stages == 3, masks_are_class_agnostic=masks_are_class_agnostic,
-      mask_height=mask_size, mask_width=mask_size, mask_prediction_conv_depth=0,
-      mask_prediction_num_conv_layers=2, convolve_then_upsample_masks=False)
-  return faster_rcnn_meta_arch.FasterRCNNMetaArch(
-      is_training=is_training, num_classes=num_classes, image_resizer_fn=None,
-      feature_extractor=TinyExtractor(depth=depth), number_of_stages=number_of_stages,
-      anchor_generator=anchor_generator_builder.build(_GridAnchors()),
-      rpn_conv_hyperparams=hyperparams_builder.KerasLayerHyperparams(None), rpn_kernel_size=3,
-      rpn_depth=depth, rpn_minibatch_size=64, rpn_positive_balance_fraction=0.5,
-      rpn_nms_score_threshold=0.0, rpn_nms_iou_threshold=0.7, rpn_max_proposals=max_proposals,
-      rpn_localization_loss_weight=1.0, rpn_objectness_loss_weight=1.0, initial_crop_size=14,
-      maxpool_kernel_size=2, maxpool_stride=2,
-      box_predictor=mask_rcnn_box_predictor.MaskRCNNBoxPredictor(predictor_config, num_classes,
-                                                                 number_of_stages == 3),
-      second_stage_batch_size=second_stage_batch_size, second_stage_balance_fraction=0.25,
-      nms_config=dict(score_threshold=0.05, iou_threshold=0.5, max_detections_per_class=10,
-                      max_total_detections=10),
-      score_converter_fn=tf.nn.softmax, localization_loss_weight=2.0, classification_loss_weight=1.0,
-      mask_loss_weight=1.0)
+def tiny_model(number_of_stages=3, is_training=True, **kwargs):
+  """A FasterRCNNMetaArch with the tiny extractor, built by model_builder (see tiny_model_config)."""
+  return model_builder.build(tiny_model_config(number_of_stages, **kwargs), is_training=is_training)
+
+
+def build_variables(model, images):
+  """Creates a (training or inference) model's variables with one inference-mode pass, as the TF OD
+  API's `_ensure_model_is_built` does."""
+  was_training = model._is_training  # pylint: disable=protected-access
+  model._is_training = False  # pylint: disable=protected-access
+  try:
+    preprocessed, shapes = model.preprocess(images)
+    model.predict(preprocessed, shapes)
+  finally:
+    model._is_training = was_training  # pylint: disable=protected-access
 
 
 def paste_mask(box, mask, height, width, threshold=0.5):

@@ -1,46 +1,67 @@
-"""Faster R-CNN / Mask R-CNN meta-architecture: output shapes/dtypes per stage, mask-loss selectivity,
-graph mode."""
+"""Faster R-CNN / Mask R-CNN meta-architecture on a tiny extractor: the TF OD API's prediction dict and
+loss keys per stage, the positive-only mask head giving the TF OD API's loss and gradients, mask targets,
+checkpoint objects, the two extensions, graph mode.
+
+Numerical parity with the TF OD API itself is tests/test_tfod_model_golden.py."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from object_detection.meta_architectures import faster_rcnn_losses
+from object_detection.meta_architectures import faster_rcnn_meta_arch
 from tests import mask_rcnn_test_utils as utils
 
 _B, _SIZE, _K = 2, 64, 3
 
 
-def _groundtruth(model):
+def _groundtruth(model, mask_dtype=tf.float32):
   model.provide_groundtruth(
       [tf.constant([[0.1, 0.1, 0.6, 0.5]]), tf.constant([[0.2, 0.2, 0.9, 0.7], [0.0, 0.5, 0.4, 1.0]])],
       [tf.constant([[0.0, 1.0, 0.0]]), tf.constant([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])],
-      [tf.ones([1, _SIZE, _SIZE]), tf.ones([2, _SIZE, _SIZE], tf.uint8)])
+      [tf.ones([1, _SIZE, _SIZE], mask_dtype), tf.ones([2, _SIZE, _SIZE], mask_dtype)])
+
+
+def _images(seed=0):
+  return tf.random.stateless_uniform([_B, _SIZE, _SIZE, 3], [seed, 1], 0, 255)
+
+
+def _copy_weights(source, target):
+  for s, t in zip(source.variables, target.variables):
+    assert s.shape == t.shape, (s.name, t.name)
+    t.assign(s)
 
 
 @pytest.mark.parametrize('stages', [1, 2, 3])
-def test_predict_loss_postprocess_shapes(stages):
-  images = tf.random.uniform([_B, _SIZE, _SIZE, 3], 0, 255)
+def test_prediction_dict_and_losses_per_stage(stages):
+  images = _images()
   train = utils.tiny_model(stages, is_training=True, num_classes=_K, max_proposals=20,
                            second_stage_batch_size=8)
   pre, shapes = train.preprocess(images)
   assert pre.dtype == tf.float32 and pre.shape == (_B, _SIZE, _SIZE, 3)
-  assert shapes.dtype == tf.int32 and shapes.numpy().tolist() == [[_SIZE, _SIZE, 3]] * _B
+  assert shapes.numpy().tolist() == [[_SIZE, _SIZE, 3]] * _B
+  utils.build_variables(train, images)
   _groundtruth(train)
   pred = train.predict(pre, shapes)
-  assert pred['rpn_box_encodings'].shape[-1] == 4
+  num_anchors = pred['anchors'].shape[0]
+  assert pred['rpn_box_encodings'].shape == (_B, num_anchors, 4)
+  assert pred['rpn_objectness_predictions_with_background'].shape == (_B, num_anchors, 2)
   losses = train.loss(pred, shapes)
   expected = {'Loss/RPNLoss/localization_loss', 'Loss/RPNLoss/objectness_loss'}
   if stages >= 2:
-    expected |= {'Loss/BoxClassifierLoss/localization_loss', 'Loss/BoxClassifierLoss/classification_loss'}
+    expected |= {'Loss/BoxClassifierLoss/localization_loss',
+                 'Loss/BoxClassifierLoss/classification_loss'}
+    # Training: second_stage_batch_size (8) proposals per image, flattened as in the TF OD API.
+    assert pred['refined_box_encodings'].shape == (_B * 8, _K, 4)
+    assert pred['class_predictions_with_background'].shape == (_B * 8, _K + 1)
+    assert pred['proposal_boxes'].shape == (_B, 8, 4)
   if stages == 3:
     expected.add('Loss/BoxClassifierLoss/mask_loss')
-    # Masks are predicted for the positive ROIs only: at most 8 * 0.25 (the balance fraction) = 2.
-    assert pred['mask_predictions'].shape == (_B, 2, _K, 14, 14)
-    assert pred['mask_rois'].shape == (_B, 2, 4)
-    classes = pred['sampled_gt_classes'].numpy()
-    for i in range(_B):  # every positive sampled ROI is among the mask ROIs
-      assert (pred['mask_gt_classes'].numpy()[i] > 0).sum() == min((classes[i] > 0).sum(), 2)
+    # The mask head has no batch norm: it ran on the positive proposals only.
+    rows = pred[faster_rcnn_losses.POSITIVE_MASK_ROWS].numpy()
+    classes = pred[faster_rcnn_losses.SAMPLED_PROPOSAL_CLASSES].numpy().reshape(-1)
+    np.testing.assert_array_equal(rows, np.nonzero(classes > 0)[0])
+    assert pred[faster_rcnn_losses.POSITIVE_MASK_PREDICTIONS].shape == (len(rows), _K, 14, 14)
   assert set(losses) == expected
   for v in losses.values():
     assert v.shape == () and v.dtype == tf.float32 and np.isfinite(v.numpy())
@@ -49,125 +70,181 @@ def test_predict_loss_postprocess_shapes(stages):
   pre, shapes = infer.preprocess(images)
   pred = infer.predict(pre, shapes)
   det = infer.postprocess(pred, shapes)
-  # Eval losses: an inference-mode model scores all proposals / detections (no sampling).
   _groundtruth(infer)
-  eval_losses = infer.loss(pred, shapes)
+  eval_losses = infer.loss(pred, shapes)  # the TF OD API's eval losses
   assert set(eval_losses) == expected
   assert all(np.isfinite(v.numpy()) for v in eval_losses.values())
   max_det = 20 if stages == 1 else 10
-  num_scores = 2 if stages == 1 else _K + 1
   assert det['detection_boxes'].shape == (_B, max_det, 4)
   assert det['detection_scores'].shape == (_B, max_det)
-  assert det['detection_classes'].shape == (_B, max_det)
-  assert det['num_detections'].shape == (_B,)
-  assert det['detection_multiclass_scores'].shape == (_B, max_det, num_scores)
-  assert det['raw_detection_boxes'].shape == (_B, 20, 4)
-  assert det['raw_detection_scores'].shape == (_B, 20, num_scores)
-  for v in det.values():
-    assert v.dtype == tf.float32
-  boxes = det['detection_boxes'].numpy()
-  assert boxes.min() >= 0.0 and boxes.max() <= 1.0
+  assert det['num_detections'].dtype == tf.float32
   classes = det['detection_classes'].numpy()
-  for i in range(_B):
-    n = int(det['num_detections'][i])
-    # Label-map ids: 1-based, <= num_classes for real detections, 0 for padding.
-    assert np.all((classes[i, :n] >= 1) & (classes[i, :n] <= _K))
-    assert np.all(classes[i, n:] == 0)
+  assert classes.min() >= 0 and classes.max() <= (0 if stages == 1 else _K - 1)  # 0-based
   if stages == 3:
+    assert det['detection_masks'].shape == (_B, 10, 14, 14)
     masks = det['detection_masks'].numpy()
-    assert masks.shape == (_B, max_det, 14, 14)
     assert masks.min() >= 0.0 and masks.max() <= 1.0
   else:
     assert 'detection_masks' not in det
 
 
-def test_predict_and_loss_run_in_tf_function():
-  model = utils.tiny_model(3, is_training=True, num_classes=_K, second_stage_batch_size=8)
-  images = tf.random.uniform([_B, _SIZE, _SIZE, 3], 0, 255)
+@pytest.mark.parametrize('agnostic', [False, True])
+def test_positive_only_mask_head_gives_the_tf_od_api_mask_loss_and_gradients(agnostic):
+  """Running the mask head on the positives only is the same math as the TF OD API's all-proposals
+  mask head: same mask loss, same gradients for every variable."""
+  images = _images(3)
+  per_roi = utils.tiny_model(3, is_training=True, num_classes=_K, max_proposals=20,
+                             second_stage_batch_size=8, masks_are_class_agnostic=agnostic)
+  full = utils.tiny_model(3, is_training=True, num_classes=_K, max_proposals=20,
+                          second_stage_batch_size=8, masks_are_class_agnostic=agnostic)
+  full._mask_head_is_per_roi = False  # pylint: disable=protected-access
+  assert per_roi._mask_head_is_per_roi  # pylint: disable=protected-access
+  for model in (per_roi, full):
+    utils.build_variables(model, images)
+  _copy_weights(per_roi, full)
+  results = []
+  for model in (per_roi, full):
+    _groundtruth(model)
+    pre, shapes = model.preprocess(images)
+    with tf.GradientTape() as tape:
+      # The samplers draw at random; the same seed gives both models the same proposals.
+      tf.random.set_seed(7)
+      pred = model.predict(pre, shapes)
+      loss = model.loss(pred, shapes)['Loss/BoxClassifierLoss/mask_loss']
+    grads = tape.gradient(loss, model.trainable_variables)
+    results.append((pred, loss, grads))
+  (pred_a, loss_a, grads_a), (pred_b, loss_b, grads_b) = results
+  assert 'mask_predictions' in pred_b and 'mask_predictions' not in pred_a
+  np.testing.assert_allclose(pred_a['proposal_boxes'], pred_b['proposal_boxes'])
+  assert float(loss_a) > 0.0
+  np.testing.assert_allclose(float(loss_a), float(loss_b), rtol=1e-6)
+  rows = pred_a[faster_rcnn_losses.POSITIVE_MASK_ROWS].numpy()
+  np.testing.assert_allclose(pred_a[faster_rcnn_losses.POSITIVE_MASK_PREDICTIONS],
+                             tf.gather(pred_b['mask_predictions'], rows), rtol=1e-5, atol=1e-6)
+  for ga, gb, v in zip(grads_a, grads_b, per_roi.trainable_variables):
+    if ga is None or gb is None:
+      assert ga is None and gb is None, v.name
+      continue
+    np.testing.assert_allclose(ga, gb, rtol=1e-4, atol=1e-7, err_msg=v.name)
+
+
+def test_mask_targets_are_crops_of_each_proposals_matched_mask():
+  """The TF OD API gathers [B, P, H, W] assigned masks, then crops each at its proposal; cropping the
+  matched mask directly must give the same targets (unmatched rows: all zeros)."""
+  height = width = 32
+  masks = [tf.cast(tf.random.stateless_uniform([3, height, width], [1, 2]) > 0.5, tf.float32),
+           tf.cast(tf.random.stateless_uniform([1, height, width], [3, 4]) > 0.5, tf.float32)]
+  boxes = tf.constant([[[0, 0, 16, 16], [4, 8, 30, 31], [1, 1, 2, 2]],
+                       [[10, 10, 20, 28], [0, 0, 32, 32], [5, 5, 9, 9]]], tf.float32)
+  matches = tf.constant([[2, -1, 0], [0, 0, -1]], tf.int32)
+  image_shape = tf.constant([2, height, width, 3])
+  rows_image = tf.constant([0, 0, 0, 1, 1, 1])
+  ours = faster_rcnn_losses._matched_mask_crops(  # pylint: disable=protected-access
+      tf.reshape(boxes, [-1, 4]), tf.reshape(matches, [-1]), rows_image, image_shape, masks, (7, 7))
+  expected = []
+  for b in range(2):
+    for p in range(3):
+      m = int(matches[b, p])
+      assigned = masks[b][m] if m >= 0 else tf.zeros([height, width])
+      box = boxes[b, p] / [height, width, height, width]
+      crop = tf.image.crop_and_resize(assigned[tf.newaxis, ..., tf.newaxis], box[tf.newaxis], [0],
+                                      [7, 7])
+      expected.append(tf.reshape(crop, [-1]))
+  np.testing.assert_array_equal(ours.numpy(), tf.stack(expected).numpy())
+
+
+def test_restore_from_objects_follows_the_tf_od_api():
+  model = utils.tiny_model(3, is_training=False, num_classes=_K)
+  utils.build_variables(model, _images())
+  classification = model.restore_from_objects('classification')
+  assert list(classification) == ['feature_extractor']
+  assert classification['feature_extractor'] is model.feature_extractor.classification_backbone
+  detection = model.restore_from_objects('detection')['model']
+  assert detection._feature_extractor_for_proposal_features is (  # pylint: disable=protected-access
+      model._feature_extractor_for_proposal_features)  # pylint: disable=protected-access
+  assert model.restore_from_objects('full') == {'model': model}
+  with pytest.raises(ValueError, match='fine_tune_checkpoint_type'):
+    model.restore_from_objects('everything')
+
+
+def test_checkpoint_keys_use_the_tf_od_api_object_names(tmp_path):
+  model = utils.tiny_model(3, is_training=False, num_classes=_K)
+  utils.build_variables(model, _images())
+  path = tf.train.Checkpoint(model=model).write(str(tmp_path / 'ckpt'))
+  roots = {k.split('/')[1] for k, _ in tf.train.list_variables(path) if k.startswith('model/')}
+  assert roots == {'_feature_extractor_for_proposal_features',
+                   '_feature_extractor_for_box_classifier_features',
+                   '_first_stage_box_predictor_first_conv', '_first_stage_box_predictor',
+                   '_mask_rcnn_box_predictor'}
+
+
+def test_training_model_asks_for_groundtruth():
+  model = utils.tiny_model(2, is_training=True, num_classes=_K)
+  pre, shapes = model.preprocess(_images())
+  with pytest.raises(RuntimeError, match='provide_groundtruth'):
+    model.predict(pre, shapes)
+
+
+def test_crop_detections_in_true_image_frame_only_matters_with_padding():
+  """With an unpadded input both settings crop the same place; with padding the extension crops the
+  detection where it is in the padded image (boxes normalized to the true image, rescaled)."""
+  images = _images(5)
+  default = utils.tiny_model(3, is_training=False, num_classes=_K)
+  fixed = utils.tiny_model(3, is_training=False, num_classes=_K,
+                           extra='crop_detections_in_true_image_frame: true')
+  for model in (default, fixed):
+    utils.build_variables(model, images)
+  _copy_weights(default, fixed)
+  outputs = []
+  for model in (default, fixed):
+    pre, shapes = model.preprocess(images)
+    outputs.append(model.postprocess(model.predict(pre, shapes), shapes))
+  np.testing.assert_allclose(outputs[0]['detection_masks'], outputs[1]['detection_masks'], atol=1e-6)
+
+  boxes = tf.constant([[[0.0, 0.0, 1.0, 1.0], [0.5, 0.25, 1.0, 0.5]]])
+  padded = faster_rcnn_meta_arch._true_to_padded_frame(  # pylint: disable=protected-access
+      boxes, tf.constant([[48, 64, 3]]), tf.constant([1, 64, 64, 3]))
+  np.testing.assert_allclose(padded[0], [[0.0, 0.0, 0.75, 1.0], [0.375, 0.25, 0.75, 0.5]])
+
+
+def test_mask_head_reads_cropped_features_with_the_extension():
+  images = _images(6)
+  model = utils.tiny_model(3, is_training=False, num_classes=_K, extra='mask_head_features: CROPPED_FEATURES')
+  pre, shapes = model.preprocess(images)
+  det = model.postprocess(model.predict(pre, shapes), shapes)
+  assert det['detection_masks'].shape == (_B, 10, 14, 14)
+  # The mask head's first conv reads the 32-channel ROI crops, not the 64-channel box classifier output.
+  first_conv = [v for v in model._mask_rcnn_box_predictor.variables  # pylint: disable=protected-access
+                if 'mask' in v.name and v.shape.rank == 4][0]
+  assert first_conv.shape[2] == 32
+
+
+def test_predict_and_loss_run_in_a_tf_function():
+  model = utils.tiny_model(3, is_training=True, num_classes=_K, max_proposals=20,
+                           second_stage_batch_size=8)
+  images = _images(8)
+  utils.build_variables(model, images)
 
   @tf.function
   def step(images):
     pre, shapes = model.preprocess(images)
-    _groundtruth(model)
+    _groundtruth(model, tf.uint8)
     return model.loss(model.predict(pre, shapes), shapes)
 
   losses = step(images)
-  assert len(losses) == 5 and all(np.isfinite(v.numpy()) for v in losses.values())
-
-
-def _mask_case(agnostic):
-  rng = np.random.RandomState(0)
-  b, n, k, s = 1, 4, 1 if agnostic else 3, 6
-  logits = tf.constant(rng.randn(b, n, k, s, s).astype(np.float32))
-  rois = tf.constant([[[0, 0, 16, 16], [8, 8, 30, 30], [0, 0, 32, 32], [4, 4, 20, 20]]], tf.float32)
-  classes = tf.constant([[2, 0, 3, 0]])  # ROIs 0 and 2 positive (label ids 2 and 3), 1 and 3 negative
-  indices = tf.constant([[0, -1, 1, -1]])
-  gt_masks = tf.constant((rng.rand(1, 2, 32, 32) > 0.5).astype(np.float32))
-  return logits, rois, classes, indices, gt_masks
-
-
-@pytest.mark.parametrize('agnostic', [False, True])
-def test_mask_loss_uses_only_positive_rois_and_matched_class(agnostic):
-  logits, rois, classes, indices, gt_masks = _mask_case(agnostic)
-  base = float(faster_rcnn_losses.mask_loss(logits, rois, classes, indices, gt_masks))
-  arr = logits.numpy()
-
-  def loss_with(roi, channel):
-    changed = arr.copy()
-    changed[0, roi, channel] += 5.0
-    return float(faster_rcnn_losses.mask_loss(tf.constant(changed), rois, classes, indices, gt_masks))
-
-  # Negative ROIs never count, whatever their logits.
-  assert loss_with(1, 0) == pytest.approx(base, abs=1e-6)
-  assert loss_with(3, arr.shape[2] - 1) == pytest.approx(base, abs=1e-6)
-  matched = 0 if agnostic else 1  # ROI 0 matched label id 2 -> channel 1
-  assert abs(loss_with(0, matched) - base) > 1e-3
-  if not agnostic:
-    # Other class channels of a positive ROI never count.
-    assert loss_with(0, 0) == pytest.approx(base, abs=1e-6)
-    assert loss_with(0, 2) == pytest.approx(base, abs=1e-6)
-    assert abs(loss_with(2, 2) - base) > 1e-3
-
-
-def test_mask_targets_crop_the_roi_region_of_the_matched_mask():
-  gt = np.zeros([1, 2, 32, 32], np.float32)
-  gt[0, 1, :16, :] = 1.0  # top half of mask 1
-  rois = tf.constant([[[0, 0, 16, 32], [16, 0, 32, 32]]], tf.float32)
-  targets = faster_rcnn_losses.mask_targets(rois, tf.constant([[1, 1]]), tf.constant(gt), 8, 8).numpy()
-  assert targets[0, 0].mean() > 0.9 and targets[0, 1].mean() < 0.1
-
-
-def test_restore_from_objects():
-  model = utils.tiny_model(3, is_training=False, num_classes=_K)
-  model(tf.zeros([1, _SIZE, _SIZE, 3]))
-  assert set(model.restore_from_objects('classification')) == {'backbone'}
-  assert set(model.restore_from_objects('detection')) == {'model'}
-  assert model.restore_from_objects('full')['model'] is model
-  with pytest.raises(ValueError, match='fine_tune_checkpoint_type'):
-    model.restore_from_objects('bogus')
-
-
-def test_training_model_builds_variables_without_groundtruth():
-  model = utils.tiny_model(3, is_training=True, num_classes=_K)
-  model(tf.zeros([1, _SIZE, _SIZE, 3]))
-  names = {v.name.split('/')[0] for v in model.trainable_variables}
-  assert len(model.trainable_variables) > 10, names
-  # Every variable exists now, so a later train step creates none (checkpoints restore fully).
-  before = len(model.trainable_variables)
-  _groundtruth(model)
-  pre, shapes = model.preprocess(tf.zeros([_B, _SIZE, _SIZE, 3]))
-  model.loss(model.predict(pre, shapes), shapes)
-  assert len(model.trainable_variables) == before
-
-
-def test_images_without_groundtruth_give_finite_losses():
-  model = utils.tiny_model(3, is_training=True, num_classes=_K, second_stage_batch_size=8)
-  pre, shapes = model.preprocess(tf.random.uniform([_B, _SIZE, _SIZE, 3], 0, 255))
-  model.provide_groundtruth([tf.zeros([0, 4]), tf.zeros([0, 4])], [tf.zeros([0, _K]), tf.zeros([0, _K])],
-                            [tf.zeros([0, _SIZE, _SIZE]), tf.zeros([0, _SIZE, _SIZE])])
-  losses = model.loss(model.predict(pre, shapes), shapes)
   assert all(np.isfinite(v.numpy()) for v in losses.values())
-  # Nothing to localize or segment: those losses are exactly zero; objectness / classification are not.
-  assert float(losses['Loss/RPNLoss/localization_loss']) == 0.0
+
+
+def test_no_positive_proposal_gives_a_zero_mask_loss():
+  model = utils.tiny_model(3, is_training=True, num_classes=_K, max_proposals=20,
+                           second_stage_batch_size=8)
+  images = _images(9)
+  utils.build_variables(model, images)
+  # A tiny box no 8-pixel-stride proposal overlaps at IoU >= 0.5.
+  model.provide_groundtruth([tf.constant([[0.0, 0.0, 0.01, 0.01]])] * _B,
+                            [tf.constant([[1.0, 0.0, 0.0]])] * _B, [tf.ones([1, _SIZE, _SIZE])] * _B)
+  pre, shapes = model.preprocess(images)
+  pred = model.predict(pre, shapes)
+  assert pred[faster_rcnn_losses.POSITIVE_MASK_PREDICTIONS].shape[0] == 0
+  losses = model.loss(pred, shapes)
   assert float(losses['Loss/BoxClassifierLoss/mask_loss']) == 0.0
-  assert float(losses['Loss/RPNLoss/objectness_loss']) > 0.0

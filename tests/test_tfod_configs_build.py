@@ -15,22 +15,39 @@ from object_detection.builders import model_builder
 
 _DIR = os.path.join(os.path.dirname(__file__), 'testdata', 'tfod_configs')
 _CONFIGS = [
-    ('mask_rcnn_inception_resnet_v2_1024x1024_coco17_gpu-8.config', 3, False),
-    ('mask_rcnn_resnet50_atrous_coco.config', 3, True),
-    ('mask_rcnn_resnet101_atrous_coco.config', 3, False),
-    ('mask_rcnn_inception_v2_coco.config', 3, False),
+    # TF2 model zoo configs (configs/tf2 of the TF OD API).
+    ('mask_rcnn_inception_resnet_v2_1024x1024_coco17_gpu-8.config', 3, True),
+    ('faster_rcnn_resnet50_v1_640x640_coco17_tpu-8.config', 2, True),
+    ('faster_rcnn_resnet50_v1_fpn_640x640_coco17_tpu-8.config', 2, True),
+    ('faster_rcnn_resnet101_v1_1024x1024_coco17_tpu-8.config', 2, False),
+    ('faster_rcnn_resnet152_v1_800x1333_coco17_gpu-8.config', 2, False),
+    # TF1 sample configs: their TF1 extractor names build the TF2 extractors.
     ('faster_rcnn_resnet101_pets.config', 2, True),
+    ('mask_rcnn_inception_v2_coco.config', 3, False),
 ]
+# TF1 atrous ResNet configs (first_stage_features_stride: 8): the TF OD API's TF2 ResNet extractors
+# support stride 16 only, and so do these (a clear error, not another network).
+_REFUSED = ['mask_rcnn_resnet50_atrous_coco.config', 'mask_rcnn_resnet101_atrous_coco.config']
+
+
+def _model_config(name):
+  path = os.path.join(_DIR, name)
+  if not os.path.exists(path):
+    pytest.fail('missing sample config %s' % path)
+  with open(path) as f:
+    return text_format.Parse(f.read(), pipeline_pb2.TrainEvalPipelineConfig()).model
+
+
+@pytest.mark.parametrize('name', _REFUSED)
+def test_tf1_atrous_resnet_config_is_refused_clearly(name):
+  with pytest.raises(ValueError, match='first_stage_features_stride must be 16'):
+    model_builder.build(_model_config(name), is_training=True)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('name,stages,forward', _CONFIGS)
 def test_tfod_config_builds(name, stages, forward):
-  path = os.path.join(_DIR, name)
-  if not os.path.exists(path):
-    pytest.fail('missing sample config %s' % path)
-  with open(path) as f:
-    model_config = text_format.Parse(f.read(), pipeline_pb2.TrainEvalPipelineConfig()).model
+  model_config = _model_config(name)
   model = model_builder.build(model_config, is_training=True)
   assert model.number_of_stages == stages
   assert model.num_classes == model_config.faster_rcnn.num_classes

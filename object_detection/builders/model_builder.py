@@ -28,6 +28,7 @@ Raises:
 """
 
 import functools
+import inspect
 
 from object_detection.builders import anchor_generator_builder
 from object_detection.builders import box_predictor_builder
@@ -71,8 +72,25 @@ def _build_faster_rcnn_keras_feature_extractor(feature_extractor_config, is_trai
     kwargs['fpn_min_level'] = feature_extractor_config.fpn.min_level
     kwargs['fpn_max_level'] = feature_extractor_config.fpn.max_level
     kwargs['additional_layer_depth'] = feature_extractor_config.fpn.additional_layer_depth
+  accepted = _keyword_arguments(extractor_class)
+  unused = sorted(k for k in kwargs if accepted is not None and k not in accepted)
+  if unused:
+    # The TF OD API fails here with a TypeError deep in the builder.
+    fields = sorted({'feature_extractor.fpn' if k.startswith(('fpn_', 'additional_layer'))
+                     else 'feature_extractor.conv_hyperparams' for k in unused})
+    raise ValueError('%s is not used by feature_extractor.type %r (as in the TF OD API, only FPN '
+                     'extractors take it); remove it.' % (' and '.join(fields),
+                                                          feature_extractor_config.type))
   return extractor_class(is_training, feature_extractor_config.first_stage_features_stride,
                          feature_extractor_config.batch_norm_trainable, **kwargs)
+
+
+def _keyword_arguments(extractor_class):
+  """Names the constructor accepts, or None when it takes **kwargs."""
+  parameters = inspect.signature(extractor_class).parameters.values()
+  if any(p.kind == p.VAR_KEYWORD for p in parameters):
+    return None
+  return {p.name for p in parameters}
 
 
 def _mask_head_has_batch_norm(box_predictor_config):

@@ -40,6 +40,9 @@ SAMPLED_PROPOSAL_CLASSES = 'sampled_proposal_classes'  # int32 [B, P]: 1-based c
 MASK_HEAD_INPUT_FEATURES = 'mask_head_input_features'  # ROI crops read by the mask head (extension)
 POSITIVE_MASK_PREDICTIONS = 'positive_mask_predictions'  # [R, K or 1, h, w] logits of positive rows
 POSITIVE_MASK_ROWS = 'positive_mask_rows'  # int32 [R]: rows (b * P + p) of POSITIVE_MASK_PREDICTIONS
+# [B, D, 4] detection boxes normalized to the padded image, where the inference mask pass cropped
+# them (extension crop_detections_in_true_image_frame); the evaluation mask loss crops targets there.
+DETECTION_MASK_CROP_BOXES = 'detection_mask_crop_boxes'
 
 
 def _unmatched_class_label(num_classes):
@@ -274,7 +277,7 @@ def _hard_mining_first_image(miner, proposal_boxlists, loc_losses, cls_losses, n
 def _detections_as_mask_rows(prediction_dict, image_shape, groundtruth_boxlists,
                              groundtruth_classes_with_background_list, groundtruth_weights_list, config):
   """At inference the masks belong to the detections (TF OD API `_get_mask_proposal_boxes_and_classes`)."""
-  detection_boxes = prediction_dict['detection_boxes']
+  detection_boxes = prediction_dict.get(DETECTION_MASK_CROP_BOXES, prediction_dict['detection_boxes'])
   num_detections = prediction_dict['num_detections']
   batch, max_detections = detection_boxes.shape.as_list()[:2]
   boxes = tf.reshape(box_list_ops.to_absolute_coordinates(

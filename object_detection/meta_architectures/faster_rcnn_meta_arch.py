@@ -500,6 +500,7 @@ class FasterRCNNMetaArch(model.DetectionModel):
     crop_boxes = detection_boxes
     if self._crop_detections_in_true_image_frame:
       crop_boxes = _true_to_padded_frame(detection_boxes, image_shapes, image_shape)
+      prediction_dict[faster_rcnn_losses.DETECTION_MASK_CROP_BOXES] = crop_boxes
     cropped = self._crop_features(prediction_dict['rpn_features_to_crop'], crop_boxes, image_shape)
     box_classifier_features = self._extract_box_classifier_features(self._maxpool(cropped))
     detection_masks = self._predict_masks(box_classifier_features, cropped)
@@ -525,10 +526,14 @@ class FasterRCNNMetaArch(model.DetectionModel):
     # usual 25% positive fraction).
     flat_classes = tf.reshape(sampled_classes, [-1])
     positive_rows = tf.cast(tf.where(flat_classes > 0)[:, 0], tf.int32)
-    features = tf.gather(box_classifier_features, positive_rows)
+    # One extra row (proposal 0, dropped below) keeps the batch non-empty when no proposal is positive:
+    # convolutions on an empty batch fail on CPU (oneDNN).
+    rows = tf.concat([positive_rows, [0]], axis=0)
+    features = tf.gather(box_classifier_features, rows)
     if cropped is not None:
-      cropped = tf.gather(cropped, positive_rows)
-    return {faster_rcnn_losses.POSITIVE_MASK_PREDICTIONS: self._predict_masks(features, cropped),
+      cropped = tf.gather(cropped, rows)
+    masks = self._predict_masks(features, cropped)[:-1]
+    return {faster_rcnn_losses.POSITIVE_MASK_PREDICTIONS: masks,
             faster_rcnn_losses.POSITIVE_MASK_ROWS: positive_rows}
 
   def _gather_instance_masks(self, instance_masks, classes):

@@ -1,15 +1,21 @@
 """Loads `train_config.fine_tune_checkpoint` and reports exactly what was restored.
 
-TF OD API semantics (model_lib_v2.load_fine_tune_checkpoint): the model's variables are built
-first, then `detection_model.restore_from_objects(fine_tune_checkpoint_type)` gives the dict of
-trackables whose names must match the checkpoint's top-level objects, e.g. {'model': model} for
-'full' (any checkpoint written by train_loop), {'model': <model without class-dependent heads>}
-for 'detection', and {'feature_extractor': backbone} (or similar) for 'classification'.
+TF OD API semantics (`model_lib_v2.load_fine_tune_checkpoint`): the model's variables are built
+first, then `detection_model.restore_from_objects(fine_tune_checkpoint_type)` gives the objects whose
+names match the checkpoint's top-level objects:
+  'classification': {'feature_extractor': the extractor's classification backbone};
+  'detection': {'model': <the two feature extractor models>}: only the backbone (proposal and box
+    classifier feature extractors) is restored; the RPN and the box / class / mask heads start fresh,
+    so a checkpoint with another num_classes, or a Faster R-CNN checkpoint for a Mask R-CNN config, fits;
+  'full': {'model': the whole model} (class-dependent variables of another num_classes and a mask head
+    the checkpoint lacks keep their initial values and are reported).
+TF OD API TF2 checkpoints (model zoo `checkpoint/ckpt-0`, `model_main_tf2.py` model_dirs) have the
+same keys as this project's, in both directions.
 Unlike the TF OD API, variables are assigned by key (checkpoint_utils.restore_by_keys): shape
 mismatches are skipped and reported rather than crashing, and a checkpoint matching NOTHING is an
 error (a silent random start would waste a training run).
-`.h5` / `.weights.h5` classification weights go through the extractor's Keras loader
-(`object_detection.utils.keras_weights`).
+Keras ImageNet `.h5` / `.weights.h5` files load as 'classification' checkpoints through the
+extractor's own loader (`feature_extractor.load_weights`).
 """
 import tensorflow as tf
 
@@ -45,17 +51,11 @@ def _load_h5(detection_model, path, checkpoint_type, extractor):
     raise FineTuneError('fine_tune_checkpoint %s is a Keras .h5 file: only '
                         'fine_tune_checkpoint_type "classification" can use it (got %r).'
                         % (path, checkpoint_type))
-  feature_extractor = detection_model.feature_extractor
   try:
-    if hasattr(feature_extractor, 'load_weights'):
-      # The extractor knows which layers a Keras ImageNet file must not overwrite (e.g. EfficientNet's
-      # input normalization), so its own loader wins over the generic one.
-      result = feature_extractor.load_weights(path)
-    else:
-      from object_detection.utils import keras_weights  # pylint: disable=g-import-not-at-top
-      backbone = list(detection_model.restore_from_objects('classification').values())[0]
-      result = keras_weights.load_weights(backbone, path, extractor)
-  except ValueError as e:  # unreadable file or nothing matches: the message names the file
+    # The extractor knows its network's file format (e.g. ResNet conv biases folded into batch norm,
+    # EfficientNet's input normalization left alone).
+    result = detection_model.feature_extractor.load_weights(path)
+  except (ValueError, NotImplementedError) as e:  # the message names the file
     raise FineTuneError(str(e)) from e
   print('Fine-tune: loaded Keras weights %s into the %s backbone: %s' % (
       path, extractor, _format_load_report(result)))

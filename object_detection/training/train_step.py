@@ -14,17 +14,35 @@ from object_detection.core import standard_fields as fields
 _IF = fields.InputDataFields
 
 
-def unstack_groundtruth(labels):
-  """Splits padded batched labels (contract D) into per-image unpadded lists (contract E).
+def unstack_groundtruth(labels, image_shape=None, true_image_shapes=None):
+  """Splits padded batched labels (contract D) into the per-image lists of `provide_groundtruth`.
+
+  Our labels hold boxes normalized to each TRUE (unpadded) image; the TF OD API's models, and so ours,
+  take them normalized to the padded model input (the TF OD API's input pipeline re-normalizes them
+  with `change_coordinate_frame`). Given the padded `image_shape` and the `true_image_shapes`, the
+  boxes are rescaled the same way: box * [h_true / H, w_true / W, h_true / H, w_true / W].
+
+  Args:
+    labels: dict of batched labels (num_groundtruth_boxes, groundtruth_boxes, groundtruth_classes
+      one-hot, groundtruth_weights, optional groundtruth_is_crowd, groundtruth_instance_masks,
+      groundtruth_labeled_classes).
+    image_shape: int32 [4] (or a static list) of the padded model input, or None to keep the boxes.
+    true_image_shapes: int32 [B, 3], needed with `image_shape`.
 
   Returns:
-    dict with `groundtruth_boxes_list` ([N_i, 4] float32 normalized), `groundtruth_classes_list`
-    ([N_i, num_classes] float32 one-hot), `groundtruth_weights_list` ([N_i]),
-    `groundtruth_is_crowd_list` ([N_i] bool) and, when present, `groundtruth_masks_list`
-    ([N_i, H, W] float32 0/1 at the padded model-input resolution).
+    dict of `provide_groundtruth` keyword arguments: `groundtruth_boxes_list` ([N_i, 4] float32),
+    `groundtruth_classes_list` ([N_i, num_classes] float32 one-hot), `groundtruth_weights_list`
+    ([N_i]), `groundtruth_is_crowd_list` ([N_i] bool or None), and when present
+    `groundtruth_masks_list` ([N_i, H, W] float32 0/1 at the padded model-input resolution) and
+    `groundtruth_labeled_classes` ([num_classes] float32 k-hot per image).
   """
   num = labels[_IF.num_groundtruth_boxes]
   batch = labels[_IF.groundtruth_boxes].shape[0]
+  boxes = labels[_IF.groundtruth_boxes]
+  if image_shape is not None and true_image_shapes is not None:
+    padded_hw = tf.cast(tf.convert_to_tensor(image_shape)[1:3], tf.float32)
+    scale = tf.cast(true_image_shapes[:, :2], tf.float32) / padded_hw[tf.newaxis]
+    boxes = boxes * tf.concat([scale, scale], axis=1)[:, tf.newaxis, :]
   out = {'groundtruth_boxes_list': [], 'groundtruth_classes_list': [],
          'groundtruth_weights_list': [], 'groundtruth_is_crowd_list': []}
   has_masks = _IF.groundtruth_instance_masks in labels
@@ -32,7 +50,7 @@ def unstack_groundtruth(labels):
     out['groundtruth_masks_list'] = []
   for i in range(batch):
     n = num[i]
-    out['groundtruth_boxes_list'].append(labels[_IF.groundtruth_boxes][i, :n])
+    out['groundtruth_boxes_list'].append(boxes[i, :n])
     out['groundtruth_classes_list'].append(labels[_IF.groundtruth_classes][i, :n])
     out['groundtruth_weights_list'].append(labels[_IF.groundtruth_weights][i, :n])
     if _IF.groundtruth_is_crowd in labels:
@@ -42,6 +60,9 @@ def unstack_groundtruth(labels):
           tf.cast(labels[_IF.groundtruth_instance_masks][i, :n], tf.float32))
   if not out['groundtruth_is_crowd_list']:
     out['groundtruth_is_crowd_list'] = None
+  if _IF.groundtruth_labeled_classes in labels:
+    out['groundtruth_labeled_classes'] = tf.unstack(
+        tf.cast(labels[_IF.groundtruth_labeled_classes], tf.float32))
   return out
 
 
@@ -50,8 +71,10 @@ def compute_losses(detection_model, features, labels, add_regularization_loss=Tr
 
   Adds `Loss/regularization_loss` (when enabled and the model has any) and `Loss/total_loss`.
   """
-  detection_model.provide_groundtruth(**unstack_groundtruth(labels))
-  prediction_dict = detection_model.predict(features[_IF.image], features[_IF.true_image_shape])
+  image = features[_IF.image]
+  detection_model.provide_groundtruth(**unstack_groundtruth(
+      labels, tf.shape(image), features[_IF.true_image_shape]))
+  prediction_dict = detection_model.predict(image, features[_IF.true_image_shape])
   losses = dict(detection_model.loss(prediction_dict, features[_IF.true_image_shape]))
   terms = list(losses.values())
   if add_regularization_loss:

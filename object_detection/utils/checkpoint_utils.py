@@ -64,18 +64,33 @@ def variable_keys(root_objects):
   return result
 
 
+def checkpoint_directory(path):
+  """The folder holding the checkpoints of `path`: a TF OD API / model zoo export folder (with a
+  `checkpoint/` sub-folder next to `saved_model/` and `pipeline.config`) maps to that sub-folder; any
+  other path is returned unchanged."""
+  sub = os.path.join(path, 'checkpoint')
+  if tf.io.gfile.isdir(path) and tf.io.gfile.isdir(sub):
+    return sub
+  return path
+
+
 def resolve_checkpoint_path(checkpoint_path):
-  """Returns a checkpoint prefix: a directory resolves to its latest checkpoint.
+  """Returns a checkpoint prefix.
+
+  Accepts a prefix (`model_dir/ckpt-7`), a training model_dir (its latest checkpoint: this
+  project's or the TF OD API's `model_main_tf2.py` output), or an exported / TF2 model zoo folder
+  (`<folder>/checkpoint/ckpt-0`).
 
   Raises:
     FileNotFoundError: no checkpoint at `checkpoint_path` (names the path).
   """
   if tf.io.gfile.isdir(checkpoint_path):
-    latest = tf.train.latest_checkpoint(checkpoint_path)
+    directory = checkpoint_directory(checkpoint_path)
+    latest = tf.train.latest_checkpoint(directory)
     if latest is None:
       raise FileNotFoundError(
-          'No checkpoint found in directory %s (expected a `checkpoint` file and ckpt-N.index).'
-          % checkpoint_path)
+          'No checkpoint found in directory %s (expected a `checkpoint` index file and ckpt-N.index, '
+          'or an exported / model zoo folder with checkpoint/ckpt-0).' % checkpoint_path)
     return latest
   if not tf.io.gfile.exists(checkpoint_path + '.index'):
     raise FileNotFoundError(

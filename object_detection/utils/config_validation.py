@@ -88,6 +88,13 @@ def validate_model_config(model_config, field='model'):
   if not frcnn.feature_extractor.type:
     _fail(f + '.feature_extractor.type', "is empty; set the backbone, e.g. "
           "type: 'faster_rcnn_resnet50_keras'.")
+  anchors = frcnn.first_stage_anchor_generator
+  if (anchors.WhichOneof('anchor_generator_oneof') == 'multiscale_anchor_generator' and
+      anchors.multiscale_anchor_generator.normalize_coordinates):
+    # Faster R-CNN works on absolute anchors; the TF OD API fails at the first predict for this.
+    _fail(f + '.first_stage_anchor_generator.multiscale_anchor_generator.normalize_coordinates',
+          'is true (the default); Faster R-CNN needs absolute anchors: set '
+          '`normalize_coordinates: false`.')
   _check_iou(f + '.first_stage_nms_iou_threshold', frcnn.first_stage_nms_iou_threshold)
   _check_positive(f + '.first_stage_max_proposals', frcnn.first_stage_max_proposals)
   _check_positive(f + '.first_stage_minibatch_size', frcnn.first_stage_minibatch_size)
