@@ -27,9 +27,11 @@ labels (M = max_number_of_boxes; rows >= num_groundtruth_boxes are padding with 
     original resolution, for COCO mask metrics against unresized ground truth.
 
 Which objects reach the model (as the TF OD API's `transform_input_data`): objects whose box has a
-NaN coordinate and objects of class id -1 (a class the decoder could not map) are dropped from
-every per-box field; the first M of the rest are kept (`pad_to_max_boxes` warns, naming the
-record, when it clips).
+NaN coordinate and objects of class id -1 (a class the decoder could not map, e.g. a class text
+not in the label map) are dropped from every per-box field; the first M of the rest are kept
+(`pad_to_max_boxes` warns, naming the record, when it clips). `train_input` / `eval_input` count
+the dropped objects per reason and class (`bad_examples.count_dropped_objects`), reported by
+`bad_examples.summary_lines()` after each evaluation and at the end of training.
 
 Deliberate differences from the TF OD API's inputs.py (values are equal elsewhere):
   * Boxes are normalized to the true image, not to the padded one (the model re-normalizes them
@@ -64,6 +66,8 @@ from object_detection.builders import image_resizer_builder
 from object_detection.builders import preprocessor_builder
 from object_detection.core import preprocessor
 from object_detection.core import standard_fields as fields
+from object_detection.data_decoders import bad_examples
+from object_detection.data_decoders import tf_example_decoder
 
 _F = fields.InputDataFields
 
@@ -239,6 +243,8 @@ def transform_input_data(tensor_dict, model_preprocess_fn, image_resizer_fn, num
       record's source_id.
   """
   out = _k_hot_image_level_classes(tensor_dict, num_classes)
+  # The decoder's names of the class -1 objects serve only the drop count (`_build`).
+  out.pop(tf_example_decoder.UNRECOGNIZED_CLASS_TEXT_KEY, None)
   for key, dtype in _PER_BOX_DEFAULTS:
     if key not in out:
       n = tf.shape(out[_F.groundtruth_boxes])[0]
@@ -362,8 +368,14 @@ def _build(input_config, model_config, model, batch_size, max_boxes, augmentatio
   augment = None
   if augmentation_options:
     augment = lambda d: preprocessor.preprocess(d, augmentation_options)
+  # Objects dropped below (NaN box, class -1 such as a class text not in the label map) are
+  # counted and reported once per evaluation and at the end of training (bad_examples).
+  dropped = bad_examples.new_counter(
+      ', '.join(input_config.tf_record_input_reader.input_path),
+      label_map_path=getattr(input_config, 'label_map_path', ''))
 
   def transform(tensor_dict):
+    tensor_dict = bad_examples.count_dropped_objects(tensor_dict, dropped)
     # Evaluation always keeps the original-resolution masks (COCO mask metrics compare with
     # them); the original image only when asked.
     out = transform_input_data(tensor_dict, preprocess_fn, resizer, num_classes,

@@ -331,6 +331,8 @@ def train_loop(pipeline_config_path, model_dir, config_override=None, train_step
     if writer is not None:
       writer.flush()
   print('Training finished at step %d; last checkpoint %s.' % (step, last_checkpoint))
+  for line in bad_examples.summary_lines():
+    print(line)
   return {'step': step, 'metrics': metrics, 'stopped_early': stopped_early,
           'checkpoint': last_checkpoint}
 

@@ -1,4 +1,5 @@
 """train_input / eval_input (contract D) on real coco128_seg records (PNG and numerical masks)."""
+import json
 import os
 import sys
 
@@ -10,12 +11,15 @@ from google.protobuf import text_format
 from object_detection import inputs
 from object_detection.builders import dataset_builder
 from object_detection.builders import image_resizer_builder
+from object_detection.data_decoders import bad_examples
+from object_detection.data_decoders import tf_example_decoder
 from object_detection.protos import eval_pb2
 from object_detection.protos import input_reader_pb2
 from object_detection.protos import model_pb2
 from object_detection.protos import train_pb2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from conftest import COCO128_VAL_JSON  # pylint: disable=g-import-not-at-top,wrong-import-position
 from test_dataset_builder import make_records  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 NUM_IMAGES = 3
@@ -244,3 +248,150 @@ def test_class_id_zero_is_an_error_not_an_empty_one_hot(records):
   resizer = inputs.get_image_resizer_fn(_model_config())
   with pytest.raises(tf.errors.InvalidArgumentError, match='outside \\[1, num_classes=90\\]'):
     inputs.transform_input_data(tensor_dict, None, resizer, NUM_CLASSES)
+
+
+# ------------------------------------------------ objects dropped by the label map / NaN boxes
+# As the TF OD API: a class text not in the label map decodes to -1 and a NaN box stays NaN; the
+# pipeline drops those objects. Here they are also counted (bad_examples), reported once per
+# summary, never per record.
+_SUBSET_LABEL_MAP = 'item { name: "person" id: 1 }\nitem { name: "car" id: 2 }\n'
+_SUBSET_IDS = {'person': 1, 'car': 2}
+
+
+def _coco_objects(source_ids):
+  """{source_id: [(category name, normalized box)]} from the COCO JSON the records came from."""
+  with open(COCO128_VAL_JSON) as f:
+    coco = json.load(f)
+  names = {c['id']: c['name'] for c in coco['categories']}
+  images = {str(im['id']): im for im in coco['images'] if str(im['id']) in source_ids}
+  objects = {sid: [] for sid in images}
+  for ann in coco['annotations']:
+    image = images.get(str(ann['image_id']))
+    if image is not None:
+      x, y, w, h = ann['bbox']
+      box = [y / image['height'], x / image['width'], (y + h) / image['height'],
+             (x + w) / image['width']]
+      objects[str(ann['image_id'])].append((names[ann['category_id']], box))
+  return objects
+
+
+def _new_counters(build):
+  """Runs build(); returns (its result, the bad_examples counters it registered)."""
+  before = len(bad_examples._ALL)  # pylint: disable=protected-access
+  result = build()
+  return result, bad_examples._ALL[before:]  # pylint: disable=protected-access
+
+
+def _subset_eval(paths, tmp_path, extra=''):
+  label_map = tmp_path / 'person_car.pbtxt'
+  label_map.write_text(_SUBSET_LABEL_MAP)
+  model_config = text_format.Parse('faster_rcnn { num_classes: 2 image_resizer { %s } }'
+                                   % RESIZER, model_pb2.DetectionModel())
+  reader = _reader(paths, extra='label_map_path: "%s" max_number_of_boxes: 20 %s'
+                   % (label_map, extra))
+  eval_config = text_format.Parse('batch_size: 1', eval_pb2.EvalConfig())
+  dataset, counters = _new_counters(
+      lambda: inputs.eval_input(eval_config, reader, model_config))
+  counter, = [c for c in counters if c.label_map_path == str(label_map)]
+  return dataset, counter
+
+
+def test_label_map_with_two_classes_trains_on_those_and_counts_the_rest(records, tmp_path,
+                                                                         caplog):
+  dataset, counter = _subset_eval(records['png'], tmp_path)
+  batches = list(dataset)
+  source_ids = {f['source_id'][0].numpy().decode() for f, _ in batches}
+  assert len(source_ids) == NUM_IMAGES
+  objects = _coco_objects(source_ids)
+  for features, labels in batches:
+    kept = [(name, box) for name, box in objects[features['source_id'][0].numpy().decode()]
+            if name in _SUBSET_IDS]
+    k = int(labels['num_groundtruth_boxes'][0])
+    assert k == len(kept)
+    np.testing.assert_array_equal(np.argmax(labels['groundtruth_classes'][0, :k], 1) + 1,
+                                  [_SUBSET_IDS[name] for name, _ in kept])
+    np.testing.assert_allclose(labels['groundtruth_boxes'][0, :k],
+                               np.reshape([b for _, b in kept], [-1, 4]), atol=1e-6)
+    assert labels['original_groundtruth_instance_masks'].shape[1] == 20
+  other = {}
+  for image_objects in objects.values():
+    for name, _ in image_objects:
+      if name not in _SUBSET_IDS:
+        other[name] = other.get(name, 0) + 1
+  # These three images hold persons and cars and 5 objects of 4 other classes.
+  assert sum(other.values()) == 5 and len(other) == 4
+  assert counter.unrecognized_classes == other
+  assert counter.num_unrecognized_objects == 5 and counter.num_nan_box_objects == 0
+  # One log line for the whole pass (the first drop), not one per record.
+  logged = [r.getMessage() for r in caplog.records if 'not in the label map' in r.getMessage()]
+  assert len(logged) == 1 and 'skipping objects whose class is not in the label map' in logged[0]
+  lines = [line for line in bad_examples.summary_lines() if counter.label_map_path in line]
+  assert lines == [
+      '%s: skipped 5 object(s) of 4 class(es) not in the label map %s (truck 2, clock 1, train 1,'
+      ' umbrella 1). They are ignored, as in the TF OD API; add the classes to the label map to '
+      'train on them.' % (records['png'][0], counter.label_map_path)]
+  # A second pass (the next evaluation) is reported with what it added.
+  list(dataset)
+  assert counter.num_unrecognized_objects == 10
+  lines = [line for line in bad_examples.summary_lines() if counter.label_map_path in line]
+  assert len(lines) == 1 and 'skipped 10 object(s) of 4 class(es)' in lines[0]
+  assert '; 5 of them since the previous report' in lines[0]
+  assert not [line for line in bad_examples.summary_lines() if counter.label_map_path in line
+              and 'since the previous report' not in line and 'skipped 10' not in line]
+
+
+def test_nan_box_object_is_dropped_and_counted(records, tmp_path):
+  """A real record with one NaN coordinate: that object alone is dropped, and counted."""
+  raw = next(iter(tf.data.TFRecordDataset(records['png'][0]))).numpy()
+  example = tf.train.Example.FromString(raw)
+  feature = example.features.feature
+  source_id = feature['image/source_id'].bytes_list.value[0].decode()
+  texts = [t.decode() for t in feature['image/object/class/text'].bytes_list.value]
+  # Image 36: an umbrella (NaN box below, class not in the person / car map) and a person.
+  assert texts == ['umbrella', 'person']
+  feature['image/object/bbox/xmin'].float_list.value[0] = float('nan')
+  path = str(tmp_path / 'nan.record')
+  with tf.io.TFRecordWriter(path) as writer:
+    writer.write(example.SerializeToString())
+  boxes = np.array([feature['image/object/bbox/' + k].float_list.value
+                    for k in ('ymin', 'xmin', 'ymax', 'xmax')]).T
+  # No label map (class/label ids, all known): only the NaN object drops.
+  eval_config = text_format.Parse('batch_size: 1', eval_pb2.EvalConfig())
+  reader = _reader([path], extra='max_number_of_boxes: 20')
+  dataset, counters = _new_counters(
+      lambda: inputs.eval_input(eval_config, reader, _model_config()))
+  (_, labels), = list(dataset)
+  counter, = counters
+  assert int(labels['num_groundtruth_boxes'][0]) == 1
+  np.testing.assert_allclose(labels['groundtruth_boxes'][0, :1], boxes[1:], atol=1e-6)
+  np.testing.assert_array_equal(np.argmax(labels['groundtruth_classes'][0, :1], 1) + 1, [1])
+  assert counter.num_nan_box_objects == 1 and counter.num_unrecognized_objects == 0
+  lines = [line for line in bad_examples.summary_lines() if line.startswith(path + ':')]
+  assert lines == ['%s: skipped 1 object(s) whose box has a NaN coordinate (first in record '
+                   'image/source_id=%s), as in the TF OD API.' % (path, source_id)]
+  # With the person / car label map the umbrella is both NaN and unknown: it counts as NaN only
+  # (the TF OD API drops NaN boxes first); the person is kept.
+  dataset, counter = _subset_eval([path], tmp_path)
+  (_, labels), = list(dataset)
+  assert int(labels['num_groundtruth_boxes'][0]) == 1
+  assert counter.num_nan_box_objects == 1 and counter.num_unrecognized_objects == 0
+
+
+def test_count_dropped_objects_calls_the_host_only_for_drops():
+  counter = bad_examples.SkippedRecords('unit')
+  calls = []
+  counter.record_dropped_objects = lambda *args: calls.append(args)
+  nan = float('nan')
+  tensor_dict = {
+      'groundtruth_boxes': tf.constant([[0, 0, 1, 1], [nan, 0, 1, 1], [0, 0, 1, 1]], tf.float32),
+      'groundtruth_classes': tf.constant([1, -1, -1], tf.int64),
+      'source_id': tf.constant('9'),
+      tf_example_decoder.UNRECOGNIZED_CLASS_TEXT_KEY: tf.constant(['', 'bus', 'cow']),
+  }
+  fn = tf.function(lambda d: bad_examples.count_dropped_objects(d, counter))
+  out = fn(tensor_dict)
+  assert tf_example_decoder.UNRECOGNIZED_CLASS_TEXT_KEY not in out
+  assert calls == [(1, [b'cow'], b'9')]  # the NaN object is counted as NaN, not as 'bus'
+  fn(dict(tensor_dict, groundtruth_classes=tf.constant([1, 2, 3], tf.int64),
+          groundtruth_boxes=tf.zeros([3, 4])))
+  assert len(calls) == 1  # nothing dropped: no host call

@@ -264,12 +264,61 @@ def test_error_min_greater_than_max():
   assert 'ymin > ymax or xmin > xmax' in message
 
 
-def test_error_class_text_not_in_label_map(label_map_path):
-  message = _decode_error(make_example(texts=(b'person', b'unicorn')),
+def test_class_text_not_in_label_map_decodes_to_minus_one(label_map_path):
+  """As the TF OD API's decoder: an unknown text is class -1 (the pipeline drops the object)."""
+  for skip in (False, True):
+    decoder = tf_example_decoder.TfExampleDecoder(label_map_proto_file=label_map_path,
+                                                  skip_bad_examples=skip)
+    out = _np(decoder.decode(tf.constant(make_example(texts=(b'unicorn', b'Car')))))
+    np.testing.assert_array_equal(out[F.groundtruth_classes], [-1, 3])
+    assert tf_example_decoder.UNRECOGNIZED_CLASS_ID == -1
+    # The text behind each -1, for the pipeline's count of skipped classes.
+    assert list(out[tf_example_decoder.UNRECOGNIZED_CLASS_TEXT_KEY]) == [b'unicorn', b'']
+    if skip:
+      assert out[tf_example_decoder.RECORD_IS_VALID_KEY]
+  # Every object unknown, and no object: still fine.
+  out = _np(tf_example_decoder.TfExampleDecoder(label_map_proto_file=label_map_path).decode(
+      make_example(texts=(b'cow', b'cow'))))
+  np.testing.assert_array_equal(out[F.groundtruth_classes], [-1, -1])
+  assert list(out[tf_example_decoder.UNRECOGNIZED_CLASS_TEXT_KEY]) == [b'cow', b'cow']
+  # Classes from class/label (no texts): nothing to name.
+  out = _np(tf_example_decoder.TfExampleDecoder(label_map_proto_file=label_map_path).decode(
+      make_example(labels=(-1, 3), texts=())))
+  np.testing.assert_array_equal(out[F.groundtruth_classes], [-1, 3])
+  assert list(out[tf_example_decoder.UNRECOGNIZED_CLASS_TEXT_KEY]) == [b'', b'']
+  # Without a label map there is no text output.
+  assert tf_example_decoder.UNRECOGNIZED_CLASS_TEXT_KEY not in tf_example_decoder.TfExampleDecoder(
+  ).decode(make_example())
+
+
+def test_error_empty_class_text(label_map_path):
+  # The TF OD API maps an empty text to an arbitrary item (the last one without display_name).
+  message = _decode_error(make_example(texts=(b'person', b'')),
                           label_map_proto_file=label_map_path)
   assert 'source_id=42' in message
-  assert 'image/object/class/text has classes not in the label map' in message
-  assert 'unicorn' in message and label_map_path in message
+  assert 'image/object/class/text is empty for object(s) 1 (0-based)' in message
+
+
+def test_nan_box_passes_through_and_other_boxes_are_still_checked():
+  """As the TF OD API's decoder: a NaN coordinate stays NaN (the pipeline drops the object)."""
+  nan = float('nan')
+  for skip in (False, True):
+    decoder = tf_example_decoder.TfExampleDecoder(skip_bad_examples=skip,
+                                                  load_instance_masks=True,
+                                                  instance_mask_type='PNG_MASKS')
+    out = _np(decoder.decode(make_example(boxes=[(0.1, nan, 0.5, 0.6), (0, -0.0001, 1, 1)])))
+    boxes = out[F.groundtruth_boxes]
+    assert np.isnan(boxes[0, 1]) and not np.isnan(boxes[0, [0, 2, 3]]).any()
+    np.testing.assert_allclose(boxes[0, [0, 2, 3]], [0.1, 0.5, 0.6])
+    np.testing.assert_allclose(boxes[1], [0, 0, 1, 1])  # still clipped
+    assert out[F.groundtruth_instance_masks].shape[0] == 2
+    if skip:
+      assert out[tf_example_decoder.RECORD_IS_VALID_KEY]
+  # A NaN box does not hide another box's error.
+  message = _decode_error(make_example(boxes=[(nan, nan, nan, nan), (0.1, 0.2, 1.2, 0.6)]))
+  assert 'holds boxes outside [0, 1] (ymin, xmin, ymax, xmax = 0.1000, 0.2000, 1.2000' in message
+  message = _decode_error(make_example(boxes=[(nan, 0, 0, 0), (0.5, 0.2, 0.1, 0.6)]))
+  assert 'ymin > ymax or xmin > xmax' in message
 
 
 def test_error_is_raised_inside_tf_data_with_record_name():
@@ -369,10 +418,27 @@ def test_validate_records_bad_files(tmp_path, label_map_path):
   with pytest.raises(tf_example_decoder.RecordValidationError, match='set label_map_path'):
     tf_example_decoder.validate_records(text_only)
   tf_example_decoder.validate_records(text_only, label_map_proto_file=label_map_path)
+  # A class text not in the label map is not an error (the pipeline drops those objects).
   unknown = _write_records(tmp_path / 'unknown.record',
                            [make_example(texts=(b'person', b'unicorn'))])
-  with pytest.raises(tf_example_decoder.RecordValidationError, match='unicorn'):
-    tf_example_decoder.validate_records(unknown, label_map_proto_file=label_map_path)
+  tf_example_decoder.validate_records(unknown, label_map_proto_file=label_map_path)
+  empty = _write_records(tmp_path / 'empty.record', [make_example(texts=(b'person', b''))])
+  with pytest.raises(tf_example_decoder.RecordValidationError,
+                     match='empty.record, record 0 .*empty image/object/class/text'):
+    tf_example_decoder.validate_records(empty, label_map_proto_file=label_map_path)
+
+
+def test_validate_records_warns_when_no_text_is_in_the_label_map(tmp_path, label_map_path,
+                                                                 caplog):
+  path = _write_records(tmp_path / 'farm.record', [make_example(texts=(b'cow', b'sheep'))])
+  tf_example_decoder.validate_records(path, label_map_proto_file=label_map_path)
+  warnings = [r.getMessage() for r in caplog.records if 'label map' in r.getMessage()]
+  assert len(warnings) == 1
+  assert path in warnings[0] and 'cow, sheep' in warnings[0] and 'label_map_path' in warnings[0]
+  caplog.clear()
+  partly = _write_records(tmp_path / 'partly.record', [make_example(texts=(b'cow', b'car'))])
+  tf_example_decoder.validate_records(partly, label_map_proto_file=label_map_path)
+  assert not [r for r in caplog.records if 'label map' in r.getMessage()]
 
 
 # ---------------------------------------------------------------- skip_bad_examples
@@ -417,12 +483,13 @@ def test_skip_bad_examples_reports_instead_of_raising(case):
   assert expected in error
 
 
-def test_skip_bad_examples_class_text_not_in_label_map(label_map_path):
+def test_skip_bad_examples_empty_class_text(label_map_path):
   decoder = tf_example_decoder.TfExampleDecoder(skip_bad_examples=True,
                                                 label_map_proto_file=label_map_path)
-  out = decoder.decode(tf.constant(make_example(texts=(b'person', b'unicorn'))))
+  out = decoder.decode(tf.constant(make_example(texts=(b'', b'unicorn'))))
   assert not out[tf_example_decoder.RECORD_IS_VALID_KEY].numpy()
-  assert 'not in the label map' in out[tf_example_decoder.RECORD_ERROR_KEY].numpy().decode()
+  assert 'class/text is empty for object(s) 0' in out[
+      tf_example_decoder.RECORD_ERROR_KEY].numpy().decode()
 
 
 @pytest.mark.parametrize('decoder_kwargs', [_PNG, _NUMERICAL])
@@ -441,8 +508,8 @@ def test_skip_bad_examples_leaves_good_records_unchanged(decoder_kwargs):
 
 def test_validate_records_leaves_record_checks_to_the_decoder_when_skipping(tmp_path,
                                                                             label_map_path):
-  path = _write_records(tmp_path / 'unicorn.record', [make_example(texts=(b'person', b'unicorn'))])
-  with pytest.raises(tf_example_decoder.RecordValidationError, match='unicorn'):
+  path = _write_records(tmp_path / 'empty.record', [make_example(texts=(b'person', b''))])
+  with pytest.raises(tf_example_decoder.RecordValidationError, match='empty'):
     tf_example_decoder.validate_records(path, label_map_proto_file=label_map_path)
   tf_example_decoder.validate_records(path, label_map_proto_file=label_map_path,
                                       skip_bad_examples=True)

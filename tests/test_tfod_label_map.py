@@ -4,8 +4,10 @@ Golden fixture `tests/testdata/tfod_golden/label_map/class_lookup.json` (written
 at upstream commit e3c7e300, tools/tfod_golden/label_map.py): label maps, serialized records
 (some written by the TF OD API's create_coco_tf_record.py from coco128 images, with COCO
 category names as class text) and the `groundtruth_classes` the TF OD API's TfExampleDecoder
-returns for them, with use_display_name false and true. Where the TF OD API returns -1 (a text
-in no item's name or display_name) our decoder raises its "not in the label map" error instead.
+returns for them, with use_display_name false and true. Our decoder returns the same ids, -1
+included (a text in no item's name or display_name: the input pipeline drops the object). One
+deliberate difference: an empty class text, which the TF OD API maps to the last item without a
+display_name, is an error here.
 """
 import base64
 import json
@@ -28,8 +30,8 @@ _SETTINGS = {'use_display_name_false': False, 'use_display_name_true': True}
 _REFUSED_BY_US = {'empty_text'}
 
 
-def _refused(name, expected):
-  return -1 in expected or name in _REFUSED_BY_US
+def _refused(name):
+  return name in _REFUSED_BY_US
 
 
 def _label_map_path(tmp_path, name):
@@ -67,13 +69,27 @@ def test_class_ids_match_the_tfod_decoder(tmp_path, name, setting):
   expected_per_record = _CASES[name]['classes'][setting]
   for record, expected in zip(_CASES[name]['records'], expected_per_record):
     serialized = tf.constant(base64.b64decode(record))
-    if _refused(name, expected):
+    if _refused(name):
       with pytest.raises(tf.errors.InvalidArgumentError,
-                         match='image/object/class/text has classes not in the label map'):
+                         match='image/object/class/text is empty for object'):
         decoder.decode(serialized)
       continue
-    classes = decoder.decode(serialized)[fields.InputDataFields.groundtruth_classes]
-    np.testing.assert_array_equal(classes.numpy(), expected)
+    out = decoder.decode(serialized)
+    np.testing.assert_array_equal(out[fields.InputDataFields.groundtruth_classes].numpy(),
+                                  expected)
+    # The texts behind the -1 ids, for the pipeline's count of skipped classes.
+    texts = tf.train.Example.FromString(serialized.numpy()).features.feature[
+        'image/object/class/text'].bytes_list.value
+    expected_texts = [t if c == -1 and texts else b'' for t, c in
+                      zip(list(texts) or [b''] * len(expected), expected)]
+    assert list(out[tf_example_decoder.UNRECOGNIZED_CLASS_TEXT_KEY].numpy()) == expected_texts
+
+
+def test_fixture_has_minus_one_cases():
+  """The fixture pins at least one -1 from the TF OD API (else the test above proves little)."""
+  expected = _CASES['unknown_text']['classes']
+  assert expected['use_display_name_false'][0] == [1, -1]
+  assert expected['use_display_name_true'][0] == [1, -1]
 
 
 def test_coco_converter_records_decode_with_the_upstream_coco_label_map(tmp_path):
@@ -103,25 +119,23 @@ def test_validate_records_agrees_with_the_decoder(tmp_path):
                'empty_text'):
     label_map_path = _label_map_path(tmp_path, name)
     records = _write_records(tmp_path, name)
-    has_unknown = any(_refused(name, c) for c in _CASES[name]['classes']['use_display_name_false'])
-    if has_unknown:
+    if _refused(name):
       with pytest.raises(tf_example_decoder.RecordValidationError,
-                         match='not in the label map'):
+                         match='empty image/object/class/text'):
         tf_example_decoder.validate_records(records, label_map_proto_file=label_map_path)
     else:
       tf_example_decoder.validate_records(records, label_map_proto_file=label_map_path)
 
 
-def test_unknown_and_empty_texts_are_named_in_the_error(tmp_path):
+def test_unknown_text_is_named_and_the_empty_text_refused(tmp_path):
   # What the TF OD API does with the empty text: the id of the last item without display_name.
   assert _CASES['empty_text']['classes']['use_display_name_false'] == [[2, 1]]
   decoder = tf_example_decoder.TfExampleDecoder(
       label_map_proto_file=_label_map_path(tmp_path, 'empty_text'))
   with pytest.raises(tf.errors.InvalidArgumentError,
-                     match=r'source_id=7.*not in the label map .*empty_text.pbtxt: "".*'
-                     r'`name` and `display_name`'):
+                     match=r'source_id=7.*image/object/class/text is empty for object\(s\) 0 '):
     decoder.decode(tf.constant(base64.b64decode(_CASES['empty_text']['records'][0])))
   decoder = tf_example_decoder.TfExampleDecoder(
       label_map_proto_file=_label_map_path(tmp_path, 'unknown_text'))
-  with pytest.raises(tf.errors.InvalidArgumentError, match='not in the label map .*: cow'):
-    decoder.decode(tf.constant(base64.b64decode(_CASES['unknown_text']['records'][0])))
+  out = decoder.decode(tf.constant(base64.b64decode(_CASES['unknown_text']['records'][0])))
+  assert list(out[tf_example_decoder.UNRECOGNIZED_CLASS_TEXT_KEY].numpy()) == [b'', b'cow']

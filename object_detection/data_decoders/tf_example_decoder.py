@@ -4,16 +4,27 @@ Reads the records written by `dataset_tools/create_coco_tf_record.py` (this repo
 API's own: same feature keys and dtypes) and returns a dict keyed by
 `standard_fields.InputDataFields`.
 
+Objects the TF OD API's decoder passes through and its input pipeline drops pass through here
+too: a class text not in the label map decodes to class id -1 (UNRECOGNIZED_CLASS_ID) and a box
+with a NaN coordinate stays NaN. `inputs.py` drops such objects (`filter_unrecognized_classes`,
+`filter_groundtruth_with_nan_box_coordinates`) and counts them (`bad_examples`), so a label map
+that lists only some of the records' classes trains on those classes. The texts behind the -1
+ids are in the extra output UNRECOGNIZED_CLASS_TEXT_KEY, for that count.
+
 Record checks: `TfExampleDecoder.decode` asserts, per record, that the masks match the boxes in
-count and the image in size, that boxes lie in [0, 1], and that class texts are in the label map.
-A failure raises `tf.errors.InvalidArgumentError` whose message names the record
-(`image/source_id`, `image/filename`) and the feature. With `skip_bad_examples=True` nothing is
-raised: the decoded dict carries `RECORD_IS_VALID_KEY` and `RECORD_ERROR_KEY` instead, and the
-dataset builder drops, logs and counts the bad records (`bad_examples.filter_bad_examples`).
+count and the image in size, that boxes lie in [0, 1] with min <= max (NaN boxes excepted), and
+that no class text is empty. The TF OD API's decoder does none of this: its input pipeline stops
+on a box with min > max with a bare assertion, and trains on boxes outside the image and on
+empty texts (which it maps to an arbitrary label map item). A failure raises
+`tf.errors.InvalidArgumentError` whose message names the record (`image/source_id`,
+`image/filename`) and the feature. With `skip_bad_examples=True` nothing is raised: the decoded
+dict carries `RECORD_IS_VALID_KEY` and `RECORD_ERROR_KEY` instead, and the dataset builder
+drops, logs and counts the bad records (`bad_examples.filter_bad_examples`).
 File-level checks (the files exist, are TFRecords, hold masks of the configured type) are in
 `validate_records`, which the input pipeline calls once per input reader, before building the
 `tf.data` pipeline, so the error names the file.
 """
+from absl import logging
 import tensorflow as tf
 
 from object_detection.core import standard_fields as fields
@@ -43,6 +54,15 @@ _UNSUPPORTED_OPTIONS = (
     'load_context_features', 'expand_hierarchy_labels', 'load_dense_pose', 'load_track_id',
     'load_keypoint_depth_features', 'use_keypoint_label_map')
 
+
+# Class id of an object whose class text is not in the label map (TF OD API: the lookup table's
+# default value); the input pipeline drops such objects.
+UNRECOGNIZED_CLASS_ID = -1
+
+# Extra key of `decode`'s output when a label map is given: string [N], the class text of each
+# object whose id is UNRECOGNIZED_CLASS_ID because the text is not in the label map, '' for the
+# other objects. Read (and removed) by the input pipeline's drop count (`bad_examples`).
+UNRECOGNIZED_CLASS_TEXT_KEY = 'unrecognized_class_text'
 
 # Extra keys of `decode`'s output with skip_bad_examples=True: bool scalar, true when every record
 # check passed; string scalar, the failed checks' messages (empty when valid).
@@ -134,11 +154,13 @@ class TfExampleDecoder(object):
     image: uint8 [H, W, 3].
     original_image_spatial_shape: int32 [2], (H, W) of the decoded image.
     source_id, key (image/key/sha256), filename: string scalars.
-    groundtruth_boxes: float32 [N, 4], normalized [ymin, xmin, ymax, xmax] in [0, 1].
+    groundtruth_boxes: float32 [N, 4], normalized [ymin, xmin, ymax, xmax] in [0, 1]; a box
+      with a NaN coordinate is returned as written (the input pipeline drops it).
     groundtruth_classes: int64 [N], label-map ids. With `label_map_proto_file` and a non-empty
       image/object/class/text, the ids come from looking the texts up in the label map by `name`
       and by `display_name` (the larger id when both match, see `load_label_map_dict`), as in the
-      TF OD API; otherwise from image/object/class/label.
+      TF OD API; a text in neither gives UNRECOGNIZED_CLASS_ID (-1), as in the TF OD API (the
+      input pipeline drops those objects). Otherwise the ids are image/object/class/label.
     groundtruth_weights: float32 [N], image/object/weight or ones when absent.
     groundtruth_is_crowd: bool [N], image/object/is_crowd or False when absent.
     groundtruth_area: float32 [N], image/object/area in pixels of the original image; when absent,
@@ -146,16 +168,19 @@ class TfExampleDecoder(object):
     groundtruth_difficult, groundtruth_group_of: bool [N], False when absent.
     groundtruth_instance_masks (only with load_instance_masks): uint8 [N, H, W], 0/1, whole
       image; [0, H, W] for a record without objects.
+    UNRECOGNIZED_CLASS_TEXT_KEY (only with a label map): string [N], the text of each object of
+      class -1 because its text is not in the label map, '' for the others (not in the TF OD
+      API's output; the input pipeline uses it to name the skipped classes, then removes it).
 
   Errors (tf.errors.InvalidArgumentError when the tensor is evaluated, naming the record's
   image/source_id and image/filename, and the feature): box count differs between the four
-  bbox features; a box outside [0, 1] (beyond BOX_TOLERANCE) or with min > max; class count
-  differs from the box count; a class text not in the label map; mask count differs from the box
-  count; a mask whose size differs from the image; image/height or image/width differ from the
-  decoded image. With skip_bad_examples=True these are reported, not raised: the output also
-  holds RECORD_IS_VALID_KEY (bool []) and RECORD_ERROR_KEY (string [], the same messages), and
-  the other outputs of a bad record are placeholders of the right rank. An image that cannot be
-  decoded raises in both modes.
+  bbox features; a box without NaN outside [0, 1] (beyond BOX_TOLERANCE) or with min > max;
+  class count differs from the box count; an empty class text (with a label map); mask count
+  differs from the box count; a mask whose size differs from the image; image/height or
+  image/width differ from the decoded image. With skip_bad_examples=True these are reported, not
+  raised: the output also holds RECORD_IS_VALID_KEY (bool []) and RECORD_ERROR_KEY (string [],
+  the same messages), and the other outputs of a bad record are placeholders of the right rank.
+  An image that cannot be decoded raises in both modes.
   """
 
   def __init__(self,
@@ -183,7 +208,7 @@ class TfExampleDecoder(object):
         converter) or NUMERICAL_MASKS (float list N*H*W). `input_reader_pb2` enum values, the
         ints 2 / 1 / 0 or names are accepted. The default is NUMERICAL_MASKS, as in the TF OD API.
       label_map_proto_file: optional label map path; class texts are looked up in it, by `name`
-        and by `display_name`.
+        and by `display_name`; a text in neither gives class id -1.
       use_display_name: ignored, as in the TF OD API's decoder (which accepts and drops it):
         class texts are always looked up by both `name` and `display_name`.
       dct_method: JPEG DCT method passed to `tf.io.decode_jpeg` ('' = TF default).
@@ -222,7 +247,7 @@ class TfExampleDecoder(object):
       keys = tf.constant(list(label_map.keys()), dtype=tf.string)
       values = tf.constant(list(label_map.values()), dtype=tf.int64)
       self._label_table = tf.lookup.StaticHashTable(
-          tf.lookup.KeyValueTensorInitializer(keys, values), default_value=-1)
+          tf.lookup.KeyValueTensorInitializer(keys, values), default_value=UNRECOGNIZED_CLASS_ID)
 
     self.keys_to_features = {
         'image/encoded': tf.io.FixedLenFeature((), tf.string, default_value=''),
@@ -327,18 +352,24 @@ class TfExampleDecoder(object):
     with tf.control_dependencies(checks[-1:]):
       boxes = tf.stack([ymin[:n], xmin[:n], ymax[:n], xmax[:n]], axis=1)
     boxes = tf.reshape(boxes, [-1, 4])
-    in_range = tf.logical_and(boxes >= -BOX_TOLERANCE, boxes <= 1.0 + BOX_TOLERANCE)
+    # A box with a NaN coordinate passes through, as in the TF OD API's decoder: the input
+    # pipeline drops and counts it (inputs.py / bad_examples). The other checks skip such rows.
+    has_nan = tf.reduce_any(tf.math.is_nan(boxes), axis=1)
+    in_range = tf.logical_or(
+        has_nan[:, None],
+        tf.logical_and(boxes >= -BOX_TOLERANCE, boxes <= 1.0 + BOX_TOLERANCE))
     check(tf.reduce_all(in_range),
           'image/object/bbox/* holds boxes outside [0, 1] (ymin, xmin, ymax, xmax = ',
           tf.strings.reduce_join(tf.as_string(tf.boolean_mask(
               boxes, tf.logical_not(tf.reduce_all(in_range, axis=1))), precision=4),
                                  separator=', '),
           '); bbox features must be normalized by the image width and height')
-    check(tf.reduce_all(tf.logical_and(boxes[:, 0] <= boxes[:, 2], boxes[:, 1] <= boxes[:, 3])),
+    ordered = tf.logical_and(boxes[:, 0] <= boxes[:, 2], boxes[:, 1] <= boxes[:, 3])
+    check(tf.reduce_all(tf.logical_or(has_nan, ordered)),
           'image/object/bbox/* has a box with ymin > ymax or xmin > xmax')
-    boxes = tf.clip_by_value(boxes, 0.0, 1.0)
+    boxes = tf.where(tf.math.is_nan(boxes), boxes, tf.clip_by_value(boxes, 0.0, 1.0))
 
-    classes = self._decode_classes(f, num_boxes, check)
+    classes, unrecognized_texts = self._decode_classes(f, num_boxes, check)
 
     def per_box(values, default, name):
       """Returns `values` [N], or `default` [N] when the feature is absent."""
@@ -371,6 +402,8 @@ class TfExampleDecoder(object):
         fields.InputDataFields.groundtruth_group_of: tf.cast(per_box(
             _dense(f['image/object/group_of'], 0), zeros, 'image/object/group_of'), tf.bool),
     }
+    if unrecognized_texts is not None:
+      tensor_dict[UNRECOGNIZED_CLASS_TEXT_KEY] = unrecognized_texts
     if self._load_instance_masks:
       tensor_dict[fields.InputDataFields.groundtruth_instance_masks] = self._decode_masks(
           f, height, width, num_boxes, check)
@@ -386,27 +419,38 @@ class TfExampleDecoder(object):
         tensor_dict = {k: tf.identity(v) for k, v in tensor_dict.items()}
     tensor_dict[fields.InputDataFields.image].set_shape([None, None, 3])
     tensor_dict[fields.InputDataFields.groundtruth_boxes].set_shape([None, 4])
+    if unrecognized_texts is not None:
+      tensor_dict[UNRECOGNIZED_CLASS_TEXT_KEY].set_shape([None])
     if self._load_instance_masks:
       tensor_dict[fields.InputDataFields.groundtruth_instance_masks].set_shape(
           [None, None, None])
     return tensor_dict
 
   def _decode_classes(self, f, num_boxes, check):
-    """Returns int64 [N] class ids (label-map lookup of class/text first, as in the TF OD API)."""
+    """Class ids (label-map lookup of class/text first, as in the TF OD API).
+
+    Returns:
+      (int64 [N] class ids, -1 for a text not in the label map; string [N] such texts, '' for
+      the other objects, or None without a label map).
+    """
     labels = _dense(f['image/object/class/label'], 0)
+    unrecognized = None
     if self._label_table is not None:
       texts = _dense(f['image/object/class/text'], '')
       looked_up = self._label_table.lookup(texts)
-      unknown = tf.boolean_mask(texts, looked_up < 0)
-      # An empty text would vanish from the joined message.
-      unknown = tf.where(tf.equal(unknown, ''), '""', unknown)
-      check(tf.equal(tf.size(unknown), 0),
-            'image/object/class/text has classes not in the label map ',
-            self._label_map_proto_file, ': ',
-            tf.strings.reduce_join(unknown, separator=', '),
-            ' (texts are looked up by label map `name` and `display_name`; check '
-            'label_map_path in the input reader config)')
-      classes = tf.cond(tf.size(texts) > 0, lambda: looked_up, lambda: labels)
+      # The TF OD API gives an empty text the id of the label map's last item without a
+      # display_name (or -1 when every item has one): an arbitrary class, so it is refused.
+      empty = tf.cast(tf.where(tf.equal(texts, ''))[:, 0], tf.int32)
+      check(tf.equal(tf.size(empty), 0),
+            'image/object/class/text is empty for object(s) ',
+            tf.strings.reduce_join(tf.as_string(empty), separator=', '),
+            ' (0-based); write the class name of every object (the TF OD API would give it the '
+            'id of the label map\'s last item without a display_name)')
+      use_texts = tf.size(texts) > 0
+      classes = tf.cond(use_texts, lambda: looked_up, lambda: labels)
+      unrecognized = tf.cond(
+          use_texts, lambda: tf.where(looked_up < 0, texts, ''),
+          lambda: tf.fill(tf.shape(labels), ''))
       hint = ''
     else:
       classes = labels
@@ -415,7 +459,7 @@ class TfExampleDecoder(object):
     check(tf.equal(tf.size(classes), num_boxes),
           'image/object/class/label has ', tf.size(classes), ' values but the record has ',
           num_boxes, ' boxes', hint)
-    return classes
+    return classes, unrecognized
 
   def _decode_masks(self, f, height, width, num_boxes, check):
     """Returns uint8 [N, H, W] 0/1 masks from PNG strings or a flat float list."""
@@ -518,6 +562,10 @@ def validate_records(input_path,
     skip_bad_examples: the input reader's `skip_bad_examples`: the per-record class checks are
       then left to the decoder, which skips such records; the file-level checks still raise.
 
+  Class texts not in the label map are not an error (the input pipeline drops and counts those
+  objects, as the TF OD API drops them); when none of the texts read is in the label map, which
+  points at the wrong label_map_path, one warning is logged.
+
   Returns:
     dict {file path: {'records_checked': int, 'mask_type': 'PNG_MASKS' | 'NUMERICAL_MASKS' |
     None (no masks seen)}}.
@@ -526,13 +574,14 @@ def validate_records(input_path,
     RecordValidationError: no file matches a pattern; a file is not a TFRecord of
       tf.train.Example; a record has no image/encoded; masks are requested but the records have
       none (re-create them with --include_masks) or hold the other mask type (set mask_type);
-      classes are only stored as text and no label map is given, or a text is not in it.
+      classes are only stored as text and no label map is given; a class text is empty.
   """
   mask_type = mask_type_name(instance_mask_type)
   label_map = None
   if label_map_proto_file:
     label_map = load_label_map_dict(label_map_proto_file, use_display_name)
   report = {}
+  texts_seen = set()
   for path in _list_files(input_path):
     examples = []
     try:
@@ -578,6 +627,8 @@ def validate_records(input_path,
                if 'image/object/class/text' in feature_map else [])
       labels = (list(feature_map['image/object/class/label'].int64_list.value)
                 if 'image/object/class/label' in feature_map else [])
+      if label_map and texts:
+        texts_seen.update(t.decode('utf-8', 'replace') for t in texts if t)
       if skip_bad_examples:
         continue
       if num_boxes and len(labels) != num_boxes and not (label_map and texts):
@@ -586,14 +637,16 @@ def validate_records(input_path,
                 where, num_boxes, len(labels),
                 '; it stores class names only: set label_map_path in the input reader config'
                 if texts and not label_map else ''))
-      if label_map and texts:
-        unknown = sorted({t.decode('utf-8', 'replace') or '""' for t in texts} - set(label_map))
-        if unknown:
-          raise RecordValidationError(
-              '%s has image/object/class/text not in the label map %s: %s (texts are looked '
-              'up by label map `name` and `display_name`; check label_map_path).' % (
-                  where, label_map_proto_file, ', '.join(unknown)))
+      if label_map and b'' in texts:
+        raise RecordValidationError(
+            '%s has an empty image/object/class/text: write the class name of every object.'
+            % where)
     report[path] = {'records_checked': len(examples), 'mask_type': seen_kind}
+  if texts_seen and not texts_seen & set(label_map):
+    logging.warning(
+        'No class text of the first records of %s is in the label map %s (texts: %s): their '
+        'objects are skipped. Check label_map_path in the input reader config.',
+        ', '.join(report), label_map_proto_file, ', '.join(sorted(texts_seen)[:10]))
   return report
 
 

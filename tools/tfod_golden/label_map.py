@@ -133,12 +133,12 @@ _HAND_MADE = [
      'item { name: "cat" id: 1 }\n'
      'item { name: "dog" id: 2 }\n',
      [(['dog', 'cat'], []), ([], [2, 1, 2]), (['cat'], [2])]),
-    # Unknown texts give -1 in the TF OD API (our decoder raises instead).
+    # Unknown texts give -1 in the TF OD API (and in our decoder).
     ('unknown_text',
      'item { name: "cat" id: 1 display_name: "Cat" }\n',
      [(['Cat', 'cow'], []), (['cat', 'Cat'], [])]),
     # An empty text matches the empty display_name of the last item without one in the TF OD
-    # API (here id 2); our decoder refuses it as not in the label map.
+    # API (here id 2); our decoder refuses an empty class text.
     ('empty_text',
      'item { name: "cat" id: 1 }\n'
      'item { name: "dog" id: 2 }\n',
