@@ -1,7 +1,10 @@
 """Inference ms/image: our exported SavedModel vs the Model Garden Mask R-CNN, batch 1.
 
 Ours (--side ours): the ResNet-50-FPN sample config with its image resizer set to --image_size
-(min = max = size), randomly initialised, saved as a checkpoint, exported with
+(min = max = size) or, with --config c4, benchmarks/configs/mask_rcnn_resnet50_c4_512.config
+(the TF OD API's C4 network; fixed_shape_resizer set to --image_size; its peer is
+benchmarks/tfod_peer.py --mode inference, which exports the same file with the TF OD API's own
+exporter and times it the same way), randomly initialised, saved as a checkpoint, exported with
 `exporter_lib_v2.export_inference_graph(input_type='image_tensor')`, loaded back with
 `tf.saved_model.load` and timed through `signatures['serving_default']` (the whole served graph:
 uint8 input, preprocess, predict, postprocess with the mask pass on the detections and
@@ -17,8 +20,8 @@ traced graph (benchmarks/flops.py): ours on the exporter's serving computation
 (`DetectionInferenceModule._run_inference_on_images`), the Model Garden's on its call.
 
 Usage:
-  python benchmarks/inference.py --side ours --image_size 512 [--steps 5 --warmup 2
-      --no_flops --output_json out.json]
+  python benchmarks/inference.py --side ours --image_size 512 [--config fpn|c4 --steps 5
+      --warmup 2 --no_flops --output_json out.json]
 """
 import argparse
 import os
@@ -34,19 +37,27 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 CONFIG = 'mask_rcnn_resnet50_fpn_coco.config'
-IMAGE = os.path.join(common.COCO128_DIR, 'images', '000000000009.jpg')
+IMAGE = common.IMAGE
+load_image = common.load_image
 
 
-def load_image(size):
-  """uint8 [size, size, 3] real image (coco128_seg 000000000009.jpg, bilinear resize)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  image = tf.io.decode_jpeg(tf.io.read_file(IMAGE), channels=3)
-  image = tf.image.resize(image, [size, size])
-  return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8).numpy()
+def load_configs(config, image_size, work_dir):
+  """The pipeline configs dict: the FPN sample config resized, or the C4 benchmark config."""
+  from object_detection.utils import config_util  # pylint: disable=g-import-not-at-top
+  if config == 'c4':
+    # The exporter reads no input paths: the records folder placeholder stays unused.
+    path = common.write_c4_config(os.path.join(work_dir, 'pipeline.config'), work_dir,
+                                  image_size)
+    return config_util.get_configs_from_pipeline_file(path)
+  configs = config_util.get_configs_from_pipeline_file(os.path.join(common.CONFIG_DIR, CONFIG))
+  resizer = configs['model'].faster_rcnn.image_resizer.keep_aspect_ratio_resizer
+  resizer.min_dimension = image_size
+  resizer.max_dimension = image_size
+  return configs
 
 
-def export_random_init(image_size, work_dir):
-  """Writes a random-init checkpoint and exports it; returns (saved_model_dir, seconds, model)."""
+def export_random_init(image_size, work_dir, config='fpn'):
+  """Writes a random-init checkpoint and exports it; returns (saved_model_dir, seconds)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   # pylint: disable=g-import-not-at-top
   from object_detection import exporter_lib_v2
@@ -54,10 +65,7 @@ def export_random_init(image_size, work_dir):
   from object_detection.utils import checkpoint_utils
   from object_detection.utils import config_util
   # pylint: enable=g-import-not-at-top
-  configs = config_util.get_configs_from_pipeline_file(os.path.join(common.CONFIG_DIR, CONFIG))
-  resizer = configs['model'].faster_rcnn.image_resizer.keep_aspect_ratio_resizer
-  resizer.min_dimension = image_size
-  resizer.max_dimension = image_size
+  configs = load_configs(config, image_size, work_dir)
   pipeline_config = config_util.create_pipeline_proto_from_configs(configs)
   model = model_builder.build(configs['model'], is_training=False)
   checkpoint_utils.build_model_variables(model, (image_size, image_size))
@@ -70,17 +78,17 @@ def export_random_init(image_size, work_dir):
   return os.path.join(out, 'saved_model'), seconds
 
 
-def run_ours(image_size, steps, warmup, with_flops):
+def run_ours(image_size, steps, warmup, with_flops, config='fpn'):
   work_dir = tempfile.mkdtemp(prefix='bench_inference_')
   try:
-    return _run_ours(image_size, steps, warmup, with_flops, work_dir)
+    return _run_ours(image_size, steps, warmup, with_flops, work_dir, config)
   finally:
     shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def _run_ours(image_size, steps, warmup, with_flops, work_dir):
+def _run_ours(image_size, steps, warmup, with_flops, work_dir, config):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  saved_model_dir, export_seconds = export_random_init(image_size, work_dir)
+  saved_model_dir, export_seconds = export_random_init(image_size, work_dir, config)
   loaded = tf.saved_model.load(saved_model_dir)
   serve = loaded.signatures['serving_default']
   image = tf.constant(load_image(image_size)[np.newaxis])
@@ -93,7 +101,9 @@ def _run_ours(image_size, steps, warmup, with_flops, work_dir):
   times, first, out = common.time_calls(call, steps, warmup)
   result = {'ms_per_image': 1000.0 * float(np.median(times)), 'ms_all': [1e3 * t for t in times],
             'first_call_seconds': first, 'export_seconds': export_seconds,
-            'num_detections': float(out['num_detections'].numpy()[0])}
+            'num_detections': float(out['num_detections'].numpy()[0]),
+            'detection_masks_shape': (list(out['detection_masks'].shape)
+                                      if 'detection_masks' in out else None)}
   if with_flops:
     # The exporter's serving computation on the same (restored) weights.
     # pylint: disable=g-import-not-at-top
@@ -113,7 +123,8 @@ def _run_ours(image_size, steps, warmup, with_flops, work_dir):
   return result
 
 
-def run_mg(image_size, steps, warmup, with_flops):
+def run_mg(image_size, steps, warmup, with_flops, config='fpn'):
+  del config  # the Model Garden peer is ResNet-50-FPN only
   import model_garden  # pylint: disable=g-import-not-at-top
   return model_garden.inference_benchmark(image_size, steps, warmup, image=load_image(image_size),
                                           with_flops=with_flops)
@@ -124,15 +135,20 @@ def main():
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--side', choices=('ours', 'mg'), required=True)
   parser.add_argument('--image_size', type=int, default=512)
+  parser.add_argument('--config', choices=('fpn', 'c4'), default='fpn',
+                      help='ours: fpn = samples/configs/%s, c4 = benchmarks/configs/%s' % (
+                          CONFIG, os.path.basename(common.C4_CONFIG)))
   parser.add_argument('--steps', type=int, default=5)
   parser.add_argument('--warmup', type=int, default=2)
   parser.add_argument('--no_flops', action='store_true')
   parser.add_argument('--output_json', default='')
   args = parser.parse_args()
+  if args.side == 'mg' and args.config != 'fpn':
+    parser.error('--config c4 is ours only (its peer is benchmarks/tfod_peer.py --mode inference)')
   run = run_ours if args.side == 'ours' else run_mg
-  result = run(args.image_size, args.steps, args.warmup, not args.no_flops)
-  result.update({'side': args.side, 'image_size': args.image_size, 'steps': args.steps,
-                 'warmup': args.warmup})
+  result = run(args.image_size, args.steps, args.warmup, not args.no_flops, args.config)
+  result.update({'side': args.side, 'config': args.config, 'image_size': args.image_size,
+                 'steps': args.steps, 'warmup': args.warmup})
   line = '%-4s inference %dx%d: %.1f ms/image' % (args.side, args.image_size, args.image_size,
                                                    result['ms_per_image'])
   if 'flops' in result:

@@ -4,6 +4,9 @@
   python benchmarks/run_all.py --quick    # tiny smoke run of every benchmark (a few minutes)
   python benchmarks/run_all.py --only train_resnet50,train_mg_resnet50   # names or globs
   python benchmarks/run_all.py --list
+  python benchmarks/run_all.py --tfod_research_dir /work/tfod/research \
+      --tfod_python /work/tfod_venv/bin/python        # adds the TF OD API peer rows (c4_*_tfod)
+  python benchmarks/run_all.py --only 'c4_*' --tfod_research_dir ... --tfod_python ...
 
 Writes benchmarks/results/latest.json (every benchmark's JSON, the table, date, nproc, TF
 version; --quick writes quick.json) and keeps each benchmark's log in benchmarks/results/logs/.
@@ -16,6 +19,18 @@ fraction of floor = floor time / measured time (1.0 would be matmul speed throug
 rate is the best of the matmul runs at the start and at the end of the run. Each benchmark's
 JSON also records the machine's CPU busy / steal fractions while it ran (`machine`), to spot a
 run disturbed by other work.
+
+The same-network comparison with the TF Object Detection API (rows c4_*): both sides run
+benchmarks/configs/mask_rcnn_resnet50_c4_512.config (the TF OD API's C4 ResNet-50 Mask R-CNN,
+512x512, train batch 2) on the same records: training s/step and the training process's peak
+RSS (train_step.py --model resnet50_c4 vs tfod_peer.py --mode train), exported-SavedModel
+inference ms/image (inference.py --config c4 vs tfod_peer.py --mode inference) and evaluation
+s/image (evaluation.py --model_eval c4 vs tfod_peer.py --mode eval). The TF OD API side runs in
+its own interpreter and environment (--tfod_python; PYTHONPATH = --tfod_research_dir and its
+slim/, TF_USE_LEGACY_KERAS=1, working directory outside this repository, as
+/work/tfod/env.sh sets up); without those flags its rows are skipped with a note and the c4 rows
+of ours are shown without ratios. Targets: ours <= 0.3x its training time and <= 1/3 of its peak
+RSS, <= 0.5x its inference and evaluation time.
 """
 import argparse
 import datetime
@@ -45,17 +60,95 @@ RESULTS_DIR = os.path.join(HERE, 'results')
 FULL = {'train_size': 512, 'train_batch': 2, 'train_steps': 5, 'train_warmup': 2,
         'infer_sizes': (512, 1024), 'infer_steps': 5, 'infer_warmup': 2,
         'pipeline_batches': 10, 'data_repeats': 3, 'eval_repeats': 3, 'matmul_n': 2048,
-        'mask_head_steps': 2, 'mask_head_rois': (512, 128)}
+        'mask_head_steps': 2, 'mask_head_rois': (512, 128),
+        # Same-network rows (ours vs the TF OD API, C4 config): ~27 s/step and ~7-9 s/image for
+        # the TF OD API on 2 cores plus ~1-2 min of start-up / tracing / export per process, so
+        # fewer repeats than above keep the whole run near 25 min. Training: median of 4 after
+        # 1 warm-up (the first call traces, optimizer slots included; the median of 4 absorbs
+        # one slow second step); inference median of 3 after 1; evaluation 6 val images (the
+        # first, which traces, excluded).
+        'c4_size': 512, 'c4_batch': 2, 'c4_train_steps': 4, 'c4_train_warmup': 1,
+        'c4_infer_steps': 3, 'c4_infer_warmup': 1, 'c4_eval_images': 6}
 QUICK = {'train_size': 128, 'train_batch': 1, 'train_steps': 1, 'train_warmup': 1,
          'infer_sizes': (128,), 'infer_steps': 1, 'infer_warmup': 1,
          'pipeline_batches': 2, 'data_repeats': 1, 'eval_repeats': 1, 'matmul_n': 512,
-         'mask_head_steps': 1, 'mask_head_rois': (64, 16)}
+         'mask_head_steps': 1, 'mask_head_rois': (64, 16),
+         'c4_size': 128, 'c4_batch': 1, 'c4_train_steps': 1, 'c4_train_warmup': 1,
+         'c4_infer_steps': 1, 'c4_infer_warmup': 1, 'c4_eval_images': 2}
 
 TRAIN_MODELS = ('resnet50', 'mg_resnet50', 'efficientnet_b2', 'mobilenet_v2')
+# Same-network rows: (kind, TF OD API benchmark, ours); the TF OD API one runs first.
+C4_PAIRS = (('train', 'c4_train_tfod', 'c4_train_ours'),
+            ('inference', 'c4_inference_tfod', 'c4_inference_ours'),
+            ('eval', 'c4_eval_tfod', 'c4_eval_ours'))
+C4_TARGETS = {'train': 0.3, 'train_rss': 1.0 / 3.0, 'inference': 0.5, 'eval': 0.5}
+TFOD_SKIP_NOTE = 'TF OD API not given: pass --tfod_research_dir and --tfod_python'
 
 
-def benchmark_specs(s, records):
-  """[(name, argv without --output_json)] in run order."""
+class Tfod(object):
+  """How to launch the TF OD API peer: its interpreter and research/ folder (None: skipped)."""
+
+  def __init__(self, python, research_dir):
+    self.python = python
+    self.research_dir = os.path.abspath(research_dir)
+
+  def env(self):
+    """os.environ with the TF OD API's PYTHONPATH (research/, research/slim) and legacy Keras."""
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join([self.research_dir,
+                                         os.path.join(self.research_dir, 'slim')])
+    env['TF_USE_LEGACY_KERAS'] = '1'
+    return env
+
+  def check(self):
+    """One clear error line for a flag that cannot work; None when both look right."""
+    if not os.path.isfile(os.path.join(self.research_dir, 'object_detection', 'model_lib_v2.py')):
+      return ('--tfod_research_dir %s: no object_detection/model_lib_v2.py there (give the TF OD '
+              'API research/ folder)' % self.research_dir)
+    if not (os.path.isfile(self.python) and os.access(self.python, os.X_OK)):
+      return '--tfod_python %s: not an executable file' % self.python
+    return None
+
+
+def c4_specs(s, records, tfod):
+  """The same-network specs: (name, argv, launch) with launch = None (ours) or the TF OD API's."""
+  py = sys.executable
+  size = '--image_size=%d' % s['c4_size']
+  ours = {
+      'train': [py, os.path.join(HERE, 'train_step.py'), '--model=resnet50_c4', size,
+                '--batch_size=%d' % s['c4_batch'], '--steps=%d' % s['c4_train_steps'],
+                '--warmup=%d' % s['c4_train_warmup'], '--records=' + records, '--no_flops'],
+      'inference': [py, os.path.join(HERE, 'inference.py'), '--side=ours', '--config=c4', size,
+                    '--steps=%d' % s['c4_infer_steps'], '--warmup=%d' % s['c4_infer_warmup'],
+                    '--no_flops'],
+      'eval': [py, os.path.join(HERE, 'evaluation.py'), '--model_eval=c4', size,
+               '--records=' + records, '--eval_images=%d' % s['c4_eval_images']],
+  }
+  peer_args = {
+      'train': ['--batch_size=%d' % s['c4_batch'], '--steps=%d' % s['c4_train_steps'],
+                '--warmup=%d' % s['c4_train_warmup']],
+      'inference': ['--steps=%d' % s['c4_infer_steps'], '--warmup=%d' % s['c4_infer_warmup']],
+      'eval': ['--eval_images=%d' % s['c4_eval_images']],
+  }
+  specs = []
+  for kind, peer_name, ours_name in C4_PAIRS:
+    if tfod is None:
+      specs.append((peer_name, None, {'skip': TFOD_SKIP_NOTE}))
+    else:
+      specs.append((peer_name, [tfod.python, os.path.join(HERE, 'tfod_peer.py'), '--mode=' + kind,
+                                '--records=' + records, size,
+                                '--tfod_research_dir=' + tfod.research_dir] + peer_args[kind],
+                    {'env': tfod.env(), 'cwd': tempfile.gettempdir()}))
+    specs.append((ours_name, ours[kind], None))
+  return specs
+
+
+def benchmark_specs(s, records, tfod=None):
+  """[(name, argv without --output_json, launch)] in run order.
+
+  launch: None (this interpreter, cwd = the repository), {'env': ..., 'cwd': ...} for the TF OD
+  API peer, or {'skip': reason} (argv None) when the TF OD API was not given.
+  """
   py = sys.executable
   specs = [('matmul_floor', [py, os.path.join(HERE, 'matmul_floor.py'),
                              '--n=%d' % s['matmul_n']])]
@@ -85,15 +178,22 @@ def benchmark_specs(s, records):
                                '--repeats=%d' % s['data_repeats']]))
   specs.append(('evaluation', [py, os.path.join(HERE, 'evaluation.py'),
                                '--repeats=%d' % s['eval_repeats']]))
+  specs = [(name, argv, None) for name, argv in specs]
+  specs += c4_specs(s, records, tfod)
   # Measured again at the end: the floor uses the best rate of both (a rate lowered by a
   # momentary slowdown of the machine would make every floor fraction too optimistic).
   specs.append(('matmul_floor_end', [py, os.path.join(HERE, 'matmul_floor.py'),
-                                     '--n=%d' % s['matmul_n']]))
+                                     '--n=%d' % s['matmul_n']], None))
   return specs
 
 
-def run_one(name, argv, log_dir, timeout):
-  """Runs one benchmark subprocess; returns its JSON payload plus wall seconds (or an error)."""
+def run_one(name, argv, log_dir, timeout, launch=None):
+  """Runs one benchmark subprocess; returns its JSON payload plus wall seconds (or an error).
+
+  launch: optional {'env': environment, 'cwd': working directory} (the TF OD API peer runs in
+  its own environment, outside this repository); default: this environment, the repository.
+  """
+  launch = launch or {}
   out_json = os.path.join(log_dir, name + '.json')
   if os.path.exists(out_json):
     os.remove(out_json)
@@ -103,7 +203,8 @@ def run_one(name, argv, log_dir, timeout):
   with open(log_path, 'w') as log:
     try:
       proc = subprocess.run(argv + ['--output_json=' + out_json], stdout=log,
-                            stderr=subprocess.STDOUT, cwd=common.REPO_ROOT, timeout=timeout)
+                            stderr=subprocess.STDOUT, cwd=launch.get('cwd', common.REPO_ROOT),
+                            env=launch.get('env'), timeout=timeout)
       code = proc.returncode
     except subprocess.TimeoutExpired:
       code = 'timeout after %d s' % timeout
@@ -166,6 +267,10 @@ def _payload(results, name, rows):
   if 'error' in payload:
     rows.append({'name': name, 'result': 'FAILED (%s)' % payload['error']})
     return {}
+  if 'skipped' in payload:
+    # The full reason is printed under the table.
+    rows.append({'name': name, 'result': 'SKIPPED (%s)' % payload['skipped'].split(':')[0]})
+    return {}
   return payload
 
 
@@ -206,8 +311,10 @@ def build_rows(results):
                r['loop_seconds'], r['batch_size'] / r['loop_seconds'], r['step_seconds']),
            'gflop': flops / 1e9 if flops else None, 'floor': floor, 'fraction': fraction}
     if mg and model != 'mg_resnet50':
-      row['peer'] = '%.2f s/step' % mg['loop_seconds']
+      row['peer'] = '%.2f s/step (MG)' % mg['loop_seconds']
       row['ratio'] = r['loop_seconds'] / mg['loop_seconds']
+      if model == 'resnet50':
+        row['target'] = '<= 1.00x'
     rows.append(row)
   for r in _payload(results, 'mask_head', rows).get('results', []):
     floor, fraction = floor_fields(r.get('flops'), r['seconds'])
@@ -231,7 +338,7 @@ def build_rows(results):
              'gflop': flops / 1e9 if flops else None,
              'floor': floor * 1e3 if floor else None, 'floor_unit': 'ms', 'fraction': fraction}
       if peer and side == 'ours':
-        row['peer'] = '%.0f ms/image' % peer['ms_per_image']
+        row['peer'] = '%.0f ms/image (MG)' % peer['ms_per_image']
         row['ratio'] = r['ms_per_image'] / peer['ms_per_image']
       rows.append(row)
   for key in sorted((k for k in results if k.startswith('input_pipeline')),
@@ -250,11 +357,69 @@ def build_rows(results):
   if e:
     rows.append({'name': 'evaluation', 'setting': 'COCO bbox+segm, %d detections' %
                  e['num_detections'], 'result': '%.2f s' % e['seconds']})
+  rows.extend(c4_rows(results))
+  return rows
+
+
+# Result key of each c4 figure (train: s/step, train_rss: MB, inference: ms, eval: s/image).
+C4_KEYS = {'train': 'loop_seconds', 'train_rss': 'peak_rss_mb', 'inference': 'ms_per_image',
+           'eval': 'seconds_per_image'}
+C4_FIGURES = {'train': ('train', 'train_rss'), 'inference': ('inference',), 'eval': ('eval',)}
+
+
+def c4_figures(results):
+  """{figure: (ours value, TF OD API value or None)} for the c4 figures ours measured; figure
+  is train, train_rss, inference or eval (units in C4_KEYS)."""
+  out = {}
+  for kind, peer_name, ours_name in C4_PAIRS:
+    ours = results.get(ours_name, {}).get('result')
+    peer = results.get(peer_name, {}).get('result')
+    for figure in C4_FIGURES[kind]:
+      key = C4_KEYS[figure]
+      if ours and ours.get(key) is not None:
+        out[figure] = (ours[key], peer.get(key) if peer else None)
+  return out
+
+
+def c4_rows(results):
+  """Table rows of the same-network comparison with the TF OD API (C4 config)."""
+  rows = []
+  formats = {'train': '%.2f s/step', 'train_rss': '%.0f MB peak RSS',
+             'inference': '%.0f ms/image', 'eval': '%.2f s/image'}
+  for kind, peer_name, ours_name in C4_PAIRS:
+    peer = _payload(results, peer_name, rows).get('result')
+    ours = _payload(results, ours_name, rows).get('result')
+    for side_name, r, other in ((peer_name, peer, None), (ours_name, ours, peer)):
+      if not r:
+        continue
+      if kind == 'train':
+        setting = '%dpx b%d, median of %d' % (r['image_size'], r['batch_size'], r['steps'])
+        figures = [('train', r['loop_seconds'], setting),
+                   ('train_rss', r.get('peak_rss_mb'), 'training process, VmHWM')]
+      elif kind == 'inference':
+        figures = [('inference', r['ms_per_image'], '%dpx b1 SavedModel, median of %d' % (
+            r['image_size'], r['steps']))]
+      else:
+        figures = [('eval', r['seconds_per_image'], '%dpx, %d images (first excluded)' % (
+            r['image_size'], r['num_images']))]
+      for figure, value, setting in figures:
+        if value is None:
+          continue
+        row = {'name': side_name, 'setting': 'C4 ' + setting,
+               'result': formats[figure] % value}
+        if side_name == ours_name:
+          row['target'] = '<= %.2fx' % C4_TARGETS[figure]
+        if other is not None:
+          peer_value = other.get(C4_KEYS[figure])
+          if peer_value:
+            row['peer'] = (formats[figure] % peer_value) + ' (TF OD API)'
+            row['ratio'] = value / peer_value
+        rows.append(row)
   return rows
 
 
 def format_table(rows):
-  header = ['benchmark', 'setting', 'result', 'peer (MG)', 'ours/MG', 'GFLOP', 'floor',
+  header = ['benchmark', 'setting', 'result', 'peer', 'ours/peer', 'target', 'GFLOP', 'floor',
             'floor/measured']
   lines = []
   for r in rows:
@@ -262,8 +427,8 @@ def format_table(rows):
     if r.get('floor') is not None:
       floor = ('%.0f ms' % r['floor']) if r.get('floor_unit') == 'ms' else '%.2f s' % r['floor']
     lines.append([r['name'], r.get('setting', ''), r.get('result', ''), r.get('peer', ''),
-                  _fmt(r.get('ratio'), '%.2fx'), _fmt(r.get('gflop'), '%.0f'), floor or '-',
-                  _fmt(r.get('fraction'), '%.3f')])
+                  _fmt(r.get('ratio'), '%.2fx'), r.get('target', ''),
+                  _fmt(r.get('gflop'), '%.0f'), floor or '-', _fmt(r.get('fraction'), '%.3f')])
   widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
   out = ['| ' + ' | '.join(h.ljust(w) for h, w in zip(header, widths)) + ' |',
          '|' + '|'.join('-' * (w + 2) for w in widths) + '|']
@@ -273,8 +438,16 @@ def format_table(rows):
 
 
 def targets(results):
-  """The two README targets, evaluated on the results (None when not measured)."""
+  """The README targets, evaluated on the results (None when not measured)."""
   out = {}
+  names = {'train': 'c4_train_step_vs_tfod', 'train_rss': 'c4_train_peak_rss_vs_tfod',
+           'inference': 'c4_inference_vs_tfod', 'eval': 'c4_eval_per_image_vs_tfod'}
+  for figure, (ours_value, peer_value) in c4_figures(results).items():
+    if peer_value:
+      ratio = ours_value / peer_value
+      out[names[figure]] = {'target': '<= %.2fx' % C4_TARGETS[figure], 'value': ratio,
+                            'ours': ours_value, 'tfod': peer_value,
+                            'met': ratio <= C4_TARGETS[figure]}
   ours = results.get('train_resnet50', {}).get('result')
   mg = results.get('train_mg_resnet50', {}).get('result')
   if ours and mg:
@@ -303,13 +476,28 @@ def main():
   parser.add_argument('--only', default='', help='comma-separated names or globs (see --list)')
   parser.add_argument('--list', action='store_true')
   parser.add_argument('--timeout', type=int, default=1800, help='seconds per benchmark')
+  parser.add_argument('--tfod_research_dir', default='',
+                      help='the TF OD API research/ folder (object_detection/, slim/): adds the '
+                      'TF OD API peer rows c4_*_tfod; needs --tfod_python')
+  parser.add_argument('--tfod_python', default='',
+                      help='the interpreter of the TF OD API environment (e.g. '
+                      '/work/tfod_venv/bin/python)')
   parser.add_argument('--output_json', default='',
                       help='default: benchmarks/results/latest.json (quick.json with --quick)')
   args = parser.parse_args()
   settings = QUICK if args.quick else FULL
+  tfod = None
+  if bool(args.tfod_research_dir) != bool(args.tfod_python):
+    parser.error('--tfod_research_dir and --tfod_python go together (the TF OD API peer needs '
+                 'both)')
+  if args.tfod_research_dir:
+    tfod = Tfod(args.tfod_python, args.tfod_research_dir)
+    problem = tfod.check()
+    if problem:
+      parser.error(problem)
   if args.list:
-    for name, _ in benchmark_specs(settings, 'RECORDS'):
-      print(name)
+    for name, _, launch in benchmark_specs(settings, 'RECORDS', tfod):
+      print(name + ('  (skipped: %s)' % launch['skip'] if launch and 'skip' in launch else ''))
     return
   patterns = [p.strip() for p in args.only.split(',') if p.strip()]
   log_dir = os.path.join(RESULTS_DIR, 'logs' + ('_quick' if args.quick else ''))
@@ -323,6 +511,7 @@ def main():
           'nproc_cmd': subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip(),
           'tf_version': tf.__version__, 'python': platform.python_version(),
           'cpu': _cpu_model(), 'quick': args.quick, 'settings': settings,
+          'tfod': ({'python': tfod.python, 'research_dir': tfod.research_dir} if tfod else None),
           'git_head': subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True,
                                      text=True, cwd=common.REPO_ROOT).stdout.strip(),
           # Uncommitted changes outside benchmarks/ (what was measured beyond git_head).
@@ -342,11 +531,17 @@ def main():
     # A partial run updates the previous results file.
     with open(output_json) as f:
       results = json.load(f).get('results', {})
-  for name, argv in benchmark_specs(settings, records):
+  skipped = []
+  for name, argv, launch in benchmark_specs(settings, records, tfod):
     if patterns and not any(fnmatch.fnmatch(name, p) or name == p for p in patterns):
       continue
+    if launch and 'skip' in launch:
+      skipped.append(name)
+      results[name] = {'benchmark': name, 'skipped': launch['skip']}
+      print('skipped %-26s (%s)' % (name, launch['skip']), flush=True)
+      continue
     print('running %-26s ...' % name, end=' ', flush=True)
-    payload = run_one(name, argv, log_dir, args.timeout)
+    payload = run_one(name, argv, log_dir, args.timeout, launch)
     results[name] = payload
     load = payload.get('machine', {})
     print('%s (%.0f s; machine CPU busy %s, steal %s)' % (
@@ -363,6 +558,9 @@ def main():
   for key, goal in goals.items():
     print('target %s %s: %.2f -> %s' % (key, goal['target'], goal['value'],
                                          'met' if goal['met'] else 'NOT met'))
+  if skipped:
+    print('note: %s skipped (%s); ours/TF OD API ratios are missing' % (
+        ', '.join(skipped), TFOD_SKIP_NOTE))
   print('total %.0f s' % info['total_seconds'])
   os.makedirs(os.path.dirname(output_json), exist_ok=True)
   with open(output_json, 'w') as f:

@@ -3,12 +3,17 @@
 Ours: `model_lib_v2.train_loop` itself, on coco128_seg TFRecords (PNG masks) written by
 dataset_tools/create_coco_tf_record.py, random init, a sample config with the image resizer set
 to --image_size (keep_aspect_ratio_resizer min = max = size, padded) and train_config.batch_size
-= --batch_size. Two timings are taken without changing the loop:
+= --batch_size. --model resnet50_c4 reads benchmarks/configs/mask_rcnn_resnet50_c4_512.config
+instead (the TF OD API's C4 network, fixed_shape_resizer set to --image_size; its peer is
+benchmarks/tfod_peer.py --mode train, which reads the same file). Two timings are taken without
+changing the loop:
   loop_seconds  wall time between consecutive steps of the loop (next(iterator), the tf.function
                 step, host reads of the losses, finiteness checks): what training actually costs;
   step_seconds  the tf.function step call alone (the train step returned by
                 training/train_step.make_train_step, wrapped to time it).
 The first `--warmup` steps (tracing) are discarded; figures are medians of `--steps` steps.
+peak_rss_mb is the process's peak resident set size (VmHWM) when train_loop returns, before the
+FLOP count (which traces more graphs).
 
 Peer (--model mg_resnet50): benchmarks/model_garden.py, Model Garden `maskrcnn_resnetfpn_coco`
 at the same size and batch, random init, SGD momentum, same records; loop_seconds includes its
@@ -39,8 +44,23 @@ OUR_CONFIGS = {
     'resnet50': 'mask_rcnn_resnet50_fpn_coco.config',
     'efficientnet_b2': 'mask_rcnn_efficientnet_b2_fpn_480.config',
     'mobilenet_v2': 'mask_rcnn_sample_cpu.config',
+    'resnet50_c4': os.path.basename(common.C4_CONFIG),
 }
 MODELS = tuple(OUR_CONFIGS) + ('mg_resnet50',)
+
+
+def load_c4_configs(image_size, batch_size, num_steps, records, work_dir):
+  """The C4 benchmark config as the TF OD API peer reads it (common.write_c4_config), validated."""
+  # pylint: disable=g-import-not-at-top
+  from object_detection.utils import config_util
+  from object_detection.utils import config_validation
+  # pylint: enable=g-import-not-at-top
+  path = common.write_c4_config(os.path.join(work_dir, 'pipeline.config'), records, image_size,
+                                batch_size, num_steps)
+  configs = config_util.get_configs_from_pipeline_file(path)
+  configs['train_config'].log_every_n_steps = 1000000
+  config_validation.validate_pipeline_configs(configs)
+  return configs
 
 
 def load_our_configs(config_name, image_size, batch_size, num_steps, records):
@@ -80,7 +100,11 @@ def run_ours(model, image_size, batch_size, steps, warmup, records, with_flops, 
   from object_detection.training import train_step as train_step_lib
   # pylint: enable=g-import-not-at-top
   num_steps = warmup + steps
-  configs = load_our_configs(OUR_CONFIGS[model], image_size, batch_size, num_steps, records)
+  model_dir = tempfile.mkdtemp(prefix='bench_train_%s_' % model)
+  if model == 'resnet50_c4':
+    configs = load_c4_configs(image_size, batch_size, num_steps, records, model_dir)
+  else:
+    configs = load_our_configs(OUR_CONFIGS[model], image_size, batch_size, num_steps, records)
   marks = []        # perf_counter at logger creation and after each step
   step_calls = []   # seconds of each tf.function step call
   captured = {}
@@ -120,13 +144,14 @@ def run_ours(model, image_size, batch_size, steps, warmup, records, with_flops, 
   strategy = strategy_lib.get_strategy()
   progress.ProgressLogger, saved_logger = TimingLogger, progress.ProgressLogger
   train_step_lib.make_train_step = timed_make_train_step
-  model_dir = tempfile.mkdtemp(prefix='bench_train_%s_' % model)
+  rss_before = common.peak_rss_mb()
   try:
     start = time.perf_counter()
     model_lib_v2.train_loop(None, model_dir, configs=configs, checkpoint_every_n=10 ** 9,
                             record_summaries=False, strategy=strategy, jit_compile=jit_compile,
                             model_fn=model_fn)
     total = time.perf_counter() - start
+    peak_rss = common.peak_rss_mb()
   finally:
     progress.ProgressLogger = saved_logger
     train_step_lib.make_train_step = original_make
@@ -141,7 +166,9 @@ def run_ours(model, image_size, batch_size, steps, warmup, records, with_flops, 
       'step_seconds': float(np.median(step_calls[warmup:])),
       'loop_seconds_all': intervals[warmup:], 'step_seconds_all': step_calls[warmup:],
       'first_step_seconds': intervals[0], 'train_loop_seconds': total,
+      'peak_rss_mb': peak_rss, 'peak_rss_mb_before_training': rss_before,
       'num_trainable_params': int(sum(int(np.prod(v.shape)) for v in trainable)),
+      'num_params': int(sum(int(np.prod(v.shape)) for v in detection_model.variables)),
       'train_step_traces': captured.get('traces'),
   }
   if with_flops:
@@ -208,6 +235,8 @@ def main():
   line = '%-16s %dx%d batch %d: %.2f s/step loop (%.2f s step only), %.2f images/s' % (
       args.model, args.image_size, args.image_size, args.batch_size, result['loop_seconds'],
       result['step_seconds'], result['images_per_second'])
+  if result.get('peak_rss_mb'):
+    line += ', peak RSS %.0f MB' % result['peak_rss_mb']
   if 'flops' in result:
     import flops as flops_lib  # pylint: disable=g-import-not-at-top
     line += '; ' + flops_lib.summarize(result['flops'])
