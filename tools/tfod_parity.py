@@ -67,8 +67,12 @@ def _group(key):
   return 'other'
 
 
-def load_inputs(image_ids, split='train'):
-  """Reads the photos and their annotations: dict for the reference side's npz."""
+def load_inputs(image_ids, split='train', max_image_side=0):
+  """Reads the photos and their annotations: dict for the reference side's npz.
+
+  With `max_image_side`, each photo (and its masks) is first shrunk so its longer side is at most that
+  (small golden fixtures); boxes are normalized, so they stay as annotated.
+  """
   from PIL import Image  # pylint: disable=g-import-not-at-top
   from pycocotools import mask as mask_util  # pylint: disable=g-import-not-at-top
   with open(os.path.join(COCO128, 'annotations', 'instances_%s.json' % split)) as f:
@@ -78,8 +82,14 @@ def load_inputs(image_ids, split='train'):
     info = next((im for im in coco['images'] if im['id'] == image_id), None)
     if info is None:
       raise ValueError('--image_ids: image %d is not in the %s split of %s' % (image_id, split, COCO128))
-    image = np.asarray(Image.open(os.path.join(COCO128, 'images', info['file_name'])).convert('RGB'))
-    height, width = image.shape[:2]
+    photo = Image.open(os.path.join(COCO128, 'images', info['file_name'])).convert('RGB')
+    original_size = photo.size
+    if max_image_side and max(photo.size) > max_image_side:
+      scale = max_image_side / float(max(photo.size))
+      photo = photo.resize((max(1, round(photo.size[0] * scale)), max(1, round(photo.size[1] * scale))),
+                           Image.BILINEAR)
+    image = np.asarray(photo)
+    height, width = info['height'], info['width']
     anns = [a for a in coco['annotations'] if a['image_id'] == image_id and not a.get('iscrowd')]
     boxes, classes, masks = [], [], []
     for a in anns:
@@ -88,19 +98,26 @@ def load_inputs(image_ids, split='train'):
       classes.append(a['category_id'])
       rles = mask_util.frPyObjects(a['segmentation'], height, width)
       masks.append(mask_util.decode(mask_util.merge(rles)))
+    masks = np.array(masks, np.uint8).reshape(-1, height, width)
+    if photo.size != original_size:
+      masks = np.stack([np.asarray(Image.fromarray(m).resize(photo.size, Image.NEAREST)) for m in masks]
+                       ) if len(masks) else np.zeros([0, image.shape[0], image.shape[1]], np.uint8)
     out['image_%d' % i] = image
     out['boxes_%d' % i] = np.array(boxes, np.float32).reshape(-1, 4)
     out['classes_%d' % i] = np.array(classes, np.int32)
-    out['masks_%d' % i] = np.array(masks, np.uint8).reshape(-1, height, width)
+    out['masks_%d' % i] = masks
   return out
 
 
-def write_config(pipeline_config_path, output_path, image_size=None, keep_sampling=False):
-  """Writes the config both sides build: the user's, resized and with full sampling if asked."""
+def write_config(pipeline_config_path, output_path, image_size=None, keep_sampling=False,
+                 config_override=''):
+  """Writes the config both sides build: the user's (with `config_override`, a text-format
+  TrainEvalPipelineConfig merged on top), resized and with full sampling if asked."""
   from object_detection.protos import pipeline_pb2  # pylint: disable=g-import-not-at-top
   from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
   from object_detection.utils import config_util  # pylint: disable=g-import-not-at-top
-  configs = config_util.get_configs_from_pipeline_file(pipeline_config_path)
+  configs = config_util.get_configs_from_pipeline_file(pipeline_config_path,
+                                                       config_override=config_override or None)
   model = configs['model']
   frcnn = model.faster_rcnn
   if image_size:
@@ -226,11 +243,12 @@ def _positive_rows_as_reference(ours):
   return {}
 
 
-def compare(reference, ours):
+def compare(reference, ours, other_tolerance=None):
   """Rows (key, group, shape, max abs diff, max rel diff, passed) for every reference tensor.
 
   A reference tensor our model computes only in part (the training mask predictions of the positive
-  proposals) is compared on those rows.
+  proposals) is compared on those rows. Tensors outside the target groups are reported; with
+  `other_tolerance` = (atol, rtol) they must also satisfy np.allclose.
   """
   partial = _positive_rows_as_reference(ours)
   rows = []
@@ -265,6 +283,8 @@ def compare(reference, ours):
       passed = max_abs <= abs_tol
     elif rel_tol is not None:
       passed = max_rel <= rel_tol
+    elif other_tolerance is not None:
+      passed = bool(np.allclose(mine, ref, atol=other_tolerance[0], rtol=other_tolerance[1]))
     rows.append((key, group, ref.shape, max_abs, max_rel, passed))
   return rows
 
@@ -278,6 +298,24 @@ def print_rows(rows, stream=sys.stdout):
     stream.write('%-*s  %-7s %-22s max|d| %-10s rel %-10s %s\n' % (
         width, key, group, str(tuple(shape) if not isinstance(shape, tuple) else shape)[:22],
         abs_text, rel_text, status))
+
+
+# The tensors a golden fixture keeps: what the model outputs and the losses (intermediate features are
+# large and add nothing once these match).
+GOLDEN_KEYS = ('infer/detection_', 'infer/num_detections', 'infer/num_proposals', 'infer/proposal_boxes',
+               'infer/rpn_box_encodings', 'infer/rpn_objectness_predictions_with_background',
+               'infer/anchors', 'infer/raw_detection_', 'infer/class_predictions_with_background',
+               'infer/refined_box_encodings', 'train/Loss/', 'input/')
+
+
+def write_golden(output_dir, inputs_path, config_path, work_dir, reference):
+  """Copies the inputs, config and key listing and the GOLDEN_KEYS tensors of the reference."""
+  os.makedirs(output_dir, exist_ok=True)
+  shutil.copy(inputs_path, os.path.join(output_dir, 'inputs.npz'))
+  shutil.copy(config_path, os.path.join(output_dir, 'pipeline.config'))
+  shutil.copy(os.path.join(work_dir, 'keys.txt'), os.path.join(output_dir, 'keys.txt'))
+  kept = {k: reference[k] for k in reference.files if k.startswith(GOLDEN_KEYS)}
+  np.savez_compressed(os.path.join(output_dir, 'reference.npz'), **kept)
 
 
 def main(argv=None):
@@ -294,7 +332,12 @@ def main(argv=None):
   parser.add_argument('--keep_initial_weights', action='store_true')
   parser.add_argument('--skip_training', action='store_true')
   parser.add_argument('--work_dir', default='', help='keep the intermediate files here')
-  parser.add_argument('--write_golden', default='', help='write a golden fixture to this folder')
+  parser.add_argument('--config_override', default='',
+                      help='text-format TrainEvalPipelineConfig merged into the config (both sides)')
+  parser.add_argument('--max_image_side', type=int, default=0,
+                      help='shrink the photos to this longer side first (small golden fixtures)')
+  parser.add_argument('--write_golden', default='',
+                      help='write a golden fixture (inputs, config, key listing, reference tensors) here')
   parser.add_argument('--json_output', default='', help='write the comparison rows as JSON')
   args = parser.parse_args(argv)
   if not os.path.isdir(os.path.join(args.tfod_research_dir, 'object_detection')):
@@ -302,11 +345,12 @@ def main(argv=None):
   work_dir = args.work_dir or tempfile.mkdtemp(prefix='tfod_parity_')
   os.makedirs(work_dir, exist_ok=True)
   image_ids = [int(i) for i in args.image_ids.split(',') if i]
-  inputs = load_inputs(image_ids)
+  inputs = load_inputs(image_ids, max_image_side=args.max_image_side)
   inputs_path = os.path.join(work_dir, 'inputs.npz')
   np.savez_compressed(inputs_path, **inputs)
   config_path = os.path.join(work_dir, 'pipeline.config')
-  pipeline = write_config(args.pipeline_config_path, config_path, args.image_size, args.keep_sampling)
+  pipeline = write_config(args.pipeline_config_path, config_path, args.image_size, args.keep_sampling,
+                          args.config_override)
   skip_training = args.skip_training or args.keep_sampling
   reference = run_reference(args.python, os.path.abspath(args.tfod_research_dir), config_path,
                             inputs_path, work_dir, args.keep_initial_weights, skip_training)
@@ -321,11 +365,7 @@ def main(argv=None):
       json.dump([{'key': k, 'group': g, 'max_abs': a, 'max_rel': r, 'passed': p}
                  for k, g, _, a, r, p in rows], f, indent=1)
   if args.write_golden:
-    os.makedirs(args.write_golden, exist_ok=True)
-    shutil.copy(inputs_path, os.path.join(args.write_golden, 'inputs.npz'))
-    shutil.copy(config_path, os.path.join(args.write_golden, 'pipeline.config'))
-    shutil.copy(os.path.join(work_dir, 'keys.txt'), os.path.join(args.write_golden, 'keys.txt'))
-    shutil.copy(os.path.join(work_dir, 'reference.npz'), os.path.join(args.write_golden, 'reference.npz'))
+    write_golden(args.write_golden, inputs_path, config_path, work_dir, reference)
   if not args.work_dir:
     shutil.rmtree(work_dir, ignore_errors=True)
   return 1 if failed else 0
