@@ -51,7 +51,8 @@ def _reference_keys(folder):
   with open(os.path.join(folder, 'keys.txt')) as f:
     for line in f:
       key, shape = line.rstrip('\n').split('\t')
-      keys[key] = shape
+      if key != '_CHECKPOINTABLE_OBJECT_GRAPH':
+        keys[key] = shape
   return keys
 
 
