@@ -67,7 +67,7 @@ class FakeDetectionModel(tf_keras.Model):
     probs = tf.nn.softmax(prediction_dict['class'])
     return {'detection_boxes': boxes,
             'detection_scores': tf.reduce_max(probs[:, 1:], axis=1)[:, None],
-            'detection_classes': tf.cast(tf.argmax(probs[:, 1:], axis=1) + 1, tf.float32)[:, None],
+            'detection_classes': tf.cast(tf.argmax(probs[:, 1:], axis=1), tf.float32)[:, None],
             'num_detections': tf.ones([batch], tf.float32),
             'detection_masks': tf.ones([batch, 1, 4, 4], tf.float32) * 0.9}
 

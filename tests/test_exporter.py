@@ -359,7 +359,7 @@ class _TinyMaskModel(tf_keras.layers.Layer):
     score = tf.reshape(prediction_dict['score'], [1, 1])
     return {'detection_boxes': tf.constant([[[0.0, 0.5, 1.0, 1.0]]]),
             'detection_scores': score,
-            'detection_classes': tf.constant([[3.0]]),
+            'detection_classes': tf.constant([[2.0]]),  # 0-based; label id 3 after export
             'num_detections': tf.constant([1.0]),
             'detection_masks': tf.fill([1, 1, 2, 2], score[0, 0])}
 

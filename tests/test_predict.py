@@ -63,7 +63,7 @@ class StandInMaskModel(tf_keras.layers.Layer):
     return {
         'detection_boxes': tile([CENTER_BOX, [0.0, 0.0, 0.1, 0.1]]),
         'detection_scores': tile([0.9, 0.2]) + zero,
-        'detection_classes': tile([1.0, 2.0]),
+        'detection_classes': tile([0.0, 1.0]),  # 0-based, as postprocess gives them
         'num_detections': tile(2.0),
         'detection_masks': tf.tile(masks[tf.newaxis], [batch, 1, 1, 1]),
         'detection_multiclass_scores': tile([[0.1, 0.9, 0.0], [0.8, 0.0, 0.2]]),
