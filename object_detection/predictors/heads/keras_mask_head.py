@@ -140,13 +140,91 @@ class MaskRCNNMaskHead(head.KerasHead):
 
   def _predict(self, features):
     net = features
+    layers = self._mask_predictor_layers
     if not self._convolve_then_upsample:
-      # The TF OD API's resize: tf.compat.v1.image.resize_bilinear(align_corners=True), i.e. the
-      # ResizeBilinear kernel without half-pixel centers (called directly to avoid its
-      # deprecation warning).
-      net = tf.raw_ops.ResizeBilinear(images=net, size=[self._mask_height, self._mask_width],
-                                      align_corners=True, half_pixel_centers=False)
-    for layer in self._mask_predictor_layers:
+      if _resize_then_conv_is_cheaper(features.shape, self._mask_height, self._mask_width):
+        # Same math as resizing, then the first conv, reordered (the module's resize_then_conv).
+        first_conv = layers[0]
+        if not first_conv.built:
+          first_conv.build(features.shape)
+        net = resize_then_conv(net, first_conv.kernel, first_conv.bias if first_conv.use_bias
+                               else None, self._mask_height, self._mask_width)
+        layers = layers[1:]
+      else:
+        # The TF OD API's resize: tf.compat.v1.image.resize_bilinear(align_corners=True), i.e. the
+        # ResizeBilinear kernel without half-pixel centers (called directly to avoid its
+        # deprecation warning).
+        net = tf.raw_ops.ResizeBilinear(images=net, size=[self._mask_height, self._mask_width],
+                                        align_corners=True, half_pixel_centers=False)
+    for layer in layers:
       net = layer(net)
     # [N, H, W, num_masks] -> [N, 1, num_masks, H, W].
     return tf.expand_dims(tf.transpose(net, perm=[0, 3, 1, 2]), axis=1, name='MaskPredictor')
+
+
+def _resize_then_conv_is_cheaper(feature_shape, out_height, out_width):
+  """True when the features are static and at most a quarter of the mask's area: the reordered
+  first convolution then costs at most a quarter of the TF OD API's (and much less memory)."""
+  height, width = feature_shape[1], feature_shape[2]
+  if height is None or width is None:
+    return False
+  return 4 * height * width <= out_height * out_width
+
+
+def _bilinear_matrix(in_size, out_size):
+  """[out_size, in_size] weights of ResizeBilinear(align_corners=True) along one axis.
+
+  Obtained from the kernel itself (resizing the identity), so the weights are exactly the ones the
+  TF OD API's resize applies; bilinear resizing is this matrix applied along each axis.
+  """
+  basis = tf.eye(in_size, dtype=tf.float32)[tf.newaxis, :, tf.newaxis, :]  # [1, in, 1, in]
+  resized = tf.raw_ops.ResizeBilinear(images=basis, size=[out_size, 1], align_corners=True,
+                                      half_pixel_centers=False)
+  return resized[0, :, 0, :]
+
+
+def _shifted(matrix, offset):
+  """Rows shifted by `offset` with zero fill: out[p] = matrix[p + offset] (0 outside)."""
+  size = matrix.shape[0]
+  zeros = tf.zeros_like(matrix[:abs(offset)])
+  if offset > 0:
+    return tf.concat([matrix[offset:], zeros], axis=0)
+  if offset < 0:
+    return tf.concat([zeros, matrix[:size + offset]], axis=0)
+  return matrix
+
+
+def resize_then_conv(features, kernel, bias, out_height, out_width):
+  """conv2d(SAME, stride 1)(ResizeBilinear(align_corners=True)(features)) without the resized tensor.
+
+  The TF OD API's mask head resizes [N, h, w, C] features to the mask size (e.g. 4x4x2048 ResNet conv5
+  features to 33x33) and convolves them 3x3 to D channels: N * 33 * 33 * 9 * C * D multiply-adds and a
+  [N, 33, 33, C] activation. Both operations are linear, so with Ay [H, h] / Ax [W, w] the bilinear
+  weights along each axis and W_ab the kernel tap at offset (a, b) (zero padding = zero weight rows):
+
+    out[n, P, Q] = sum_ab sum_ij Ay[P + a - ry, i] Ax[Q + b - rx, j] (x[n, i, j] @ W_ab) + bias
+
+  The per-tap products x @ W_ab are taken at the h x w input positions (N * h * w * 9 * C * D
+  multiply-adds: 68x fewer for 4x4 -> 33x33), then spread with the interpolation weights. Same result
+  up to float rounding.
+
+  Args:
+    features: float32 [N, h, w, C] with static h, w.
+    kernel: float32 [kh, kw, C, D] (odd kh, kw). bias: float32 [D] or None.
+    out_height, out_width: ints, the resize target.
+
+  Returns:
+    float32 [N, out_height, out_width, D].
+  """
+  kernel_h, kernel_w = int(kernel.shape[0]), int(kernel.shape[1])
+  in_h, in_w = int(features.shape[1]), int(features.shape[2])
+  a_y = _bilinear_matrix(in_h, out_height)
+  a_x = _bilinear_matrix(in_w, out_width)
+  rows = tf.stack([_shifted(a_y, a - kernel_h // 2) for a in range(kernel_h)])  # [kh, H, h]
+  cols = tf.stack([_shifted(a_x, b - kernel_w // 2) for b in range(kernel_w)])  # [kw, W, w]
+  taps = tf.einsum('nijc,abcd->naibjd', features, kernel)  # [N, kh, h, kw, w, D]
+  spread_rows = tf.einsum('aPi,naibjd->nPbjd', rows, taps)  # [N, H, kw, w, D]
+  out = tf.einsum('bQj,nPbjd->nPQd', cols, spread_rows)  # [N, H, W, D]
+  if bias is not None:
+    out = out + bias
+  return out
