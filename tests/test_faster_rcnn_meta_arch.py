@@ -137,12 +137,16 @@ def test_mask_targets_are_crops_of_each_proposals_matched_mask():
   boxes = tf.constant([[[0, 0, 16, 16], [4, 8, 30, 31], [1, 1, 2, 2]],
                        [[10, 10, 20, 28], [0, 0, 32, 32], [5, 5, 9, 9]]], tf.float32)
   matches = tf.constant([[2, -1, 0], [0, 0, -1]], tf.int32)
+  # An image without ground truth first (the zero "unmatched" mask must still be there).
+  masks = [tf.zeros([0, height, width])] + masks
+  boxes = tf.concat([boxes[:1], boxes], axis=0)
+  matches = tf.concat([[[-1, -1, -1]], matches], axis=0)
   image_shape = tf.constant([2, height, width, 3])
-  rows_image = tf.constant([0, 0, 0, 1, 1, 1])
+  rows_image = tf.constant([0, 0, 0, 1, 1, 1, 2, 2, 2])
   ours = faster_rcnn_losses._matched_mask_crops(  # pylint: disable=protected-access
       tf.reshape(boxes, [-1, 4]), tf.reshape(matches, [-1]), rows_image, image_shape, masks, (7, 7))
   expected = []
-  for b in range(2):
+  for b in range(3):
     for p in range(3):
       m = int(matches[b, p])
       assigned = masks[b][m] if m >= 0 else tf.zeros([height, width])

@@ -311,7 +311,10 @@ def _matched_mask_crops(boxes_absolute, match_indices, image_index, image_shape,
   widths = tf.cast(image_shape[2], tf.float32)
   normalized = boxes_absolute / tf.stack([heights, widths, heights, widths])
   # One zero mask in front of all images' masks stands for "unmatched".
-  offsets, stacked = [1], [tf.zeros_like(groundtruth_masks_list[0][:1])]
+  # (From the shape, not a slice: the first image may have no ground truth at all.)
+  mask_shape = tf.shape(groundtruth_masks_list[0])[1:]
+  offsets = [1]
+  stacked = [tf.zeros(tf.concat([[1], mask_shape], axis=0), groundtruth_masks_list[0].dtype)]
   for masks in groundtruth_masks_list:
     stacked.append(masks)
     offsets.append(offsets[-1] + tf.shape(masks)[0])
