@@ -60,7 +60,7 @@ RESULTS_DIR = os.path.join(HERE, 'results')
 FULL = {'train_size': 512, 'train_batch': 2, 'train_steps': 5, 'train_warmup': 2,
         'infer_sizes': (512, 1024), 'infer_steps': 5, 'infer_warmup': 2,
         'pipeline_batches': 10, 'data_repeats': 3, 'eval_repeats': 3, 'matmul_n': 2048,
-        'mask_head_steps': 2, 'mask_head_rois': (512, 128),
+        'mask_head_steps': 2, 'mask_head_rois': (64, 16),
         # Same-network rows (ours vs the TF OD API, C4 config): ~27 s/step and ~7-9 s/image for
         # the TF OD API on 2 cores plus ~1-2 min of start-up / tracing / export per process, so
         # fewer repeats than above keep the whole run near 25 min. Training: median of 4 after
@@ -72,7 +72,7 @@ FULL = {'train_size': 512, 'train_batch': 2, 'train_steps': 5, 'train_warmup': 2
 QUICK = {'train_size': 128, 'train_batch': 1, 'train_steps': 1, 'train_warmup': 1,
          'infer_sizes': (128,), 'infer_steps': 1, 'infer_warmup': 1,
          'pipeline_batches': 2, 'data_repeats': 1, 'eval_repeats': 1, 'matmul_n': 512,
-         'mask_head_steps': 1, 'mask_head_rois': (64, 16),
+         'mask_head_steps': 1, 'mask_head_rois': (8, 2),
          'c4_size': 128, 'c4_batch': 1, 'c4_train_steps': 1, 'c4_train_warmup': 1,
          'c4_infer_steps': 1, 'c4_infer_warmup': 1, 'c4_eval_images': 2}
 
@@ -158,7 +158,7 @@ def benchmark_specs(s, records, tfod=None):
         '--image_size=%d' % s['train_size'], '--batch_size=%d' % s['train_batch'],
         '--steps=%d' % s['train_steps'], '--warmup=%d' % s['train_warmup'],
         '--records=' + records]))
-  specs.append(('mask_head', [py, os.path.join(HERE, 'mask_head.py'), '--batch_size=1',
+  specs.append(('mask_head', [py, os.path.join(HERE, 'mask_head.py'), '--batch_size=2',
                               '--steps=%d' % s['mask_head_steps'], '--warmup=1',
                               '--rois_per_image=%d' % s['mask_head_rois'][0],
                               '--positives_per_image=%d' % s['mask_head_rois'][1]]))
@@ -318,8 +318,7 @@ def build_rows(results):
     rows.append(row)
   for r in _payload(results, 'mask_head', rows).get('results', []):
     floor, fraction = floor_fields(r.get('flops'), r['seconds'])
-    rows.append({'name': 'mask_head', 'setting': '%d ROIs %s%s' % (
-        r['num_rois'], r['mode'], ' jit' if r['jit_compile'] else ''),
+    rows.append({'name': 'mask_head', 'setting': '%d ROIs %s' % (r['num_rois'], r['mode']),
                  'result': '%.2f s fwd+bwd' % r['seconds'],
                  'gflop': r['flops'] / 1e9 if r.get('flops') else None,
                  'floor': floor, 'fraction': fraction})

@@ -120,9 +120,10 @@ def make_build_fn(strategy, detection_model, add_regularization_loss):
 
 
 JIT_UNSUPPORTED = (
-    '--jit_compile is not supported by this model: the train step makes its RPN proposals with '
-    'tf.image.combined_non_max_suppression, which has no XLA kernel on any device, and on CPU XLA '
-    'also made the mask head 1.6x slower (benchmarks/README.md). Run without --jit_compile.')
+    '--jit_compile is not supported by this model: like the TF OD API\'s default (dynamic-shape) '
+    'path, the train step uses ops whose output shapes depend on the data (tf.where in the samplers, '
+    'boolean masks, NMS with a variable number of boxes), which XLA cannot compile. Run without '
+    '--jit_compile.')
 
 
 class JitCompileError(ValueError):
