@@ -2,7 +2,8 @@
 
 Supported files:
   * tf_keras / Keras 2 HDF5 weights (`model.save_weights('x.h5')`, and the files Keras downloads for
-    `tf.keras.applications`, e.g. `efficientnetb0_notop.h5`, `mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5`,
+    `tf.keras.applications`, e.g. `efficientnetb0_notop.h5`,
+    `mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5`,
     `inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5`): root attribute `layer_names`,
     one group per layer with attribute `weight_names` (also inside a `model_weights` group for full-model
     `.h5` saves).
@@ -15,7 +16,9 @@ Matching: by layer name first (shapes must agree; for Keras 3 files the stored l
 matches by name (e.g. auto-generated names such as `conv2d_17` that depend on how many layers the process
 created before, or the MobileNetV3 names that Keras 3 changed), layers with weights are matched in order, as
 Keras' own `load_weights(by_name=False)` does: topological order for Keras 2 files, the per-class order of
-the group names for Keras 3 files (how Keras 3 itself loads). Then EVERY layer of the backbone must fit its
+the group names for Keras 3 files (how Keras 3 itself loads). A layer of a subclass of a Keras layer class
+counts as that Keras class (the TF OD API's `FreezableBatchNorm` as `batch_normalization`), since the
+file holds the Keras application's own classes. Then EVERY layer of the backbone must fit its
 file layer (extra file layers, such as a classification top, are left unused), otherwise nothing is loaded
 and a ValueError names the file and the first differing layer. (A file of another network often shares its
 first few layer shapes, e.g. a 3x3x3x32 stem conv; a partial load in order would silently train from a few
@@ -108,13 +111,23 @@ def _snake_case(class_name):
   return re.sub('([a-z])([A-Z])', r'\1_\2', name).lower()
 
 
+def _keras_class_name(layer):
+  """Name of the Keras layer class `layer` is, or derives from (e.g. `BatchNormalization` for the TF OD
+  API's `FreezableBatchNorm`): the Keras 3 file holds the Keras application's own classes. A custom
+  layer derived from the base `Layer` keeps its own class name."""
+  for cls in type(layer).__mro__:
+    if cls.__module__.split('.')[0] in ('tf_keras', 'keras'):
+      return type(layer).__name__ if cls.__name__ == 'Layer' else cls.__name__
+  return type(layer).__name__
+
+
 def _keras3_order(layers, contents):
-  """Pairs each layer with the Keras 3 file layer of the same class and per-class index -> list of
-  (layer, file layer name or None)."""
+  """Pairs each layer with the Keras 3 file layer of the same Keras class and per-class index -> list
+  of (layer, file layer name or None)."""
   counts = collections.Counter()
   pairs = []
   for layer in layers:
-    snake = _snake_case(type(layer).__name__)
+    snake = _snake_case(_keras_class_name(layer))
     index = counts[snake]
     counts[snake] += 1
     key = snake if index == 0 else '%s_%d' % (snake, index)
