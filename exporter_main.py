@@ -10,7 +10,10 @@ Usage:
 Writes `output_directory/checkpoint/`, `output_directory/saved_model/` (signature
 `serving_default`) and `output_directory/pipeline.config`; see docs/export.md for the inputs and
 outputs. The output directory is written atomically (temporary folder renamed at the end).
+Exit status 2 with a one-line message on a config error or an unusable checkpoint.
 """
+import sys
+
 from absl import app
 from absl import flags
 
@@ -24,8 +27,9 @@ flags.DEFINE_enum('input_type', 'image_tensor', list(exporter_lib_v2.INPUT_TYPES
                   '(string [1], serialized tf.train.Example with image/encoded).')
 flags.DEFINE_string('pipeline_config_path', None, 'Path to the pipeline config used for training.')
 flags.DEFINE_string('trained_checkpoint_dir', None,
-                    'Training model_dir (its latest checkpoint is exported) or a checkpoint '
-                    'prefix such as model_dir/ckpt-12.')
+                    'Training model_dir (its latest checkpoint is exported; this project\'s or the '
+                    'TF OD API\'s), a checkpoint prefix such as model_dir/ckpt-12, or a TF2 model '
+                    'zoo / exported folder (its checkpoint/ckpt-0).')
 flags.DEFINE_string('output_directory', None, 'Path to write the exported model to.')
 flags.DEFINE_string('config_override', '',
                     'pipeline_pb2.TrainEvalPipelineConfig text proto merged over the pipeline '
@@ -41,12 +45,24 @@ flags.DEFINE_enum('use_moving_average', 'auto', ['auto', 'true', 'false'],
 
 def main(argv):
   del argv
-  pipeline_config = exporter_lib_v2.load_pipeline_config(FLAGS.pipeline_config_path,
-                                                         FLAGS.config_override)
+  # pylint: disable=g-import-not-at-top
+  from google.protobuf import text_format
+  from object_detection.utils import config_validation
+  # pylint: enable=g-import-not-at-top
+  try:
+    pipeline_config = exporter_lib_v2.load_pipeline_config(FLAGS.pipeline_config_path,
+                                                           FLAGS.config_override)
+  except (config_validation.ConfigError, text_format.ParseError, FileNotFoundError) as e:
+    print('Config error in %s: %s' % (FLAGS.pipeline_config_path, e), file=sys.stderr)
+    sys.exit(2)
   use_moving_average = {'auto': None, 'true': True, 'false': False}[FLAGS.use_moving_average]
-  output_directory = exporter_lib_v2.export_inference_graph(
-      FLAGS.input_type, pipeline_config, FLAGS.trained_checkpoint_dir, FLAGS.output_directory,
-      output_masks_reframed=FLAGS.output_masks_reframed, use_moving_average=use_moving_average)
+  try:
+    output_directory = exporter_lib_v2.export_inference_graph(
+        FLAGS.input_type, pipeline_config, FLAGS.trained_checkpoint_dir, FLAGS.output_directory,
+        output_masks_reframed=FLAGS.output_masks_reframed, use_moving_average=use_moving_average)
+  except exporter_lib_v2.ExportError as e:
+    print('Error: %s' % e, file=sys.stderr)
+    sys.exit(2)
   print('Exported %s SavedModel to %s/saved_model (signature serving_default)' % (
       FLAGS.input_type, output_directory))
 

@@ -365,12 +365,18 @@ def build_and_restore_model(pipeline_config, trained_checkpoint_dir, use_moving_
 
   Args:
     pipeline_config: TrainEvalPipelineConfig.
-    trained_checkpoint_dir: model_dir or checkpoint prefix.
+    trained_checkpoint_dir: model_dir, checkpoint prefix, or model zoo / exported folder (or its
+      `checkpoint/` sub-folder); see `checkpoint_utils.resolve_checkpoint_path`.
     use_moving_average: None = from the config (`train_config.optimizer.use_moving_average`);
       True/False forces it.
 
   Returns:
     (detection_model, checkpoint_path).
+
+  Raises:
+    ExportError: no checkpoint, or one that does not fit the config (missing or mismatched model
+      variables, no model variable at all, moving averages asked for but absent); the message
+      starts with `--trained_checkpoint_dir=<dir>:`.
   """
   from object_detection.builders import model_builder  # pylint: disable=g-import-not-at-top
   from object_detection.utils import checkpoint_utils  # pylint: disable=g-import-not-at-top
@@ -378,7 +384,10 @@ def build_and_restore_model(pipeline_config, trained_checkpoint_dir, use_moving_
   if use_moving_average is None:
     use_moving_average = uses_moving_average(pipeline_config)
   detection_model = model_builder.build(pipeline_config.model, is_training=False)
-  checkpoint_utils.restore_for_inference(detection_model, checkpoint_path, use_moving_average)
+  try:
+    checkpoint_utils.restore_for_inference(detection_model, checkpoint_path, use_moving_average)
+  except ValueError as e:
+    raise ExportError('--trained_checkpoint_dir=%s: %s' % (trained_checkpoint_dir, e)) from e
   logging.info('Restored %s (use_moving_average=%s)', checkpoint_path, use_moving_average)
   return detection_model, checkpoint_path
 
@@ -390,7 +399,8 @@ def export_inference_graph(input_type, pipeline_config, trained_checkpoint_dir, 
   Args:
     input_type: one of INPUT_TYPES.
     pipeline_config: TrainEvalPipelineConfig (config_override already merged).
-    trained_checkpoint_dir: training model_dir (latest checkpoint) or a checkpoint prefix.
+    trained_checkpoint_dir: training model_dir (latest checkpoint; this project's or the TF OD
+      API's), a checkpoint prefix, or a model zoo / exported folder (`<folder>/checkpoint/ckpt-0`).
     output_directory: where checkpoint/, saved_model/ and pipeline.config are written.
     output_masks_reframed: whether to add `detection_masks_reframed`.
     use_moving_average: None = from the config; True/False forces it.

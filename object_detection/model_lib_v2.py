@@ -108,10 +108,19 @@ class _Evaluator(object):
     self.writer = tf.summary.create_file_writer(os.path.join(out_dir, 'eval'))
 
   def evaluate(self, checkpoint_path, step):
-    """Restores `checkpoint_path` (EMA if configured) and returns the metrics dict."""
+    """Restores `checkpoint_path` (EMA if configured) and returns the metrics dict.
+
+    Returns None (with a message) for a checkpoint holding no model variables: the TF OD API's
+    step-0 checkpoint of a run without fine_tune_checkpoint, which the TF OD API would score as an
+    untrained model.
+    """
     # pylint: disable=g-import-not-at-top
     from object_detection import eval_util
     # pylint: enable=g-import-not-at-top
+    if not checkpoint_utils.holds_model_variables(checkpoint_path):
+      print('Skipping %s (step %d): it holds no model variables (a TF OD API step-0 checkpoint).'
+            % (checkpoint_path, step))
+      return None
     if self.model is None:
       self._build()
     checkpoint_utils.restore_for_inference(
@@ -260,9 +269,16 @@ def train_loop(pipeline_config_path, model_dir, config_override=None, train_step
     with strategy.scope():
       optimizer.shadow_copy(detection_model)
   ckpt, manager = checkpointing.make_manager(model_dir, detection_model, optimizer, global_step)
-  if manager.latest_checkpoint:
-    checkpointing.restore_for_resume(ckpt, manager.latest_checkpoint, detection_model)
-    print('Resuming from %s (step %d).' % (manager.latest_checkpoint, int(global_step.numpy())))
+  resume_from = manager.latest_checkpoint
+  if resume_from and not checkpoint_utils.holds_model_variables(resume_from):
+    # The TF OD API's step-0 checkpoint of a run without fine_tune_checkpoint: nothing to resume
+    # (the TF OD API itself starts over from it).
+    print('Note: %s holds no model variables (a TF OD API step-0 checkpoint): starting from step 0.'
+          % resume_from)
+    resume_from = None
+  if resume_from:
+    checkpointing.restore_for_resume(ckpt, resume_from, detection_model)
+    print('Resuming from %s (step %d).' % (resume_from, int(global_step.numpy())))
   else:
     if train_config.fine_tune_checkpoint:
       # TF OD API: an unset type falls back on the deprecated from_detection_checkpoint.
@@ -349,6 +365,10 @@ def eval_continuously(pipeline_config_path, model_dir, checkpoint_dir, config_ov
   checkpoint whose step is >= train_config.num_steps (the final one), and (b) after `timeout`
   seconds without a new checkpoint (tf.train.checkpoints_iterator's timeout). If evaluation is
   slower than training, intermediate checkpoints are skipped (the latest one is evaluated).
+  `checkpoint_dir` may be a training model_dir (this project's or the TF OD API's) or a model zoo /
+  exported folder (its `checkpoint/` sub-folder is read; without a `checkpoint` state file there,
+  its newest ckpt-N is evaluated once). A checkpoint holding no model variables (the TF OD API's step-0
+  checkpoint of a run without fine_tune_checkpoint) is skipped with a message.
 
   Returns:
     dict step -> metrics dict for every evaluated checkpoint.
@@ -362,12 +382,26 @@ def eval_continuously(pipeline_config_path, model_dir, checkpoint_dir, config_ov
                          eval_input_fn)
   results = {}
   # A TF OD API export / model zoo folder keeps its checkpoint in checkpoint/.
-  checkpoint_dir = checkpoint_utils.checkpoint_directory(checkpoint_dir)
+  folder, checkpoint_dir = checkpoint_dir, checkpoint_utils.checkpoint_directory(checkpoint_dir)
+  if checkpoint_dir != folder and tf.train.latest_checkpoint(checkpoint_dir) is None:
+    # A zoo folder copied without the `checkpoint` state file that tf.train.checkpoints_iterator
+    # waits for: its checkpoint is evaluated once.
+    path = checkpoint_utils.latest_checkpoint(checkpoint_dir)
+    if path is not None:
+      print('%s has no `checkpoint` state file: evaluating %s once.' % (checkpoint_dir, path))
+      step = checkpoint_utils.checkpoint_step(path)
+      metrics = evaluator.evaluate(path, step)
+      if metrics is not None:
+        results[step] = metrics
+      return results
   for path in tf.train.checkpoints_iterator(checkpoint_dir, min_interval_secs=wait_interval,
                                             timeout=timeout):
     try:
       step = checkpoint_utils.checkpoint_step(path)
-      results[step] = evaluator.evaluate(path, step)
+      metrics = evaluator.evaluate(path, step)
+      if metrics is None:
+        continue
+      results[step] = metrics
     except tf.errors.NotFoundError:
       # The CheckpointManager deleted it (max_to_keep) before we read it: wait for the next one.
       logging.warning('Checkpoint %s disappeared before it was evaluated; skipping.', path)

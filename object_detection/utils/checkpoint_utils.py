@@ -74,29 +74,61 @@ def checkpoint_directory(path):
   return path
 
 
+def _number(prefix):
+  try:
+    return int(prefix.rsplit('-', 1)[-1])
+  except ValueError:
+    return -1
+
+
+def latest_checkpoint(directory):
+  """The newest checkpoint prefix in `directory`, or None.
+
+  `tf.train.latest_checkpoint` reads the `checkpoint` state file. Without it (a zoo folder copied
+  without that file) or when it names files that are not there (a model_dir copied from another
+  machine with absolute paths in it), the highest-numbered `<name>-N.index` in the folder is used.
+  """
+  latest = tf.train.latest_checkpoint(directory)
+  if latest is not None:
+    return latest
+  prefixes = [p[:-len('.index')] for p in tf.io.gfile.glob(os.path.join(directory, '*.index'))]
+  return max(prefixes, key=_number) if prefixes else None
+
+
 def resolve_checkpoint_path(checkpoint_path):
   """Returns a checkpoint prefix.
 
   Accepts a prefix (`model_dir/ckpt-7`), a training model_dir (its latest checkpoint: this
   project's or the TF OD API's `model_main_tf2.py` output), or an exported / TF2 model zoo folder
-  (`<folder>/checkpoint/ckpt-0`).
+  (`<folder>/checkpoint/ckpt-0`) or its `checkpoint/` sub-folder.
 
   Raises:
     FileNotFoundError: no checkpoint at `checkpoint_path` (names the path).
   """
   if tf.io.gfile.isdir(checkpoint_path):
-    directory = checkpoint_directory(checkpoint_path)
-    latest = tf.train.latest_checkpoint(directory)
+    latest = latest_checkpoint(checkpoint_directory(checkpoint_path))
     if latest is None:
       raise FileNotFoundError(
-          'No checkpoint found in directory %s (expected a `checkpoint` index file and ckpt-N.index, '
-          'or an exported / model zoo folder with checkpoint/ckpt-0).' % checkpoint_path)
+          'No checkpoint found in directory %s (expected ckpt-N.index files with a `checkpoint` '
+          'state file, or a model zoo / exported folder with checkpoint/ckpt-0).' % checkpoint_path)
     return latest
   if not tf.io.gfile.exists(checkpoint_path + '.index'):
     raise FileNotFoundError(
         'Checkpoint %s not found (no %s.index). Pass a checkpoint prefix such as '
         'model_dir/ckpt-7 or a directory holding checkpoints.' % (checkpoint_path, checkpoint_path))
   return checkpoint_path
+
+
+def holds_model_variables(checkpoint_path):
+  """Whether a checkpoint prefix holds any `model/...` variable value.
+
+  The TF OD API's `model_main_tf2.py` saves its first checkpoint (step 0) before the model has
+  run, so without `fine_tune_checkpoint` that checkpoint holds only `step`, `save_counter` and
+  no model variable.
+  """
+  names = tf.train.load_checkpoint(checkpoint_path).get_variable_to_shape_map()
+  return any(k.startswith('model/') and '.OPTIMIZER_SLOT' not in k and k.endswith(_VALUE_SUFFIX)
+             for k in names)
 
 
 RestoreReport = collections.namedtuple(
@@ -180,8 +212,8 @@ def restore_for_inference(detection_model, checkpoint_path, use_moving_average,
   """Builds `detection_model`'s variables and loads trained weights for eval or export.
 
   Behaviour (fixed; eval_util, model_lib_v2 and the exporter rely on it):
-  1. `checkpoint_path` may be a checkpoint prefix (`model_dir/ckpt-12`) or a directory (its
-     latest checkpoint is used).
+  1. `checkpoint_path` may be a checkpoint prefix (`model_dir/ckpt-12`), a directory (its
+     latest checkpoint is used) or a model zoo / exported folder (`checkpoint/ckpt-0`).
   2. The model's variables are created with one dummy forward pass (`preprocess`, `predict`,
      `postprocess` on a zero image of `image_shape`) unless they already exist.
   3. Every model variable is read from the checkpoint written by `train_loop` (key
@@ -208,9 +240,16 @@ def restore_for_inference(detection_model, checkpoint_path, use_moving_average,
 
   Raises:
     FileNotFoundError: no checkpoint at `checkpoint_path`.
-    ValueError: missing / mismatched variables, or EMA requested but absent.
+    ValueError: missing / mismatched variables, a checkpoint without any model variable (the TF OD
+      API's step-0 checkpoint), or EMA requested but absent.
   """
   checkpoint_path = resolve_checkpoint_path(checkpoint_path)
+  if not allow_missing and not holds_model_variables(checkpoint_path):
+    keys = sorted(tf.train.load_checkpoint(checkpoint_path).get_variable_to_shape_map())
+    raise ValueError(
+        'Checkpoint %s holds no model variables (keys %s): the TF OD API saves its step-0 checkpoint '
+        'before the model is built when there is no fine_tune_checkpoint; use a later checkpoint.'
+        % (checkpoint_path, [k for k in keys if k != '_CHECKPOINTABLE_OBJECT_GRAPH'][:5]))
   if not _has_variables(detection_model):
     build_model_variables(detection_model, image_shape)
   report = restore_by_keys({'model': detection_model}, checkpoint_path, use_moving_average)
