@@ -10,14 +10,20 @@ Usage:
 Writes `output_directory/checkpoint/`, `output_directory/saved_model/` (signature
 `serving_default`) and `output_directory/pipeline.config`; see docs/export.md for the inputs and
 outputs. The output directory is written atomically (temporary folder renamed at the end).
-Exit status 2 with a one-line message on a config error or an unusable checkpoint.
+Exit status 2 with a one-line message on a config error, a missing flag or an unusable checkpoint
+(docs/errors.md).
 """
 import sys
 
 from absl import app
 from absl import flags
 
-from object_detection import exporter_lib_v2
+from object_detection.utils import quiet_logs
+
+if __name__ == '__main__':
+  quiet_logs.quiet_tensorflow_startup()  # before exporter_lib_v2 imports TensorFlow
+
+from object_detection import exporter_lib_v2  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum('input_type', 'image_tensor', list(exporter_lib_v2.INPUT_TYPES),
@@ -43,31 +49,39 @@ flags.DEFINE_enum('use_moving_average', 'auto', ['auto', 'true', 'false'],
                   'with train_config.optimizer.use_moving_average.')
 
 
+def _check_flags(usage_error):
+  """Missing flags are one line and exit status 2 (absl's required-flag check exits 1)."""
+  for name, example in (('pipeline_config_path', 'model_dir/pipeline.config'),
+                        ('trained_checkpoint_dir', 'model_dir'),
+                        ('output_directory', 'exported/my_model')):
+    if not FLAGS[name].value:
+      raise usage_error('--%s is required (e.g. --%s=%s).' % (name, name, example))
+
+
 def main(argv):
   del argv
   # pylint: disable=g-import-not-at-top
-  from google.protobuf import text_format
   from object_detection.utils import config_validation
   # pylint: enable=g-import-not-at-top
-  try:
-    pipeline_config = exporter_lib_v2.load_pipeline_config(FLAGS.pipeline_config_path,
-                                                           FLAGS.config_override)
-  except (config_validation.ConfigError, text_format.ParseError, FileNotFoundError) as e:
-    print('Config error in %s: %s' % (FLAGS.pipeline_config_path, e), file=sys.stderr)
-    sys.exit(2)
   use_moving_average = {'auto': None, 'true': True, 'false': False}[FLAGS.use_moving_average]
   try:
+    _check_flags(config_validation.UsageError)
+    pipeline_config = exporter_lib_v2.load_pipeline_config(FLAGS.pipeline_config_path,
+                                                           FLAGS.config_override)
     output_directory = exporter_lib_v2.export_inference_graph(
         FLAGS.input_type, pipeline_config, FLAGS.trained_checkpoint_dir, FLAGS.output_directory,
         output_masks_reframed=FLAGS.output_masks_reframed, use_moving_average=use_moving_average)
   except exporter_lib_v2.ExportError as e:
-    print('Error: %s' % e, file=sys.stderr)
+    # About the checkpoint or output folder, not the config: not prefixed with the config path.
+    print(config_validation.error_line(e), file=sys.stderr)
+    sys.exit(2)
+  except config_validation.ConfigError as e:
+    # Config and flag errors (ConfigParseError, UsageError, builder errors are ConfigErrors).
+    print(config_validation.error_line(e, FLAGS.pipeline_config_path), file=sys.stderr)
     sys.exit(2)
   print('Exported %s SavedModel to %s/saved_model (signature serving_default)' % (
       FLAGS.input_type, output_directory))
 
 
 if __name__ == '__main__':
-  flags.mark_flags_as_required(
-      ['pipeline_config_path', 'trained_checkpoint_dir', 'output_directory'])
   app.run(main)

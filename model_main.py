@@ -11,13 +11,14 @@ Evaluate every new checkpoint (stops after the final one, or after --eval_timeou
       --checkpoint_dir=runs/x
 
 Input paths in the config are resolved relative to the current directory.
-Exit status: 0 on success, 1 on a NaN/Inf loss or a runtime failure, 2 on a config error.
+Exit status: 0 on success, 1 on a NaN/Inf loss or a runtime failure, 2 on a config, input-file
+or flag error (one line on stderr, no traceback; docs/errors.md lists them).
 """
+import os
 import sys
 
 from absl import app
 from absl import flags
-from google.protobuf import text_format
 
 flags.DEFINE_string('pipeline_config_path', None, 'Path to pipeline config file.')
 flags.DEFINE_integer('num_train_steps', None, 'Number of train steps (overrides num_steps).')
@@ -59,23 +60,73 @@ flags.DEFINE_bool('jit_compile', False, 'XLA-compile the train step: not support
 FLAGS = flags.FLAGS
 
 
-def main(unused_argv):
-  flags.mark_flag_as_required('model_dir')
-  flags.mark_flag_as_required('pipeline_config_path')
-  # Imported here so that --help is fast and config errors print before TF initializes devices.
+def _check_flags():
+  """Refuses missing, contradictory or impossible flags before anything is read.
+
+  Raises:
+    config_validation.UsageError: naming the flag and what to do.
+  """
   # pylint: disable=g-import-not-at-top
-  from object_detection import model_lib_v2
-  from object_detection.training import determinism
-  from object_detection.training import fine_tune
-  from object_detection.training import train_step
   from object_detection.utils import config_validation
   # pylint: enable=g-import-not-at-top
+  usage = config_validation.UsageError
+  for name, example in (('pipeline_config_path', 'path/to/pipeline.config'),
+                        ('model_dir', 'runs/my_model')):
+    if not FLAGS[name].value:
+      raise usage('--%s is required (e.g. --%s=%s).' % (name, name, example))
+  if FLAGS.checkpoint_dir:
+    if not os.path.isdir(FLAGS.checkpoint_dir):
+      raise usage('--checkpoint_dir=%s does not exist; point it at the training model_dir '
+                  '(or a TF2 model zoo / exported folder).' % FLAGS.checkpoint_dir)
+    for name in ('eval_every_n', 'jit_compile'):
+      if FLAGS[name].present:
+        raise usage('--%s only applies to training, but --checkpoint_dir selects evaluation; '
+                    'remove one of them.' % name)
+  elif FLAGS.eval_on_train_data:
+    raise usage('--eval_on_train_data only applies to evaluation; add --checkpoint_dir=<the '
+                'training model_dir> or remove it.')
+  for name in ('eval_every_n', 'checkpoint_every_n', 'sample_1_of_n_eval_examples'):
+    if FLAGS[name].value is not None and FLAGS[name].value < 1:
+      raise usage('--%s=%d: it must be >= 1.' % (name, FLAGS[name].value))
+  if FLAGS.eval_timeout < 0:
+    raise usage('--eval_timeout=%d: it must be >= 0 seconds.' % FLAGS.eval_timeout)
+
+
+def _mode():
+  if FLAGS.checkpoint_dir:
+    return 'eval_on_train' if FLAGS.eval_on_train_data else 'eval'
+  return 'train_and_eval' if FLAGS.eval_every_n else 'train'
+
+
+def main(unused_argv):
+  # Imported here so that --help is fast and config errors print before TF initializes devices.
+  # pylint: disable=g-import-not-at-top
+  from object_detection.utils import config_validation
   try:
+    _check_flags()  # before TensorFlow is imported: a wrong flag fails in a second
+  except config_validation.UsageError as e:
+    print(config_validation.error_line(e), file=sys.stderr)
+    sys.exit(2)
+  from object_detection.utils import quiet_logs
+  quiet_logs.quiet_tensorflow_startup()  # before the first TensorFlow import
+  from object_detection import model_lib_v2
+  from object_detection.builders import dataset_builder
+  from object_detection.training import checkpointing
+  from object_detection.training import determinism
+  from object_detection.training import train_step
+  # pylint: enable=g-import-not-at-top
+  try:
+    if FLAGS.jit_compile:
+      # Refused before the config is even read: the reason is the model's ops, not the config.
+      raise train_step.JitCompileError(train_step.JIT_UNSUPPORTED)
     if FLAGS.seed is not None:
       determinism.make_deterministic(FLAGS.seed)
-    # Validate before building anything heavy.
-    model_lib_v2.load_configs(FLAGS.pipeline_config_path, FLAGS.config_override,
-                              FLAGS.num_train_steps)
+    # Every config and input check runs here, before a model or dataset is built.
+    configs = model_lib_v2.load_configs(
+        FLAGS.pipeline_config_path, FLAGS.config_override, FLAGS.num_train_steps,
+        FLAGS.sample_1_of_n_eval_examples,
+        FLAGS.sample_1_of_n_eval_on_train_examples,
+        mode=_mode())
     if FLAGS.checkpoint_dir:
       model_lib_v2.eval_continuously(
           pipeline_config_path=FLAGS.pipeline_config_path,
@@ -86,7 +137,8 @@ def main(unused_argv):
           sample_1_of_n_eval_on_train_examples=FLAGS.sample_1_of_n_eval_on_train_examples,
           checkpoint_dir=FLAGS.checkpoint_dir,
           timeout=FLAGS.eval_timeout,
-          eval_on_train_data=FLAGS.eval_on_train_data)
+          eval_on_train_data=FLAGS.eval_on_train_data,
+          configs=configs)
     else:
       model_lib_v2.train_loop(
           pipeline_config_path=FLAGS.pipeline_config_path,
@@ -100,12 +152,15 @@ def main(unused_argv):
           record_summaries=FLAGS.record_summaries,
           eval_every_n=FLAGS.eval_every_n,
           jit_compile=FLAGS.jit_compile,
-          sample_1_of_n_eval_examples=FLAGS.sample_1_of_n_eval_examples)
-  except (config_validation.ConfigError, text_format.ParseError) as e:
-    print('Config error in %s: %s' % (FLAGS.pipeline_config_path, e), file=sys.stderr)
-    sys.exit(2)
-  except (FileNotFoundError, fine_tune.FineTuneError, train_step.JitCompileError) as e:
-    print('Error: %s' % e, file=sys.stderr)
+          sample_1_of_n_eval_examples=FLAGS.sample_1_of_n_eval_examples,
+          configs=configs)
+  except config_validation.ConfigError as e:
+    # Config, input-file and flag errors (every project error type of bad input subclasses it).
+    # These name their own subject (the flag, the record file, the checkpoint), not the config.
+    own_subject = (train_step.JitCompileError, dataset_builder.CorruptRecordError,
+                   checkpointing.ResumeError)
+    path = None if isinstance(e, own_subject) else FLAGS.pipeline_config_path
+    print(config_validation.error_line(e, path), file=sys.stderr)
     sys.exit(2)
   except model_lib_v2.NonFiniteLossError as e:
     print(str(e), file=sys.stderr)

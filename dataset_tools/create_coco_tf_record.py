@@ -1,10 +1,16 @@
 r"""Converts a COCO-format instance segmentation dataset to TFRecords (TF OD API format).
 
 Same flags and output names as the TF OD API's `create_coco_tf_record.py`, plus --num_shards,
---mask_type and --num_workers. Any split may be omitted: a split is converted when both its image
-folder and its annotations file are given. Writes <output_dir>/coco_{train,val,testdev}.record-
-NNNNN-of-NNNNN and <output_dir>/label_map.pbtxt (every category of the annotation files, with
-their ids), then prints a summary: images and instances written, every skip by reason.
+--mask_type, --num_workers and --overwrite. Any split may be omitted: a split is converted when
+both its image folder and its annotations file are given. Writes
+<output_dir>/coco_{train,val,testdev}.record-NNNNN-of-NNNNN, <output_dir>/label_map.pbtxt (every
+category of the annotation files, with their ids) and <output_dir>/conversion_summary.txt, then
+prints that summary: images and instances written, every skip by reason.
+
+The output folder is replaced whole, in one step, at the end: everything is written into a hidden
+temporary folder beside it first, so a killed or failed run leaves the previous output as it was
+and a re-run leaves no shard of an earlier one. A folder holding files this converter did not
+write is refused unless --overwrite is given.
 
 Example (the bundled sample data, from the repository root):
 
@@ -15,10 +21,12 @@ Example (the bundled sample data, from the repository root):
     --val_annotations_file=samples/data/coco128_seg/annotations/instances_val.json \
     --output_dir=/tmp/coco128_records --include_masks
 
-Exits with status 1 and a message naming the file when an input is missing or malformed, and
-with status 2 on a usage error (no split, or a split with only one of its two flags).
+Exit status 2, with one line naming the file, folder or flag, on a usage or input error (no split,
+a split with only one of its two flags, a missing or malformed input, an output folder that may
+not be replaced); 1, with one line, when writing the output fails (the old output is kept).
 """
 import os
+import signal
 import sys
 
 # Runs from a source checkout without installation: `python dataset_tools/create_coco_tf_record.py`.
@@ -33,7 +41,11 @@ flags.DEFINE_string('test_image_dir', '', 'Test(-dev) image directory.')
 flags.DEFINE_string('train_annotations_file', '', 'Training annotations JSON file.')
 flags.DEFINE_string('val_annotations_file', '', 'Validation annotations JSON file.')
 flags.DEFINE_string('testdev_annotations_file', '', 'Test-dev annotations JSON file.')
-flags.DEFINE_string('output_dir', '/tmp/', 'Output data directory.')
+flags.DEFINE_string('output_dir', '',
+                    'Output folder (required). It is replaced whole at the end of the conversion.')
+flags.DEFINE_boolean('overwrite', False,
+                     'Replace --output_dir even when it holds files this converter did not write '
+                     '(they are deleted). Not needed to re-run over an earlier conversion.')
 flags.DEFINE_boolean('include_masks', False,
                      'Whether to include instance segmentation masks (needed for Mask R-CNN).')
 flags.DEFINE_integer('num_shards', 1,
@@ -46,10 +58,24 @@ flags.DEFINE_integer('num_workers', 1, 'Processes that read and encode images.')
 flags.DEFINE_boolean('progress', True, 'Show a progress bar (images/s) on stderr.')
 
 FLAGS = flags.FLAGS
+_MAIN_PID = os.getpid()
 
 
-def _splits():
-  """Returns [(split, image_dir, annotations_file)]; exits 2 on a half-given split."""
+def _exit_on_sigterm(signum, frame):
+  del frame  # Unused.
+  # `kill` (SIGTERM) unwinds like Ctrl-C, so the temporary output folder is removed; forked
+  # worker processes (stopped with SIGTERM by their pool) just exit.
+  if os.getpid() == _MAIN_PID:
+    raise SystemExit(128 + signum)
+  os._exit(128 + signum)  # pylint: disable=protected-access
+
+
+def _splits(usage_error):
+  """Returns [(split, image_dir, annotations_file)].
+
+  Raises:
+    usage_error: a split with only one of its two flags, or no split at all.
+  """
   splits = []
   for split, image_flag, annotations_flag in (
       ('train', 'train_image_dir', 'train_annotations_file'),
@@ -59,33 +85,48 @@ def _splits():
     if bool(image_dir) != bool(annotations_file):
       missing = annotations_flag if image_dir else image_flag
       given = image_flag if image_dir else annotations_flag
-      print('ERROR: --%s is given but --%s is not: a split needs both.' % (given, missing),
-            file=sys.stderr)
-      sys.exit(2)
+      raise usage_error('--%s is given but --%s is not: a split needs both.' % (given, missing))
     if image_dir:
       splits.append((split, image_dir, annotations_file))
+  if not splits:
+    raise usage_error('nothing to convert: give --train_image_dir and --train_annotations_file, '
+                      '--val_image_dir and --val_annotations_file, and/or --test_image_dir and '
+                      '--testdev_annotations_file.')
+  if not FLAGS.output_dir:
+    raise usage_error('--output_dir is not given: name the folder to write the records to '
+                      '(e.g. --output_dir=data/coco_records).')
   return splits
 
 
 def main(argv):
   del argv  # Unused.
-  # TF-free first: missing or malformed inputs fail in well under a second.
-  from object_detection.dataset_tools import coco_annotations  # pylint: disable=g-import-not-at-top
-  splits = _splits()
-  if not splits:
-    print('ERROR: nothing to convert: give --train_image_dir and --train_annotations_file, '
-          '--val_image_dir and --val_annotations_file, and/or --test_image_dir and '
-          '--testdev_annotations_file.', file=sys.stderr)
-    sys.exit(2)
+  signal.signal(signal.SIGTERM, _exit_on_sigterm)
+  # TF-free first: usage errors, missing or malformed inputs and an output folder that may not
+  # be replaced fail in well under a second.
+  # pylint: disable=g-import-not-at-top
+  from object_detection.dataset_tools import coco_annotations
+  from object_detection.dataset_tools import output_folder
+  from object_detection.utils import config_validation
+  # pylint: enable=g-import-not-at-top
   try:
+    splits = _splits(config_validation.UsageError)
+    inputs = [path for _, image_dir, annotations_file in splits
+              for path in (image_dir, annotations_file)]
+    output_folder.check_output_dir(FLAGS.output_dir, FLAGS.overwrite, inputs)
     loaded = coco_annotations.load_splits(splits)
+    from object_detection.utils import quiet_logs  # pylint: disable=g-import-not-at-top
+    quiet_logs.quiet_tensorflow_startup()  # before coco_tf_record imports TensorFlow
     from object_detection.dataset_tools import coco_tf_record  # pylint: disable=g-import-not-at-top
     result = coco_tf_record.convert(
         splits, FLAGS.output_dir, include_masks=FLAGS.include_masks,
         num_shards=FLAGS.num_shards, mask_type=FLAGS.mask_type,
-        num_workers=FLAGS.num_workers, show_progress=FLAGS.progress, loaded=loaded)
-  except coco_annotations.ConversionError as e:
-    print('ERROR: %s' % e, file=sys.stderr)
+        num_workers=FLAGS.num_workers, show_progress=FLAGS.progress, loaded=loaded,
+        overwrite=FLAGS.overwrite)
+  except config_validation.ConfigError as e:  # ConversionError and UsageError included.
+    print(config_validation.error_line(e), file=sys.stderr)
+    sys.exit(2)
+  except output_folder.OutputWriteError as e:
+    print('Error: %s' % e, file=sys.stderr)
     sys.exit(1)
   print(coco_tf_record.format_summary(result))
 

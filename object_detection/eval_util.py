@@ -3,7 +3,7 @@
 TF2 counterpart of the TF OD API's `model_lib_v2.eager_eval_loop` + `eval_util`. Called by
 `object_detection/model_lib_v2.py` (training helper) through `evaluate(...)`.
 
-Data flow (contracts D and E of the project):
+Data flow (batches as described in `inputs.py`, a `core.model.DetectionModel`):
   eval dataset (features, labels), already preprocessed by the input pipeline
     -> model.provide_groundtruth(unpadded per-image lists) -> model.predict -> model.loss
     -> model.postprocess (normalized boxes, label-map ids, box-relative masks)
@@ -22,6 +22,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from object_detection import inputs
 from object_detection.core import standard_fields as fields
 from object_detection.metrics import coco_evaluation
 from object_detection.training import train_step
@@ -33,7 +34,6 @@ _IN = fields.InputDataFields
 _DET = fields.DetectionResultFields
 # `postprocess` gives 0-based class indices; label-map ids are 1-based (TF OD API b/63711816).
 LABEL_ID_OFFSET = 1
-ORIGINAL_GROUNDTRUTH_INSTANCE_MASKS = 'original_groundtruth_instance_masks'
 
 # metrics_set name -> (evaluator class, needs masks).
 EVAL_METRICS_CLASS_DICT = {
@@ -135,27 +135,19 @@ _MODEL_LABEL_KEYS = (_IN.num_groundtruth_boxes, _IN.groundtruth_boxes, _IN.groun
                      _IN.groundtruth_instance_masks, _IN.groundtruth_labeled_classes)
 
 
-def _make_compute_fn(detection_model, use_tf_function):
+def _make_compute_fn(detection_model):
   """features, labels -> (detections dict, losses dict)."""
   def compute(features, labels):
     if labels[_IN.groundtruth_boxes].shape[0] is None:
       raise ValueError('The eval dataset must have a static batch size '
                        '(drop_remainder or a known batch_size).')
-    true_image_shape = features[_IN.true_image_shape]
-    detection_model.provide_groundtruth(**train_step.unstack_groundtruth(
-        labels, tf.shape(features[_IN.image]), true_image_shape))
-    prediction_dict = detection_model.predict(features[_IN.image], true_image_shape)
-    losses = dict(detection_model.loss(prediction_dict, true_image_shape))
-    regularization_losses = detection_model.regularization_losses()
-    if regularization_losses:
-      losses['Loss/regularization_loss'] = tf.add_n(
-          [tf.cast(l, tf.float32) for l in regularization_losses])
-    losses['Loss/total_loss'] = tf.add_n([tf.cast(v, tf.float32) for v in losses.values()])
-    detections = detection_model.postprocess(prediction_dict, true_image_shape)
+    prediction_dict, losses = train_step.predict_and_compute_losses(
+        detection_model, features, labels, add_regularization_loss=True)
+    detections = detection_model.postprocess(prediction_dict, features[_IN.true_image_shape])
     return detections, losses
   # Traced with the concrete shapes of each batch (the per-image ground-truth lists need a static
   # batch size); a final partial batch costs one extra trace.
-  fn = tf.function(compute, reduce_retracing=False) if use_tf_function else compute
+  fn = tf.function(compute, reduce_retracing=False)
 
   def call(features, labels):
     return fn({k: features[k] for k in _MODEL_FEATURE_KEYS if k in features},
@@ -192,12 +184,12 @@ def _groundtruth_for_image(labels, i, height, width, needs_masks, image_id):
     gt[_IN.groundtruth_is_crowd] = labels[_IN.groundtruth_is_crowd][i, :n].numpy().astype(bool)
   masks = None
   if needs_masks:
-    if ORIGINAL_GROUNDTRUTH_INSTANCE_MASKS not in labels:
+    if inputs.ORIGINAL_GROUNDTRUTH_INSTANCE_MASKS not in labels:
       raise ValueError(
           'eval_config.metrics_set contains coco_mask_metrics but the eval labels have no '
           '"original_groundtruth_instance_masks" (image {}): set load_instance_masks: true in '
           'eval_input_reader.'.format(image_id))
-    masks = labels[ORIGINAL_GROUNDTRUTH_INSTANCE_MASKS][i, :n, :height, :width].numpy()
+    masks = labels[inputs.ORIGINAL_GROUNDTRUTH_INSTANCE_MASKS][i, :n, :height, :width].numpy()
     masks = (masks > 0).astype(np.uint8)
     gt[_IN.groundtruth_instance_masks] = masks
   if _IN.groundtruth_area in labels:
@@ -241,7 +233,7 @@ def _detections_for_image(detections, i, height, width, needs_masks, image_id):
           'coco_mask_metrics.'.format(image_id))
     det[_DET.detection_masks] = ops.reframe_and_threshold_masks(
         detections[_DET.detection_masks][i, :n], boxes_normalized, height, width,
-        threshold=0.5).numpy()
+        threshold=ops.MASK_THRESHOLD).numpy()
   return det, boxes_normalized.numpy()
 
 
@@ -282,15 +274,15 @@ def _get_model_stats(detection_model, image_size):
 
 def evaluate(detection_model, configs, eval_dataset, global_step, summary_writer=None,
              model_dir=None, num_visualizations=None, category_index=None,
-             use_tf_function=True, compute_model_stats=True, max_num_batches=None):
+             compute_model_stats=True):
   """Evaluates a detection model on one pass of the eval dataset.
 
   Args:
-    detection_model: a `DetectionModel` (contract E) with restored weights.
+    detection_model: a `core.model.DetectionModel` with restored weights.
     configs: dict from `config_util.get_configs_from_pipeline_file` (uses 'eval_config' and
       'eval_input_config' / 'eval_input_configs' for the label map).
     eval_dataset: `tf.data.Dataset` of (features, labels) from `inputs.eval_input` with the
-      model's preprocess applied (contract D), static batch size.
+      model's preprocess applied (see the `inputs.py` module docstring), static batch size.
     global_step: int or tf.Variable, the checkpoint's training step (summary step).
     summary_writer: optional `tf.summary` writer (normally for `model_dir/eval`); created for
       `model_dir/eval` when None and model_dir is given.
@@ -298,9 +290,7 @@ def evaluate(detection_model, configs, eval_dataset, global_step, summary_writer
     num_visualizations: number of side-by-side images to write; default
       `eval_config.num_visualizations`.
     category_index: optional dict id -> {'id', 'name'}; default from the eval label map.
-    use_tf_function: run predict/loss/postprocess in a `tf.function`.
     compute_model_stats: add parameter count and GFLOPs per image to the JSON.
-    max_num_batches: optional limit of batches (for smoke tests); None = whole dataset.
 
   Returns:
     flat dict: COCO metrics (python floats, keys 'DetectionBoxes_Precision/mAP', ...,
@@ -326,7 +316,7 @@ def evaluate(detection_model, configs, eval_dataset, global_step, summary_writer
   # eval_config.num_examples is deprecated and ignored, as in the TF2 TF OD API: the whole eval
   # dataset is evaluated. A repeating eval input (num_epochs: 0) would loop forever, so the
   # loop stops at the first batch made only of images already seen.
-  compute_fn = _make_compute_fn(detection_model, use_tf_function)
+  compute_fn = _make_compute_fn(detection_model)
   loss_sums = {}
   num_loss_images = 0
   num_images = 0
@@ -337,8 +327,6 @@ def evaluate(detection_model, configs, eval_dataset, global_step, summary_writer
   seen_image_ids = set()
   repeated = False
   for batch_index, (features, labels) in enumerate(eval_dataset):
-    if max_num_batches is not None and batch_index >= max_num_batches:
-      break
     batch_ids = [_image_id(features, i, num_images + i)
                  for i in range(int(features[_IN.original_image_spatial_shape].shape[0]))]
     if batch_ids and all(image_id in seen_image_ids for image_id in batch_ids):
@@ -403,9 +391,10 @@ def evaluate(detection_model, configs, eval_dataset, global_step, summary_writer
         tf.summary.scalar(key, value, step=step)
     summary_writer.flush()
 
-  logging.info('Eval metrics at step %d (%d images):', step, num_images)
+  # The entry points print every metric once; the per-metric log lines are for debugging.
+  logging.info('Eval metrics at step %d computed on %d images.', step, num_images)
   for key in sorted(metrics):
-    logging.info('\t+ %s: %f', key, metrics[key])
+    logging.debug('\t+ %s: %f', key, metrics[key])
 
   if model_dir:
     record = {'global_step': step, 'num_images': num_images - num_duplicates,
@@ -415,7 +404,9 @@ def evaluate(detection_model, configs, eval_dataset, global_step, summary_writer
     eval_dir = os.path.join(model_dir, 'eval')
     tf.io.gfile.makedirs(eval_dir)
     path = os.path.join(eval_dir, 'metrics_{}.json'.format(step))
-    with tf.io.gfile.GFile(path, 'w') as f:
+    # Written aside and renamed: an evaluation killed while writing leaves no half file.
+    with tf.io.gfile.GFile(path + '.tmp', 'w') as f:
       json.dump(record, f, indent=2, sort_keys=True)
+    tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
     logging.info('Wrote %s', path)
   return metrics

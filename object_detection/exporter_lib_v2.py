@@ -8,8 +8,10 @@
   pipeline.config   the pipeline config the model was built from (after `config_override`).
 
 Everything is first written to a temporary sibling directory which is renamed to
-`output_directory` only once the export succeeded, so a failed export never leaves a
-half-written output.
+`output_directory` only once the export succeeded, so a failed or killed export never leaves a
+half-written output: `output_directory` holds the complete previous export or the complete new
+one, and the next export deletes (or, for a kill between the two renames, moves back) what a
+killed one left beside it.
 
 Input types (`input_tensor` of the signature; batch size 1 as in the TF OD API):
   image_tensor:                 uint8 [1, H, W, 3], RGB.
@@ -48,6 +50,7 @@ import tempfile
 import tensorflow as tf
 
 from object_detection.core import standard_fields as fields
+from object_detection.utils import config_validation
 from object_detection.utils import ops
 
 _DETECTION_FIELDS = fields.DetectionResultFields
@@ -57,7 +60,6 @@ INPUT_TYPES = ('image_tensor', 'float_image_tensor', 'encoded_image_string_tenso
                'tf_example')
 # The files and folders an export directory holds (anything else there is not ours to replace).
 _EXPORT_ENTRIES = frozenset(['checkpoint', 'saved_model', 'pipeline.config'])
-MASK_THRESHOLD = 0.5
 LABEL_ID_OFFSET = 1
 _EXPORTED_FIELDS = frozenset([
     _DETECTION_FIELDS.num_detections, _DETECTION_FIELDS.detection_boxes,
@@ -67,7 +69,7 @@ _EXPORTED_FIELDS = frozenset([
     _DETECTION_FIELDS.detection_masks])
 
 
-class ExportError(RuntimeError):
+class ExportError(config_validation.ConfigError, RuntimeError):
   """The export could not be written; the message says why and what to do."""
 
 
@@ -98,7 +100,7 @@ class DetectionInferenceModule(tf.Module):
     """Constructor.
 
     Args:
-      detection_model: a DetectionModel (contract E) with its variables built and restored.
+      detection_model: a `core.model.DetectionModel` with its variables built and restored.
       output_masks_reframed: whether to add `detection_masks_reframed` (when the model
         predicts masks).
       input_type: recorded in the SavedModel (`loaded.input_type`) for tools such as
@@ -146,7 +148,7 @@ class DetectionInferenceModule(tf.Module):
       def reframe(args):
         box_masks, boxes = args
         return ops.reframe_and_threshold_masks(box_masks, boxes, height, width,
-                                               threshold=MASK_THRESHOLD)
+                                               threshold=ops.MASK_THRESHOLD)
 
       outputs[_DETECTION_FIELDS.detection_masks_reframed] = tf.map_fn(
           reframe,
@@ -249,15 +251,6 @@ def resolve_checkpoint_path(trained_checkpoint_dir):
     raise ExportError('--trained_checkpoint_dir: %s' % e) from e
 
 
-def uses_moving_average(pipeline_config):
-  """Whether the model was trained with an exponential moving average of the weights.
-
-  Same predicate as the optimizer builder (and the TF OD API):
-  `train_config.optimizer.use_moving_average`.
-  """
-  return bool(pipeline_config.train_config.optimizer.use_moving_average)
-
-
 def load_pipeline_config(pipeline_config_path, config_override=''):
   """Reads, overrides and validates a pipeline config.
 
@@ -272,17 +265,53 @@ def load_pipeline_config(pipeline_config_path, config_override=''):
   Raises:
     config_validation.ConfigError: an invalid config (the message names the field).
   """
-  from object_detection.utils import config_util  # pylint: disable=g-import-not-at-top
-  from object_detection.utils import config_validation  # pylint: disable=g-import-not-at-top
-  configs = config_util.get_configs_from_pipeline_file(pipeline_config_path,
-                                                       config_override=config_override or None)
-  config_validation.validate_pipeline_configs(configs)
-  return config_util.create_pipeline_proto_from_configs(configs)
+  # pylint: disable=g-import-not-at-top
+  from object_detection import model_lib_v2
+  from object_detection.utils import config_util
+  # pylint: enable=g-import-not-at-top
+  # The one config loader of training, evaluation and export; export checks the model part only
+  # (a zoo config whose augmentation is not implemented here still exports).
+  configs = model_lib_v2.load_configs(pipeline_config_path, config_override or None, mode='export')
+  public = {k: v for k, v in configs.items() if not k.startswith('_')}
+  return config_util.create_pipeline_proto_from_configs(public)
+
+
+def _tmp_prefix(output_directory):
+  return '.%s.tmp-' % os.path.basename(output_directory)
+
+
+def _old_prefix(output_directory):
+  return '.%s.old-' % os.path.basename(output_directory)
+
+
+def _recover_interrupted_export(output_directory, parent):
+  """Undoes what an export killed half-way left next to `output_directory`.
+
+  A kill while writing leaves a `.<name>.tmp-*` folder (deleted); a kill between the two renames of
+  `_replace_directory` leaves the previous export as `.<name>.old-*` and no `output_directory`: it
+  is moved back, so the folder again holds the complete old export.
+  """
+  if not os.path.isdir(parent):
+    return
+  for name in sorted(os.listdir(parent)):
+    path = os.path.join(parent, name)
+    if name.startswith(_tmp_prefix(output_directory)) and os.path.isdir(path):
+      shutil.rmtree(path, ignore_errors=True)
+      logging.info('Deleted %s, left by an export that did not finish.', path)
+    elif name.startswith(_old_prefix(output_directory)) and os.path.isdir(path):
+      if os.path.exists(output_directory):
+        shutil.rmtree(path, ignore_errors=True)
+      else:
+        os.rename(path, output_directory)
+        logging.info('Restored the previous export %s from %s (an export was interrupted).',
+                     output_directory, path)
 
 
 def _prepare_output_directory(output_directory):
-  """Checks that `output_directory` can be (re)placed by an export; returns its parent."""
+  """Checks that `output_directory` can be (re)placed by an export; returns it and its parent."""
   output_directory = os.path.abspath(output_directory)
+  parent = os.path.dirname(output_directory)
+  _recover_interrupted_export(output_directory, parent)
   if os.path.exists(output_directory):
     if not os.path.isdir(output_directory):
       raise ExportError('--output_directory=%s exists and is not a directory.' % output_directory)
@@ -291,7 +320,6 @@ def _prepare_output_directory(output_directory):
       raise ExportError(
           '--output_directory=%s exists and holds files that are not from an export (%s): '
           'choose a new or empty directory.' % (output_directory, ', '.join(sorted(extra))))
-  parent = os.path.dirname(output_directory)
   os.makedirs(parent, exist_ok=True)
   return output_directory, parent
 
@@ -300,7 +328,8 @@ def _replace_directory(tmp_directory, output_directory):
   """Moves the finished export into place, replacing a previous export if there is one."""
   old = None
   if os.path.exists(output_directory):
-    old = tempfile.mkdtemp(prefix='.old-export-', dir=os.path.dirname(output_directory))
+    old = tempfile.mkdtemp(prefix=_old_prefix(output_directory),
+                           dir=os.path.dirname(output_directory))
     os.rmdir(old)
     os.rename(output_directory, old)
   os.rename(tmp_directory, output_directory)
@@ -328,8 +357,7 @@ def save_detection_model(detection_model, input_type, output_directory, pipeline
   """
   _check_input_type(input_type)
   output_directory, parent = _prepare_output_directory(output_directory)
-  tmp_directory = tempfile.mkdtemp(prefix='.%s.tmp-' % os.path.basename(output_directory),
-                                   dir=parent)
+  tmp_directory = tempfile.mkdtemp(prefix=_tmp_prefix(output_directory), dir=parent)
   try:
     checkpoint = tf.train.Checkpoint(model=detection_model)
     tf.train.CheckpointManager(checkpoint, os.path.join(tmp_directory, 'checkpoint'),
@@ -382,7 +410,7 @@ def build_and_restore_model(pipeline_config, trained_checkpoint_dir, use_moving_
   from object_detection.utils import checkpoint_utils  # pylint: disable=g-import-not-at-top
   checkpoint_path = resolve_checkpoint_path(trained_checkpoint_dir)
   if use_moving_average is None:
-    use_moving_average = uses_moving_average(pipeline_config)
+    use_moving_average = checkpoint_utils.uses_moving_average(pipeline_config.train_config)
   detection_model = model_builder.build(pipeline_config.model, is_training=False)
   try:
     checkpoint_utils.restore_for_inference(detection_model, checkpoint_path, use_moving_average)

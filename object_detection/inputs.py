@@ -1,4 +1,4 @@
-"""Training and evaluation input pipelines (TF OD API `inputs.py`, contract D).
+"""Training and evaluation input pipelines (TF OD API `inputs.py`).
 
 `train_input(...)` / `eval_input(...)` return a batched `tf.data.Dataset` of
 `(features, labels)`:
@@ -102,7 +102,7 @@ def get_num_classes(model_config):
 
 
 def get_image_resizer_fn(model_config):
-  """The contract-C resize function of the model config's image_resizer."""
+  """The resize function (`image_resizer_builder.build`) of the model config's image_resizer."""
   return image_resizer_builder.build(_meta_arch_config(model_config).image_resizer)
 
 

@@ -1,4 +1,4 @@
-"""Training and continuous evaluation (contract F), a thin orchestrator.
+"""Training and continuous evaluation (TF OD API `model_lib_v2` entry points), a thin orchestrator.
 
 The pieces live in `object_detection/training/`: strategy choice, the distributed train step,
 checkpointing, fine-tuning, progress logging, and the seed recipe (ReduceLROnPlateau, early
@@ -12,6 +12,7 @@ import time
 from absl import logging
 import tensorflow as tf
 
+from object_detection.builders import dataset_builder
 from object_detection.data_decoders import bad_examples
 from object_detection.training import checkpointing
 from object_detection.training import early_stopping as early_stopping_lib
@@ -26,16 +27,32 @@ NonFiniteLossError = progress.NonFiniteLossError
 
 
 def load_configs(pipeline_config_path, config_override=None, train_steps=None,
-                 sample_1_of_n_eval_examples=None, sample_1_of_n_eval_on_train_examples=None):
-  """Reads, overrides and validates the pipeline config; returns the configs dict (contract B).
+                 sample_1_of_n_eval_examples=None, sample_1_of_n_eval_on_train_examples=None,
+                 mode=None):
+  """Reads, overrides and validates the pipeline config; returns the configs dict.
+
+  The one config loader of training, evaluation and the entry points: nothing heavy is built.
+
+  Args:
+    pipeline_config_path: text-format pipeline config.
+    config_override: text-format TrainEvalPipelineConfig merged over it.
+    train_steps: overrides train_config.num_steps when set (--num_train_steps).
+    sample_1_of_n_eval_examples / sample_1_of_n_eval_on_train_examples: eval subsampling.
+    mode: what the run does, to also check the files it reads
+      (`config_validation.check_inputs`): 'train', 'train_and_eval', 'eval' or
+      'eval_on_train'; 'export' checks the model part alone. None checks the whole config alone.
 
   Raises:
-    config_validation.ConfigError: invalid config (message names the field).
+    config_validation.ConfigError (or a subclass: ConfigParseError, ConfigFileNotFoundError,
+      UsageError): the message names the file, field or flag and what to do.
   """
   # pylint: disable=g-import-not-at-top
   from object_detection.utils import config_util
   from object_detection.utils import config_validation
   # pylint: enable=g-import-not-at-top
+  if train_steps is not None and int(train_steps) < 0:
+    raise config_validation.UsageError('--num_train_steps=%d: it must be >= 1 (or unset to use '
+                                       'train_config.num_steps).' % int(train_steps))
   configs = config_util.get_configs_from_pipeline_file(pipeline_config_path,
                                                        config_override=config_override)
   if train_steps:
@@ -45,13 +62,19 @@ def load_configs(pipeline_config_path, config_override=None, train_steps=None,
       eval_input_config.sample_1_of_n_examples = int(sample_1_of_n_eval_examples)
   if sample_1_of_n_eval_on_train_examples and sample_1_of_n_eval_on_train_examples > 1:
     configs['_sample_1_of_n_eval_on_train_examples'] = int(sample_1_of_n_eval_on_train_examples)
-  config_validation.validate_pipeline_configs(
-      {k: v for k, v in configs.items() if not k.startswith('_')})
+  public = {k: v for k, v in configs.items() if not k.startswith('_')}
+  # Evaluation does not check the training part: a model zoo config whose augmentation is not
+  # implemented here still evaluates.
+  if mode == 'export':  # export builds the model only
+    parts = ('model',)
+  elif mode in ('eval', 'eval_on_train'):
+    parts = ('model', 'eval')
+  else:
+    parts = config_validation.ALL_PARTS
+  config_validation.validate_pipeline_configs(public, parts)
+  if mode not in (None, 'export'):
+    config_validation.check_inputs(public, mode)
   return configs
-
-
-def _use_moving_average(train_config):
-  return bool(train_config.optimizer.use_moving_average)
 
 
 def _is_chief(strategy):
@@ -60,6 +83,15 @@ def _is_chief(strategy):
     return True
   return resolver.task_type == 'chief' or (resolver.task_type == 'worker' and
                                            resolver.task_id == 0)
+
+
+def _next_batch(iterator, input_config, reader_name):
+  """next(iterator), with tf.data's DataLossError (which names no file) turned into a
+  CorruptRecordError naming the corrupt file and record."""
+  try:
+    return next(iterator)
+  except tf.errors.DataLossError as e:
+    raise dataset_builder.explain_data_loss_error(input_config, e, reader_name) from None
 
 
 def _numeric(strategy, batch):
@@ -100,6 +132,8 @@ class _Evaluator(object):
         input_config.sample_1_of_n_examples = n
     else:
       input_config = configs['eval_input_configs'][self.eval_index]
+    self.input_config = input_config
+    self.reader_name = 'train_input_reader' if self.eval_on_train_data else 'eval_input_reader'
     self.dataset = (self.eval_input_fn or inputs.eval_input)(
         configs['eval_config'], input_config, configs['model'], model=self.model)
     out_dir = (os.path.join(self.model_dir, 'eval_on_train') if self.eval_on_train_data
@@ -124,10 +158,15 @@ class _Evaluator(object):
     if self.model is None:
       self._build()
     checkpoint_utils.restore_for_inference(
-        self.model, checkpoint_path, _use_moving_average(self.configs['train_config']))
+        self.model, checkpoint_path,
+        checkpoint_utils.uses_moving_average(self.configs['train_config']))
     start = time.time()
-    metrics = eval_util.evaluate(self.model, self.configs, self.dataset, step,
-                                 summary_writer=self.writer, model_dir=self.output_dir)
+    try:
+      metrics = eval_util.evaluate(self.model, self.configs, self.dataset, step,
+                                   summary_writer=self.writer, model_dir=self.output_dir)
+    except tf.errors.DataLossError as e:
+      raise dataset_builder.explain_data_loss_error(self.input_config, e,
+                                                    self.reader_name) from None
     print('Evaluation of %s (step %d) took %.1f s:' % (checkpoint_path, step, time.time() - start))
     for key in sorted(metrics):
       if key.startswith('Detection') or key.startswith('Loss/total'):
@@ -196,7 +235,11 @@ def train_loop(pipeline_config_path, model_dir, config_override=None, train_step
     pipeline_config_path: pipeline.config path (input paths inside are relative to the CWD).
     model_dir: output directory: ckpt-N (max 7 kept), pipeline.config, train/ (TensorBoard),
       eval/ (metrics_<step>.json + TensorBoard) with eval_every_n, best/ with
-      best_checkpoint_metric, training_state.json (recipe state).
+      best_checkpoint_metric, training_state.json (recipe state and the step a finished run
+      stopped at). At start, folders of a save killed half-way are deleted and a damaged latest
+      checkpoint is moved to damaged_checkpoints/ (the previous intact one is resumed from, and
+      one line says so); pipeline.config is only (re)written once the config has been checked
+      against the checkpoint it resumes from.
     config_override: text-format TrainEvalPipelineConfig merged into the file's config.
     train_steps: overrides train_config.num_steps.
     use_tpu, tpu_name, num_workers: strategy choice (see training/strategy.py); ignored when
@@ -221,6 +264,8 @@ def train_loop(pipeline_config_path, model_dir, config_override=None, train_step
   Raises:
     config_validation.ConfigError: bad config. fine_tune.FineTuneError: unusable fine-tune
     checkpoint. NonFiniteLossError: a loss became NaN/Inf (nothing saved for that step).
+    dataset_builder.CorruptRecordError: a TFRecord file is corrupt (names the file and record).
+    ValueError: the checkpoint to resume from does not fit the config (pipeline.config is kept).
   """
   # pylint: disable=g-import-not-at-top
   from object_detection.builders import optimizer_builder
@@ -243,9 +288,9 @@ def train_loop(pipeline_config_path, model_dir, config_override=None, train_step
   chief = _is_chief(strategy)
   tf.io.gfile.makedirs(model_dir)
   if chief:
-    config_util.save_pipeline_config(
-        config_util.create_pipeline_proto_from_configs(
-            {k: v for k, v in configs.items() if not k.startswith('_')}), model_dir)
+    # Before the CheckpointManager reads the folder: leftovers of a killed save go, a damaged
+    # latest checkpoint is set aside (with one line saying which one is used instead).
+    checkpointing.prepare_model_dir(model_dir)
 
   with strategy.scope():
     detection_model = (model_fn or model_builder.build)(model_config, is_training=True)
@@ -260,7 +305,7 @@ def train_loop(pipeline_config_path, model_dir, config_override=None, train_step
     built = optimizer_builder.build_with_schedule(train_config.optimizer, global_step)
   optimizer = built.optimizer
   iterator = iter(dataset)
-  first_batch = next(iterator)
+  first_batch = _next_batch(iterator, train_input_config, 'train_input_reader')
 
   # Create the variables (TF OD API _ensure_model_is_built), then the EMA shadow slots.
   add_reg = bool(train_config.add_regularization_loss)
@@ -301,6 +346,12 @@ def train_loop(pipeline_config_path, model_dir, config_override=None, train_step
                                             len(detection_model.trainable_variables)))
   if not trainable:
     raise ValueError('freeze_variables / update_trainable_variables leave no variable to train.')
+  if chief:
+    # Only now that the config has been checked against the checkpoint it resumes from: a resume
+    # refused for a changed config keeps the pipeline.config the checkpoints were trained with.
+    checkpointing.write_pipeline_config(
+        config_util.create_pipeline_proto_from_configs(
+            {k: v for k, v in configs.items() if not k.startswith('_')}), model_dir)
   step_fn = train_step_lib.make_train_step(
       strategy, detection_model, optimizer, trainable, global_step, add_reg,
       train_config.gradient_clipping_by_norm or None, jit_compile=jit_compile)
@@ -326,7 +377,8 @@ def train_loop(pipeline_config_path, model_dir, config_override=None, train_step
   metrics, stopped_early = None, False
   try:
     while step < num_steps:
-      batch, pending = (pending or next(iterator)), None
+      batch, pending = (pending or _next_batch(iterator, train_input_config,
+                                               'train_input_reader')), None
       losses = {k: float(v) for k, v in step_fn(*_numeric(strategy, batch)).items()}
       step = int(global_step.numpy())
       progress.check_finite(losses, step)  # raises before anything of this step is saved
@@ -346,6 +398,8 @@ def train_loop(pipeline_config_path, model_dir, config_override=None, train_step
     logger.close()
     if writer is not None:
       writer.flush()
+  if chief:
+    checkpointing.set_finished_step(model_dir, step)  # tells continuous evaluation to stop here
   print('Training finished at step %d; last checkpoint %s.' % (step, last_checkpoint))
   for line in bad_examples.summary_lines():
     print(line)
@@ -353,33 +407,102 @@ def train_loop(pipeline_config_path, model_dir, config_override=None, train_step
           'checkpoint': last_checkpoint}
 
 
+class _WatchedRun(object):
+  """The final step of the training run that writes a model_dir, as that run says it.
+
+  The run's own `training_state.json` (the step a finished run stopped at, early stopping
+  included) wins, then the `num_steps` of its saved `pipeline.config` (which holds the run's
+  --num_train_steps), then the evaluating command's own num_steps. Re-read at every check: the run
+  may start after the evaluator, or be resumed with more steps.
+  """
+
+  def __init__(self, run_dir, own_num_steps):
+    self.run_dir = run_dir
+    self.own_num_steps = int(own_num_steps)
+    self._said = None
+
+  def _read(self):
+    """(final step, why) ; final step <= 0 means none is known."""
+    try:
+      finished = checkpointing.load_state(self.run_dir).get(checkpointing.FINISHED_STEP_KEY)
+    except ValueError:
+      finished = None
+    if finished is not None:
+      return int(finished), 'the run in %s finished at step %d (%s)' % (
+          self.run_dir, int(finished), checkpointing.STATE_FILE)
+    path = os.path.join(self.run_dir, 'pipeline.config')
+    if tf.io.gfile.exists(path):
+      # pylint: disable=g-import-not-at-top
+      from google.protobuf import text_format
+      from object_detection.protos import pipeline_pb2
+      # pylint: enable=g-import-not-at-top
+      try:
+        with tf.io.gfile.GFile(path) as f:
+          run_config = text_format.Parse(f.read(), pipeline_pb2.TrainEvalPipelineConfig())
+        steps = int(run_config.train_config.num_steps)
+      except Exception:  # pylint: disable=broad-except  (being rewritten, or not ours)
+        steps = 0
+      if steps > 0:
+        return steps, '%s has num_steps %d' % (path, steps)
+    return self.own_num_steps, 'this command\'s config has num_steps %d' % self.own_num_steps
+
+  def final_step(self):
+    """The step after whose checkpoint evaluation stops (<= 0: unknown); says so once per value."""
+    step, why = self._read()
+    if step > 0 and (step, why) != self._said:
+      extra = ''
+      if step != self.own_num_steps:
+        extra = ', not this command\'s num_steps %d' % self.own_num_steps
+      print('Continuous evaluation stops after the checkpoint of step %d: %s%s.' % (step, why, extra),
+            flush=True)
+      self._said = (step, why)
+    return step
+
+  def finished(self):
+    """Whether the run wrote its finished-run marker."""
+    try:
+      return checkpointing.FINISHED_STEP_KEY in checkpointing.load_state(self.run_dir)
+    except ValueError:
+      return False
+
+
+# Seconds between checks, while waiting for a checkpoint, that the watched run has not finished
+# (a run stopped early never writes the checkpoint of num_steps).
+_FINISHED_POLL_SECS = 5
+
+
 def eval_continuously(pipeline_config_path, model_dir, checkpoint_dir, config_override=None,
                       train_steps=None, sample_1_of_n_eval_examples=1,
                       sample_1_of_n_eval_on_train_examples=1, use_tpu=False,
                       postprocess_on_cpu=False, eval_index=0, timeout=3600,
-                      wait_interval=1, eval_on_train_data=False, model_fn=None,
-                      eval_input_fn=None, **kwargs):
+                      wait_interval=1, eval_on_train_data=False, eval_input_fn=None,
+                      **kwargs):
   """Evaluates each new checkpoint of `checkpoint_dir` once, writing to `model_dir/eval`.
 
-  Unlike the TF OD API (tensorflow/models#10841, #9866), this stops (a) after evaluating a
-  checkpoint whose step is >= train_config.num_steps (the final one), and (b) after `timeout`
-  seconds without a new checkpoint (tf.train.checkpoints_iterator's timeout). If evaluation is
-  slower than training, intermediate checkpoints are skipped (the latest one is evaluated).
-  `checkpoint_dir` may be a training model_dir (this project's or the TF OD API's) or a model zoo /
-  exported folder (its `checkpoint/` sub-folder is read; without a `checkpoint` state file there,
-  its newest ckpt-N is evaluated once). A checkpoint holding no model variables (the TF OD API's step-0
-  checkpoint of a run without fine_tune_checkpoint) is skipped with a message.
+  Unlike the TF OD API (tensorflow/models#10841, #9866), this stops (a) after evaluating the final
+  checkpoint of the run that writes `checkpoint_dir`, and (b) after `timeout` seconds without a new
+  checkpoint (tf.train.checkpoints_iterator's timeout). The final step is the run's own: the step
+  its `training_state.json` says it finished at (early stopping included), else the `num_steps` of
+  its saved `pipeline.config`, else this config's `train_config.num_steps`; one line says which.
+  If evaluation is slower than training, intermediate checkpoints are skipped (the latest one is
+  evaluated). `checkpoint_dir` may be a training model_dir (this project's or the TF OD API's) or a
+  model zoo / exported folder (its `checkpoint/` sub-folder is read; without a `checkpoint` state
+  file there, its newest ckpt-N is evaluated once). A checkpoint holding no model variables (the TF
+  OD API's step-0 checkpoint of a run without fine_tune_checkpoint) is skipped with a message.
 
   Returns:
     dict step -> metrics dict for every evaluated checkpoint.
+
+  Raises:
+    dataset_builder.CorruptRecordError: an eval TFRecord file is corrupt (names it).
   """
   del use_tpu, postprocess_on_cpu
   configs = kwargs.get('configs') or load_configs(
       pipeline_config_path, config_override, train_steps, sample_1_of_n_eval_examples,
       sample_1_of_n_eval_on_train_examples)
   num_steps = int(configs['train_config'].num_steps)
-  evaluator = _Evaluator(configs, model_dir, eval_on_train_data, eval_index, model_fn,
-                         eval_input_fn)
+  evaluator = _Evaluator(configs, model_dir, eval_on_train_data, eval_index,
+                         eval_input_fn=eval_input_fn)
   results = {}
   # A TF OD API export / model zoo folder keeps its checkpoint in checkpoint/.
   folder, checkpoint_dir = checkpoint_dir, checkpoint_utils.checkpoint_directory(checkpoint_dir)
@@ -394,8 +517,21 @@ def eval_continuously(pipeline_config_path, model_dir, checkpoint_dir, config_ov
       if metrics is not None:
         results[step] = metrics
       return results
-  for path in tf.train.checkpoints_iterator(checkpoint_dir, min_interval_secs=wait_interval,
-                                            timeout=timeout):
+  run = _WatchedRun(folder, num_steps)
+  run.final_step()
+  waiting = {'since': time.time(), 'last_step': None, 'finished': False}
+
+  def stop_waiting():
+    # Called by checkpoints_iterator after each _FINISHED_POLL_SECS without a new checkpoint.
+    last = waiting['last_step']
+    if last is not None and run.finished() and last >= run.final_step():
+      waiting['finished'] = True
+      return True
+    return time.time() - waiting['since'] >= timeout
+
+  for path in tf.train.checkpoints_iterator(
+      checkpoint_dir, min_interval_secs=wait_interval, timeout=min(timeout, _FINISHED_POLL_SECS),
+      timeout_fn=stop_waiting):
     try:
       step = checkpoint_utils.checkpoint_step(path)
       metrics = evaluator.evaluate(path, step)
@@ -406,10 +542,17 @@ def eval_continuously(pipeline_config_path, model_dir, checkpoint_dir, config_ov
       # The CheckpointManager deleted it (max_to_keep) before we read it: wait for the next one.
       logging.warning('Checkpoint %s disappeared before it was evaluated; skipping.', path)
       continue
-    if num_steps > 0 and step >= num_steps:
-      print('Evaluated the final checkpoint (step %d >= num_steps %d); exiting.' % (
-          step, num_steps))
+    finally:
+      waiting['since'] = time.time()
+    waiting['last_step'] = step
+    final_step = run.final_step()
+    if final_step > 0 and step >= final_step:
+      print('Evaluated the final checkpoint (step %d >= %d); exiting.' % (step, final_step))
       break
   else:
-    print('No new checkpoint in %s for %s s; exiting.' % (checkpoint_dir, timeout))
+    if waiting['finished']:
+      print('The run in %s finished at step %d, which is evaluated; exiting.' % (
+          folder, run.final_step()))
+    else:
+      print('No new checkpoint in %s for %s s; exiting.' % (checkpoint_dir, timeout))
   return results

@@ -7,9 +7,12 @@ Usage:
       --output_dir=predictions \
       --label_map_path=mscoco_label_map.pbtxt
 
-Writes into `output_dir`:
+Writes into `output_dir` (which must not be `image_dir`, lie inside it, or hold links to its
+images: predict refuses that before writing anything, so it never overwrites a photo):
   <image stem>.png (or .jpg)  the image with boxes, 'label: score%' strings and translucent masks
-                              of the detections with score >= --min_score_thresh.
+                              of the detections with score >= --min_score_thresh. Images that share
+                              a stem (a.jpg, a.png) get <stem>_<extension>.png (a_jpg.png,
+                              a_png.png), so no overlay overwrites another.
   detections.json             COCO mask results (a list of {image_id, category_id, score,
                               segmentation (RLE)}), loadable with pycocotools' `COCO.loadRes`;
                               category_id = detection_classes (label-map ids). Detections with
@@ -28,15 +31,27 @@ file-name order. image_ids.json records the mapping.
 
 Works with any input type of `exporter_main.py` (`image_tensor`, `float_image_tensor`,
 `encoded_image_string_tensor`, `tf_example`). Images that cannot be read or decoded are reported,
-skipped and counted; the others are still processed.
+skipped and counted; the others are still processed. At the end it prints how many detections
+reached --min_score_thresh and how many images have none, and warns when no image has any.
+
+Usage errors (a missing saved model, image folder, label map or annotation file, a folder without
+images, an --output_dir over the inputs) are `PredictUsageError` (a ConfigError): the command
+prints them as one line and exits with status 2, before loading the model or writing anything.
 """
 
+import collections
 import json
 import logging
 import os
 import re
 import sys
 
+if __name__ == '__main__':
+  # Before TensorFlow is imported: its C++ start-up lines are decided at import time.
+  from object_detection.utils import quiet_logs  # pylint: disable=g-import-not-at-top
+  quiet_logs.quiet_tensorflow_startup()
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app
 from absl import flags
 import numpy as np
@@ -47,26 +62,110 @@ import tqdm
 from object_detection.core import standard_fields as fields
 from object_detection.metrics import coco_tools
 from object_detection.utils import visualization_utils
+from object_detection.utils.config_validation import ConfigError
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 _DETECTION_FIELDS = fields.DetectionResultFields
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp')
 RESULTS_FILENAME = 'detections.json'
 BOX_RESULTS_FILENAME = 'detections_bbox.json'
 IMAGE_IDS_FILENAME = 'image_ids.json'
-MASK_THRESHOLD = 0.5
+
+
+class PredictUsageError(ConfigError):
+  """A bad flag of predict; the one-line message names the flag, the value and what to do."""
 
 
 def list_images(image_dir):
   """Sorted file names (not paths) in `image_dir` with an image extension.
 
   Raises:
-    FileNotFoundError: if `image_dir` is not a directory.
+    PredictUsageError: if `image_dir` is not a directory, or holds no image file.
   """
-  if not os.path.isdir(image_dir):
-    raise FileNotFoundError('--image_dir=%s is not a directory.' % image_dir)
-  return sorted(name for name in os.listdir(image_dir)
-                if name.lower().endswith(IMAGE_EXTENSIONS)
-                and os.path.isfile(os.path.join(image_dir, name)))
+  if not image_dir or not os.path.isdir(image_dir):
+    raise PredictUsageError('--image_dir=%s is not a directory; pass the folder of your images.'
+                            % image_dir)
+  names = sorted(name for name in os.listdir(image_dir)
+                 if name.lower().endswith(IMAGE_EXTENSIONS)
+                 and os.path.isfile(os.path.join(image_dir, name)))
+  if not names:
+    raise PredictUsageError('--image_dir=%s holds no image file (%s; sub-folders are not searched).'
+                            % (image_dir, ', '.join(IMAGE_EXTENSIONS)))
+  return names
+
+
+def overlay_names(file_names, overlay_format):
+  """Maps each input file name to a unique overlay file name.
+
+  `<stem>.<overlay_format>`; inputs that share a stem (a.jpg, a.png) get `<stem>_<ext>.<format>`
+  (a_jpg.png, a_png.png), and a name still taken gets `_2`, `_3`, ... before the extension.
+  """
+  stems = collections.Counter(os.path.splitext(name)[0] for name in file_names)
+  names = {}
+  for name in file_names:
+    if stems[os.path.splitext(name)[0]] == 1:
+      names[name] = '%s.%s' % (os.path.splitext(name)[0], overlay_format)
+  taken = {RESULTS_FILENAME, BOX_RESULTS_FILENAME, IMAGE_IDS_FILENAME} | set(names.values())
+  for name in file_names:
+    if name in names:
+      continue
+    stem, ext = os.path.splitext(name)
+    base = '%s_%s' % (stem, ext.lstrip('.'))
+    candidate, k = '%s.%s' % (base, overlay_format), 2
+    while candidate in taken:
+      candidate, k = '%s_%d.%s' % (base, k, overlay_format), k + 1
+    names[name] = candidate
+    taken.add(candidate)
+  return names
+
+
+def _relation(path, folder):
+  """'the same folder as', 'inside' or None: where `path` lies relative to `folder`."""
+  real_path, real_folder = os.path.realpath(path), os.path.realpath(folder)
+  if real_path == real_folder:
+    return 'the same folder as'
+  if os.path.commonpath([real_path, real_folder]) == real_folder:
+    return 'inside'
+  try:  # The same folder under another name (a bind mount).
+    return 'the same folder as' if os.path.samefile(path, folder) else None
+  except OSError:
+    return None
+
+
+def check_output_dir(image_dir, output_dir, file_names, output_file_names):
+  """Refuses an --output_dir whose writes could overwrite an input image.
+
+  Args:
+    image_dir: the input folder.
+    output_dir: the output folder (may not exist yet).
+    file_names: the input image file names.
+    output_file_names: every file name predict will write into output_dir.
+
+  Raises:
+    PredictUsageError: output_dir is image_dir (also through a symlink), lies inside it, is a file,
+      or already holds a file that is one of the input images (a symlink or hard link to it).
+  """
+  relation = _relation(output_dir, image_dir)
+  if relation:
+    raise PredictUsageError(
+        '--output_dir=%s is %s --image_dir=%s: predict would write among (and over) your images; '
+        'choose a separate folder, e.g. --output_dir=predictions.' % (output_dir, relation, image_dir))
+  if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+    raise PredictUsageError('--output_dir=%s is a file, not a folder; choose a folder.' % output_dir)
+  inputs = {}
+  for name in file_names:
+    st = os.stat(os.path.join(image_dir, name))
+    inputs[(st.st_dev, st.st_ino)] = name
+  for name in output_file_names:
+    path = os.path.join(output_dir, name)
+    if not os.path.exists(path):
+      continue
+    st = os.stat(path)
+    if (st.st_dev, st.st_ino) in inputs:
+      raise PredictUsageError(
+          '--output_dir=%s: %s is the input image %s (a link to it); writing it would overwrite '
+          'your image: choose an empty --output_dir.'
+          % (output_dir, name, os.path.join(image_dir, inputs[(st.st_dev, st.st_ino)])))
 
 
 def assign_image_ids(file_names, coco_annotations_path=None):
@@ -80,15 +179,22 @@ def assign_image_ids(file_names, coco_annotations_path=None):
     dict file name -> int image_id.
 
   Raises:
-    ValueError: if an annotation file is given and a file name is not in it.
+    PredictUsageError: the annotation file is missing or not COCO JSON, or a file name is not in it.
   """
   if coco_annotations_path:
-    with open(coco_annotations_path) as f:
-      images = json.load(f)['images']
-    by_name = {os.path.basename(image['file_name']): int(image['id']) for image in images}
+    try:
+      with open(coco_annotations_path) as f:
+        images = json.load(f)['images']
+      by_name = {os.path.basename(image['file_name']): int(image['id']) for image in images}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+      raise PredictUsageError(
+          '--coco_annotations_path=%s cannot be read as a COCO annotation file (%s: %s); pass an '
+          'instances_*.json with images[].file_name and id.'
+          % (coco_annotations_path, type(e).__name__, str(e).splitlines()[0] if str(e) else '')
+      ) from e
     missing = [name for name in file_names if name not in by_name]
     if missing:
-      raise ValueError('%d image(s) of --image_dir are not in --coco_annotations_path=%s (e.g. %s):'
+      raise PredictUsageError('%d image(s) of --image_dir are not in --coco_annotations_path=%s (e.g. %s):'
                        ' point --image_dir at that dataset\'s images.' %
                        (len(missing), coco_annotations_path, missing[0]))
     return {name: by_name[name] for name in file_names}
@@ -107,21 +213,38 @@ def assign_image_ids(file_names, coco_annotations_path=None):
 
 
 def load_category_index(label_map_path=None):
-  """dict label id -> {'id', 'name'} from a label map (empty when no path is given)."""
+  """dict label id -> {'id', 'name'} from a label map (empty when no path is given).
+
+  Raises:
+    PredictUsageError: the label map is missing, unreadable or invalid.
+  """
   if not label_map_path:
     return {}
   from object_detection.utils import label_map_util  # pylint: disable=g-import-not-at-top
-  return label_map_util.create_category_index_from_labelmap(label_map_path)
+  if not os.path.isfile(label_map_path):
+    raise PredictUsageError('--label_map_path=%s is not a file; pass the label map used for training '
+                            '(or leave the flag out: the overlays then show class ids).'
+                            % label_map_path)
+  try:
+    return label_map_util.create_category_index_from_labelmap(label_map_path)
+  except (ValueError, OSError, tf.errors.OpError) as e:
+    reason = getattr(e, 'message', None) or str(e) or type(e).__name__
+    raise PredictUsageError('--label_map_path=%s: %s' % (label_map_path, reason.splitlines()[0])) from e
+
+
+def check_saved_model_dir(saved_model_dir):
+  """Raises PredictUsageError unless `saved_model_dir` holds a saved_model.pb."""
+  if not saved_model_dir or not tf.io.gfile.exists(os.path.join(saved_model_dir, 'saved_model.pb')):
+    raise PredictUsageError(
+        '--saved_model_dir=%s holds no saved_model.pb: pass the `saved_model` folder written by '
+        'exporter_main.py (e.g. exported/my_model/saved_model).' % saved_model_dir)
 
 
 class SavedModelRunner(object):
   """Calls an exported `serving_default` signature on one decoded image at a time."""
 
   def __init__(self, saved_model_dir):
-    if not tf.io.gfile.exists(os.path.join(saved_model_dir, 'saved_model.pb')):
-      raise FileNotFoundError(
-          '--saved_model_dir=%s holds no saved_model.pb: pass the `saved_model` folder written by '
-          'exporter_main.py.' % saved_model_dir)
+    check_saved_model_dir(saved_model_dir)
     self._loaded = tf.saved_model.load(saved_model_dir)
     self._fn = self._loaded.signatures['serving_default']
     spec = list(self._fn.structured_input_signature[1].values())[0]
@@ -179,7 +302,7 @@ def image_masks(detections, image_height, image_width):
   """uint8 [N, H, W] 0/1 image-sized masks of the detections (None for a box-only model).
 
   Uses `detection_masks_reframed` when the export has it; otherwise reframes
-  `detection_masks` with `ops.reframe_box_masks_to_image_masks` (threshold > 0.5).
+  `detection_masks` with `ops.reframe_and_threshold_masks` (> `ops.MASK_THRESHOLD`).
   """
   if _DETECTION_FIELDS.detection_masks_reframed in detections:
     return detections[_DETECTION_FIELDS.detection_masks_reframed].astype(np.uint8)
@@ -188,7 +311,7 @@ def image_masks(detections, image_height, image_width):
   from object_detection.utils import ops  # pylint: disable=g-import-not-at-top
   return ops.reframe_and_threshold_masks(
       detections[_DETECTION_FIELDS.detection_masks], detections[_DETECTION_FIELDS.detection_boxes],
-      image_height, image_width, threshold=MASK_THRESHOLD).numpy()
+      image_height, image_width, threshold=ops.MASK_THRESHOLD).numpy()
 
 
 def detections_to_coco(image_id, detections, masks, image_height, image_width, min_score_thresh):
@@ -269,15 +392,25 @@ def run_predictions(saved_model_dir, image_dir, output_dir, label_map_path=None,
 
   Returns:
     dict with 'num_images', 'num_processed', 'skipped' (list of (file name, reason)),
-    'num_detections' (in detections.json), 'results_path', 'box_results_path', 'has_masks'.
+    'num_detections' (in detections.json), 'results_path', 'box_results_path', 'has_masks',
+    'num_above_thresh' (detections with score >= min_score_thresh, over all images),
+    'images_without_detections' (processed images with none of them), 'max_score' (highest
+    detection score seen, None without any detection), 'overlays' ({file name: overlay name}).
 
   Raises:
-    FileNotFoundError: missing image_dir or saved_model.pb.
-    ValueError: bad overlay_format, or file names missing from the annotation file.
+    PredictUsageError: bad overlay_format; missing saved_model.pb, image_dir, label map or
+      annotation file; no image in image_dir; file names missing from the annotation file;
+      output_dir that could overwrite an input (see check_output_dir). All raised before the model
+      is loaded and before anything is written.
   """
   if overlay_format not in ('png', 'jpg'):
-    raise ValueError('overlay_format must be "png" or "jpg", got %r.' % (overlay_format,))
+    raise PredictUsageError('--overlay_format must be "png" or "jpg", got %r.' % (overlay_format,))
+  check_saved_model_dir(saved_model_dir)
   file_names = list_images(image_dir)
+  overlays = overlay_names(file_names, overlay_format)
+  check_output_dir(image_dir, output_dir, file_names,
+                   [RESULTS_FILENAME, BOX_RESULTS_FILENAME, IMAGE_IDS_FILENAME] +
+                   (sorted(overlays.values()) if write_overlays else []))
   image_ids = assign_image_ids(file_names, coco_annotations_path)
   category_index = load_category_index(label_map_path)
   runner = SavedModelRunner(saved_model_dir)
@@ -287,6 +420,9 @@ def run_predictions(saved_model_dir, image_dir, output_dir, label_map_path=None,
   has_masks = False
   skipped = []
   processed_ids = {}
+  num_above_thresh = 0
+  images_without_detections = 0
+  max_score = None
   for name in tqdm.tqdm(file_names, desc='predict', unit='image'):
     path = os.path.join(image_dir, name)
     try:
@@ -300,6 +436,13 @@ def run_predictions(saved_model_dir, image_dir, output_dir, label_map_path=None,
       continue
     height, width = image.shape[:2]
     detections = runner(image, encoded)
+    num = int(detections[_DETECTION_FIELDS.num_detections])
+    scores = detections[_DETECTION_FIELDS.detection_scores][:num]
+    above = int(np.sum(scores >= min_score_thresh))
+    num_above_thresh += above
+    images_without_detections += int(above == 0)
+    if num:
+      max_score = max(float(np.max(scores)), -np.inf if max_score is None else max_score)
     masks = image_masks(detections, height, width)
     mask_results, box_results = detections_to_coco(image_ids[name], detections, masks, height,
                                                    width, results_min_score_thresh)
@@ -310,8 +453,7 @@ def run_predictions(saved_model_dir, image_dir, output_dir, label_map_path=None,
     if write_overlays:
       overlay = draw_overlay(image, detections, masks, category_index, min_score_thresh,
                              max_boxes_to_draw)
-      out_path = os.path.join(output_dir, '%s.%s' % (os.path.splitext(name)[0], overlay_format))
-      PIL.Image.fromarray(overlay).save(out_path)
+      PIL.Image.fromarray(overlay).save(os.path.join(output_dir, overlays[name]))
   results_path = os.path.join(output_dir, RESULTS_FILENAME)
   with open(results_path, 'w') as f:
     json.dump(results, f)
@@ -322,7 +464,29 @@ def run_predictions(saved_model_dir, image_dir, output_dir, label_map_path=None,
   return {'num_images': len(file_names), 'num_processed': len(processed_ids),
           'skipped': skipped, 'num_detections': len(results), 'results_path': results_path,
           'box_results_path': os.path.join(output_dir, BOX_RESULTS_FILENAME),
-          'has_masks': has_masks}
+          'has_masks': has_masks, 'num_above_thresh': num_above_thresh,
+          'images_without_detections': images_without_detections, 'max_score': max_score,
+          'overlays': overlays if write_overlays else {}}
+
+
+def summary_lines(summary, min_score_thresh):
+  """The lines predict prints after a run: counts, skipped images, and the no-detection warning."""
+  lines = ['Processed %d of %d images, skipped %d unreadable; %d detections written to %s' % (
+      summary['num_processed'], summary['num_images'], len(summary['skipped']),
+      summary['num_detections'], summary['results_path'])]
+  lines.append('%d detections scored >= --min_score_thresh=%g (drawn on the overlays); %d of %d '
+               'processed images have none.' % (
+                   summary['num_above_thresh'], min_score_thresh,
+                   summary['images_without_detections'], summary['num_processed']))
+  for name, reason in summary['skipped']:
+    lines.append('  skipped %s: %s' % (name, reason))
+  if summary['num_processed'] and not summary['num_above_thresh']:
+    best = ('no detection at all' if summary['max_score'] is None
+            else 'the highest score is %.3f' % summary['max_score'])
+    lines.append('WARNING: no detection reached --min_score_thresh=%g in any image (%s): the '
+                 'overlays show nothing. Lower --min_score_thresh, or check that the export is of '
+                 'a trained checkpoint.' % (min_score_thresh, best))
+  return lines
 
 
 FLAGS = flags.FLAGS
@@ -341,22 +505,29 @@ flags.DEFINE_integer('max_boxes_to_draw', 100, 'At most this many detections per
 flags.DEFINE_boolean('write_overlays', True, 'Write overlay images (False: JSON only).')
 
 
+REQUIRED_FLAGS = ('saved_model_dir', 'image_dir', 'output_dir')
+
+
 def main(argv):
   del argv
-  summary = run_predictions(
-      FLAGS.saved_model_dir, FLAGS.image_dir, FLAGS.output_dir,
-      label_map_path=FLAGS.label_map_path, min_score_thresh=FLAGS.min_score_thresh,
-      results_min_score_thresh=FLAGS.results_min_score_thresh,
-      coco_annotations_path=FLAGS.coco_annotations_path, overlay_format=FLAGS.overlay_format,
-      max_boxes_to_draw=FLAGS.max_boxes_to_draw, write_overlays=FLAGS.write_overlays)
-  print('Processed %d of %d images, skipped %d unreadable; %d detections written to %s' % (
-      summary['num_processed'], summary['num_images'], len(summary['skipped']),
-      summary['num_detections'], summary['results_path']))
-  for name, reason in summary['skipped']:
-    print('  skipped %s: %s' % (name, reason))
+  try:
+    missing = [name for name in REQUIRED_FLAGS if not getattr(FLAGS, name)]
+    if missing:
+      raise PredictUsageError('missing %s: predict needs --saved_model_dir, --image_dir and '
+                              '--output_dir.' % ', '.join('--' + name for name in missing))
+    summary = run_predictions(
+        FLAGS.saved_model_dir, FLAGS.image_dir, FLAGS.output_dir,
+        label_map_path=FLAGS.label_map_path, min_score_thresh=FLAGS.min_score_thresh,
+        results_min_score_thresh=FLAGS.results_min_score_thresh,
+        coco_annotations_path=FLAGS.coco_annotations_path, overlay_format=FLAGS.overlay_format,
+        max_boxes_to_draw=FLAGS.max_boxes_to_draw, write_overlays=FLAGS.write_overlays)
+  except ConfigError as e:
+    print('Error: %s' % e, file=sys.stderr)
+    sys.exit(2)
+  for line in summary_lines(summary, FLAGS.min_score_thresh):
+    print(line, file=sys.stderr if line.startswith('WARNING') else sys.stdout)
 
 
 if __name__ == '__main__':
-  flags.mark_flags_as_required(['saved_model_dir', 'image_dir', 'output_dir'])
   logging.getLogger().setLevel(logging.INFO)
   app.run(main)

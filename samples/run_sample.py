@@ -54,7 +54,8 @@ def parse_args(argv=None):
   parser.add_argument('--model_dir', default=os.path.join('runs', 'sample', 'model'))
   parser.add_argument('--num_train_steps', type=int, default=None,
                       help='Override train_config.num_steps (e.g. 2 for a smoke test).')
-  parser.add_argument('--eval_every_n', type=int, default=200)
+  parser.add_argument('--eval_every_n', type=int, default=200,
+                      help='Evaluate every n steps and at the last step (0: no evaluation).')
   parser.add_argument('--checkpoint_every_n', type=int, default=200)
   parser.add_argument('--sample_1_of_n_eval_examples', type=int, default=None,
                       help='Evaluate on one of every n val images (faster smoke tests).')
@@ -121,41 +122,65 @@ def _config_for_data_dir(args):
   return path
 
 
+def _check_args(args, usage_error):
+  """Refuses impossible flag values before anything is read or written."""
+  for name, smallest in (('eval_every_n', 0), ('checkpoint_every_n', 1),
+                         ('sample_1_of_n_eval_examples', 1)):
+    value = getattr(args, name)
+    if value is not None and value < smallest:
+      raise usage_error('--%s=%d: it must be >= %d%s.' % (
+          name, value, smallest, ' (0: no evaluation)' if smallest == 0 else ''))
+  if not os.path.isfile(args.pipeline_config_path):
+    raise usage_error('--pipeline_config_path=%s: no such file (relative paths start at the '
+                      'repository root, %s).' % (args.pipeline_config_path, REPO_ROOT))
+
+
 def main(argv=None):
   args = parse_args(argv)
   os.chdir(REPO_ROOT)  # config paths are relative to the repository root
   start = time.time()
-  if args.fresh and os.path.isdir(args.model_dir):
-    shutil.rmtree(args.model_dir)
   # pylint: disable=g-import-not-at-top
+  from object_detection.utils import quiet_logs
+  quiet_logs.quiet_tensorflow_startup()  # before the first TensorFlow import
   from object_detection import model_lib_v2
   from object_detection.training import determinism
   from object_detection.utils import config_validation
   # pylint: enable=g-import-not-at-top
-  if args.seed >= 0:
-    determinism.make_deterministic(args.seed)
+  override = args.config_override or ''
+  if args.from_scratch:
+    override += ' train_config { fine_tune_checkpoint: "" }'
+  override = override or None
+  mode = 'train_and_eval' if args.eval_every_n else 'train'
   try:
+    _check_args(args, config_validation.UsageError)
+    # The config is checked before anything is converted or deleted; its input files after
+    # the conversion that writes them.
+    model_lib_v2.load_configs(args.pipeline_config_path, override, args.num_train_steps,
+                              args.sample_1_of_n_eval_examples)
+    if args.fresh and os.path.isdir(args.model_dir):
+      shutil.rmtree(args.model_dir)
+    if args.seed >= 0:
+      determinism.make_deterministic(args.seed)
     print('== 1/4 Converting %s to TFRecords in %s' % (DATA, args.data_dir))
     convert(args.data_dir)
     t_convert = time.time() - start
     config_path = _config_for_data_dir(args)
     print('== 2/4 Pretrained backbone weights')
     convert_pretrained(config_path, args.from_scratch)
-    override = args.config_override or ''
-    if args.from_scratch:
-      override += ' train_config { fine_tune_checkpoint: "" }'
-    override = override or None
+    configs = model_lib_v2.load_configs(config_path, override, args.num_train_steps,
+                                        args.sample_1_of_n_eval_examples, mode=mode)
     print('== 3/4 Training %s into %s' % (config_path, args.model_dir))
     result = model_lib_v2.train_loop(
         config_path, args.model_dir, config_override=override,
         train_steps=args.num_train_steps, checkpoint_every_n=args.checkpoint_every_n,
         eval_every_n=args.eval_every_n,
-        sample_1_of_n_eval_examples=args.sample_1_of_n_eval_examples)
+        sample_1_of_n_eval_examples=args.sample_1_of_n_eval_examples, configs=configs)
   except ImportError as e:
-    print('%s\nOr run with --from_scratch to train from random weights.' % e, file=sys.stderr)
+    print('%s Or run with --from_scratch to train from random weights.'
+          % ' '.join(str(e).split()), file=sys.stderr)
     return 2
   except config_validation.ConfigError as e:
-    print('Config error in %s: %s' % (args.pipeline_config_path, e), file=sys.stderr)
+    print(config_validation.error_line(e, args.pipeline_config_path), file=sys.stderr)
     return 2
   except model_lib_v2.NonFiniteLossError as e:
     print(str(e), file=sys.stderr)

@@ -1,4 +1,5 @@
-"""A tiny contract-E DetectionModel and a synthetic contract-D dataset for training-loop tests.
+"""A tiny `core.model.DetectionModel` and a synthetic dataset in the `inputs.py` format for
+training-loop tests.
 
 The real Mask R-CNN is exercised by the sample-run tests; this stand-in keeps the loop mechanics
 tests (resume, NaN, strategy, EMA, freeze, fine-tune) within a few seconds each.

@@ -171,3 +171,33 @@ def paste_mask(box, mask, height, width, threshold=0.5):
 def mask_iou(a, b):
   union = np.logical_or(a, b).sum()
   return float(np.logical_and(a, b).sum()) / union if union else 0.0
+
+
+def assert_detections_are_consistent(det, num_classes, max_detections, min_detections=1):
+  """Value checks of a model's postprocess output that hold for any weights (golden values are in
+  tests/test_tfod_*.py): padding, box order and range, score order, 0-based classes, scores equal to
+  the detection_multiclass_scores column of their class. With score_threshold 0 every image has a
+  detection (min_detections=1) unless its boxes are degenerate and clipped away."""
+  boxes = det['detection_boxes'].numpy()
+  scores = det['detection_scores'].numpy()
+  classes = det['detection_classes'].numpy()
+  num = det['num_detections'].numpy()
+  assert num.shape == (boxes.shape[0],) and np.all(num == np.round(num))
+  for i, n in enumerate(num.astype(int)):
+    assert min_detections <= n <= max_detections, (n, scores[i])
+    # Padded rows are all zero; detections have a positive (softmax / sigmoid) score.
+    assert np.count_nonzero(scores[i] > 0) == n, scores[i]
+    assert not boxes[i, n:].any() and not scores[i, n:].any() and not classes[i, n:].any()
+    b = boxes[i, :n]
+    assert np.all((b >= 0) & (b <= 1)), b  # clipped to the image window, normalized
+    assert np.all(b[:, 0] <= b[:, 2]) and np.all(b[:, 1] <= b[:, 3]), b
+    assert np.all(np.diff(scores[i, :n]) <= 1e-6), scores[i]  # sorted, best first
+    c = classes[i, :n]
+    assert np.all(c == np.round(c)) and np.all((c >= 0) & (c < num_classes)), c  # 0-based
+    if 'detection_multiclass_scores' in det:
+      # The score of a detection is its class's column (column 0 is the background); the row
+      # is the softmax over background + classes.
+      multiclass = det['detection_multiclass_scores'].numpy()[i, :n]
+      np.testing.assert_allclose(multiclass[np.arange(n), c.astype(int) + 1], scores[i, :n],
+                                 rtol=1e-5)
+      np.testing.assert_allclose(multiclass.sum(axis=1), 1.0, rtol=1e-5)

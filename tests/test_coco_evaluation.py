@@ -32,6 +32,39 @@ def _quiet(fn, *args, **kwargs):
 # The TF OD API's own unit checks.
 
 
+@pytest.mark.parametrize('evaluator_class, heading', [
+    (coco_evaluation.CocoDetectionEvaluator,
+     'pycocotools COCOeval summary (box metrics, DetectionBoxes_*):'),
+    (coco_evaluation.CocoMaskEvaluator,
+     'pycocotools COCOeval summary (mask metrics, DetectionMasks_*):')])
+def test_pycocotools_table_hidden_unless_verbose_then_labelled(monkeypatch, capsys, evaluator_class,
+                                                                heading):
+  """Each metric is printed once (by the evaluation, under its TF OD API name); ODSEG_VERBOSE=1 adds
+  pycocotools' own table under a heading saying which metrics it holds."""
+  mask = _square_masks()[0]
+
+  def run():
+    evaluator = evaluator_class([{'id': 1, 'name': 'person'}])
+    evaluator.add_single_ground_truth_image_info(0, {
+        'groundtruth_boxes': np.array([[10., 10., 110., 110.]]), 'groundtruth_classes': np.array([1]),
+        'groundtruth_instance_masks': mask})
+    evaluator.add_single_detected_image_info(0, {
+        'detection_boxes': np.array([[10., 10., 110., 110.]]), 'detection_scores': np.array([.8]),
+        'detection_classes': np.array([1]), 'detection_masks': mask})
+    return evaluator.evaluate()
+
+  monkeypatch.delenv('ODSEG_VERBOSE', raising=False)
+  quiet_metrics = run()
+  assert capsys.readouterr().out == ''
+  monkeypatch.setenv('ODSEG_VERBOSE', '1')
+  assert run() == quiet_metrics
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0] == heading
+  assert len(lines) == 13  # The heading and COCOeval.summarize's 12 lines.
+  assert lines[1].startswith(' Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]')
+  assert lines[1].endswith('= 1.000')
+
+
 def _square_masks():
   masks = []
   for size, offset in ((100, 10), (50, 5), (25, 0)):

@@ -123,7 +123,10 @@ def coco128_png(tmp_path_factory):
 def test_coco128_cli_output_files_and_summary(coco128_png):
   out, stdout = coco128_png
   assert sorted(os.listdir(out)) == ['coco_train.record-00000-of-00001',
-                                     'coco_val.record-00000-of-00001', 'label_map.pbtxt']
+                                     'coco_val.record-00000-of-00001', 'conversion_summary.txt',
+                                     'label_map.pbtxt']
+  with open(os.path.join(out, 'conversion_summary.txt')) as fid:
+    assert fid.read().strip() == stdout.strip()
   train, val = stdout.split('[val]')
   assert 'images written:    103 of 103 (2 with no instances, kept)' in train
   assert 'instances written: 817 of 817' in train
@@ -134,6 +137,8 @@ def test_coco128_cli_output_files_and_summary(coco128_png):
     assert re.search(r'%s\s+0\n' % reason, train), reason
     assert re.search(r'%s\s+0\n' % reason, val), reason
   assert 'mask_type: PNG_MASKS' in stdout
+  # No photo of the sample has an EXIF orientation: every image is stored as it is.
+  assert stdout.count('EXIF orientation: 0 image(s) written upright, 0 kept as stored') == 2
   assert 'lists all 80 categories' in stdout
   assert len(read_records(os.path.join(out, 'coco_train.record-*'))) == 103
   assert len(read_records(os.path.join(out, 'coco_val.record-*'))) == 25
@@ -363,9 +368,9 @@ def test_synthetic_counts_skips_and_masks(synthetic, tmp_path, mask_type):
   assert summary.instances_written == 5
   assert summary.skipped == {
       'unreadable_image': 3, 'unsupported_image_format': 1,
-      'image_size_differs_from_json': 1, 'empty_box': 1, 'box_outside_image': 2,
-      'empty_or_missing_segmentation': 1, 'unusable_segmentation': 0,
-      'image_id_not_in_images': 1, 'instance_of_skipped_image': 2}
+      'image_size_differs_from_json': 1, 'non_finite_box': 0, 'empty_box': 1,
+      'box_outside_image': 2, 'empty_or_missing_segmentation': 1, 'unusable_segmentation': 0,
+      'mask_without_pixels': 0, 'image_id_not_in_images': 1, 'instance_of_skipped_image': 2}
   skipped_names = {name: reason for name, reason, _ in summary.skipped_images}
   assert skipped_names == {'truncated.jpg': 'unreadable_image',
                            'garbage.jpg': 'unreadable_image',
@@ -501,12 +506,12 @@ def test_conflicting_categories_between_splits(synthetic, tmp_path):
                            str(tmp_path / 'out'), show_progress=False)
 
 
-def test_cli_missing_annotations_file_exits_non_zero(tmp_path):
+def test_cli_missing_annotations_file_exits_2(tmp_path):
   missing = str(tmp_path / 'no_such_instances.json')
   result = run_cli('--train_image_dir=' + COCO128_IMAGES, '--train_annotations_file=' + missing,
                    '--output_dir=' + str(tmp_path / 'out'))
-  assert result.returncode == 1
-  assert 'ERROR: Annotations file %s does not exist.' % missing in result.stderr
+  assert result.returncode == 2
+  assert result.stderr.strip() == 'Error: Annotations file %s does not exist.' % missing
   assert not os.path.exists(tmp_path / 'out')
 
 
@@ -514,17 +519,19 @@ def test_cli_malformed_json_and_missing_image_dir(tmp_path):
   bad = _write_json(tmp_path, '{"images": [], "categories": [}')
   result = run_cli('--val_image_dir=' + COCO128_IMAGES, '--val_annotations_file=' + bad,
                    '--output_dir=' + str(tmp_path / 'out'))
-  assert result.returncode == 1
-  assert 'ERROR: %s: not valid JSON' % bad in result.stderr
+  assert result.returncode == 2
+  assert result.stderr.startswith('Error: %s: not valid JSON' % bad)
   result = run_cli('--val_image_dir=' + str(tmp_path / 'no_images'),
                    '--val_annotations_file=' + VAL_JSON, '--output_dir=' + str(tmp_path / 'o'))
-  assert result.returncode == 1
+  assert result.returncode == 2 and 'Traceback' not in result.stderr
   assert 'no_images (for the val split' in result.stderr and 'does not exist' in result.stderr
 
 
 def test_cli_usage_errors(tmp_path):
   result = run_cli('--output_dir=' + str(tmp_path))
-  assert result.returncode == 2 and 'nothing to convert' in result.stderr
+  assert result.returncode == 2
+  assert result.stderr.startswith('Usage error: nothing to convert: give --train_image_dir')
   result = run_cli('--train_annotations_file=' + TRAIN_JSON, '--output_dir=' + str(tmp_path))
   assert result.returncode == 2
-  assert '--train_annotations_file is given but --train_image_dir is not' in result.stderr
+  assert result.stderr.strip() == ('Usage error: --train_annotations_file is given but '
+                                   '--train_image_dir is not: a split needs both.')

@@ -25,8 +25,7 @@ def make_records(out_dir, num_images, include_masks=True, mask_type='png', num_s
   coco['images'] = sorted(coco['images'], key=lambda im: im['id'])[:num_images]
   ids = {im['id'] for im in coco['images']}
   coco['annotations'] = [a for a in coco['annotations'] if a['image_id'] in ids]
-  os.makedirs(out_dir, exist_ok=True)
-  ann_file = os.path.join(out_dir, 'instances.json')
+  ann_file = out_dir.rstrip('/') + '_instances.json'
   with open(ann_file, 'w') as f:
     json.dump(coco, f)
   result = coco_tf_record.convert([('train', os.path.join(DATA, 'images'), ann_file)], out_dir,
@@ -137,11 +136,49 @@ def test_file_corrupt_in_the_middle_names_file(records):
   bad = _truncated_copy(records, 'truncated.record', records['png'])
   config = _config([records['png'][0], bad])
   dataset = dataset_builder.build(config)
-  with pytest.raises(tf.errors.DataLossError) as e:
-    for _ in dataset_builder.iterate_naming_corrupt_files(dataset, config):
+  with pytest.raises(dataset_builder.CorruptRecordError) as e:
+    for _ in dataset_builder.iterate_naming_corrupt_files(dataset, config, 'train_input_reader'):
       pass
-  assert 'truncated.record' in e.value.message
-  assert records['png'][0] not in e.value.message
+  message = str(e.value)
+  assert message.startswith('Corrupt TFRecord file %s at record 3 (truncated record at ' % bad)
+  assert records['png'][0] not in message and '\n' not in message
+  assert ('Re-create it with dataset_tools/create_coco_tf_record.py '
+          '(train_input_reader.tf_record_input_reader.input_path).') in message
+
+
+def _flipped_copy(records, name, record_index):
+  """The 4 records in one file with one byte changed in the middle of record `record_index`."""
+  data = b''.join(open(path, 'rb').read() for path in records['png'])
+  offsets, pos = [], 0
+  while pos < len(data):
+    offsets.append(pos)
+    pos += 16 + int.from_bytes(data[pos:pos + 8], 'little')
+  offsets.append(len(data))
+  middle = (offsets[record_index] + offsets[record_index + 1]) // 2
+  bad = os.path.join(records['root'], name)
+  with open(bad, 'wb') as f:
+    f.write(data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1:])
+  return bad
+
+
+def test_byte_flipped_in_a_later_record_names_file_and_record(records):
+  bad = _flipped_copy(records, 'flipped3.record', 3)
+  config = _config([records['png'][0], bad], 'skip_bad_examples: true')
+  with pytest.raises(dataset_builder.CorruptRecordError) as e:
+    for _ in dataset_builder.iterate_naming_corrupt_files(
+        dataset_builder.build(config), config, 'eval_input_reader'):
+      pass
+  message = str(e.value)
+  assert message.startswith('Corrupt TFRecord file %s at record 3 (corrupted record at ' % bad)
+  assert 'skip_bad_examples skips records that decode but fail the checks' in message
+  assert 'eval_input_reader.tf_record_input_reader.input_path' in message
+
+
+def test_byte_flipped_in_an_early_record_is_caught_at_build(records):
+  bad = _flipped_copy(records, 'flipped1.record', 1)
+  with pytest.raises(dataset_builder.InputConfigError) as e:
+    dataset_builder.build(_config([records['png'][0], bad]))
+  assert bad in str(e.value) and 'create_coco_tf_record.py' in str(e.value)
 
 
 def test_masks_requested_but_records_have_none(records):

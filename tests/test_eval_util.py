@@ -1,7 +1,7 @@
 """Tests for object_detection.eval_util with a stand-in detection model and eval dataset.
 
 The stand-in model returns the ground truth it is given through `provide_groundtruth` as its
-detections (contract E output format), so box and mask metrics must be exactly 1.0 when the
+detections (`postprocess` output format), so box and mask metrics must be exactly 1.0 when the
 box-relative masks reproduce the ground-truth masks.
 """
 import glob
@@ -106,7 +106,7 @@ class FakeDetectionModel(tf.Module):
 
 def _make_dataset(images, annotations, num_classes, batch_size, max_boxes, source_ids,
                   areas=None):
-  """(features, labels) batches like contract D, identity resizer (model input = original).
+  """(features, labels) batches like `inputs.eval_input`, identity resizer (model input = original).
 
   Args:
     images: list of uint8 [h, w, 3].
@@ -320,12 +320,8 @@ def test_model_stats_counts_parameters_and_flops_of_a_keras_model():
   assert model_stats._manual_flops(graph_def) == conv_and_dense  # pylint: disable=protected-access
 
 
-@pytest.mark.skipif(
-    not all(os.path.exists(os.path.join(os.path.dirname(eval_util.__file__), p)) for p in
-            ('inputs.py', 'dataset_tools/coco_tf_record.py')),
-    reason='input pipeline not available')
 def test_real_input_pipeline_with_groundtruth_echo_model(tmp_path):
-  """coco128 val TFRecords -> inputs.eval_input (contract D) -> evaluate: boxes 1.0, masks high.
+  """coco128 val TFRecords -> inputs.eval_input -> evaluate: boxes 1.0, masks high.
 
   Checks the label contract end to end: normalized boxes relative to the true resized image,
   one-hot classes, original-resolution masks, padding, the last partial batch.

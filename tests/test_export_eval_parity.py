@@ -6,7 +6,6 @@ checkpoint with `model_main.py --checkpoint_dir`, exports it with `exporter_main
 pycocotools against the same ground truth, and checks that every COCO box and mask metric equals
 the one model_main.py reported for that checkpoint (to 1e-3).
 """
-import glob
 import json
 import os
 import shutil
@@ -19,6 +18,9 @@ import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COCO128_DIR = os.path.join(REPO_ROOT, 'samples', 'data', 'coco128_seg')
+# The smallest sample model (a missing or renamed file fails the tests).
+SAMPLE_CONFIG = os.path.join(REPO_ROOT, 'samples', 'configs',
+                             'mask_rcnn_efficientnet_lite0_fpn_sample_cpu.config')
 # The model overfits two training images, which are then evaluated, so that the compared metrics
 # are well above zero (a from-scratch model after a few steps scores 0.0 everywhere, and 0 == 0
 # proves nothing). Their instances are large (a zebra; an airplane), which a tiny model learns in
@@ -33,27 +35,6 @@ METRIC_NAMES = ('Precision/mAP', 'Precision/mAP@.50IOU', 'Precision/mAP@.75IOU',
                 'Precision/mAP (small)', 'Precision/mAP (medium)', 'Precision/mAP (large)',
                 'Recall/AR@1', 'Recall/AR@10', 'Recall/AR@100', 'Recall/AR@100 (small)',
                 'Recall/AR@100 (medium)', 'Recall/AR@100 (large)')
-
-
-def _sample_config_path():
-  candidates = sorted(glob.glob(os.path.join(REPO_ROOT, 'samples', 'configs', '*.config')))
-  preferred = [c for c in candidates if 'cpu' in os.path.basename(c).lower()]
-  return (preferred or candidates or [None])[0]
-
-
-def _stack_available():
-  for path in ('model_main.py', 'exporter_main.py', 'dataset_tools/create_coco_tf_record.py'):
-    if not os.path.exists(os.path.join(REPO_ROOT, path)):
-      return False
-  try:
-    # pylint: disable=g-import-not-at-top,unused-import
-    from object_detection.builders import model_builder
-    from object_detection.utils import config_util
-    from object_detection import inputs
-    # pylint: enable=g-import-not-at-top,unused-import
-  except ImportError:
-    return False
-  return _sample_config_path() is not None
 
 
 def _subset(annotations_path, image_ids, output_path, image_dir):
@@ -82,7 +63,7 @@ def _run(args, timeout=900):
 
 def _write_config(tmp, records_dir, label_map_path):
   from object_detection.utils import config_util  # pylint: disable=g-import-not-at-top
-  configs = config_util.get_configs_from_pipeline_file(_sample_config_path())
+  configs = config_util.get_configs_from_pipeline_file(SAMPLE_CONFIG)
   model = configs['model']
   resizer = model.faster_rcnn.image_resizer
   resizer.keep_aspect_ratio_resizer.min_dimension = IMAGE_SIZE
@@ -139,8 +120,6 @@ def _coco_stats(gt_json, results_json, image_ids, iou_type):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _stack_available(),
-                    reason='needs model_main.py, the model builder, inputs and a sample config')
 def test_predict_json_scores_like_model_main_eval(tmp_path):
   tmp = str(tmp_path)
   annotations_dir = os.path.join(COCO128_DIR, 'annotations')

@@ -6,7 +6,6 @@ exporter_main.py command line, the others through the library). The SavedModels 
 in a FRESH Python process in which importing this project (or official.vision) is blocked, and
 run on a real coco128_seg photo.
 """
-import glob
 import json
 import os
 import subprocess
@@ -22,6 +21,9 @@ from object_detection import exporter_lib_v2
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COCO128_DIR = os.path.join(REPO_ROOT, 'samples', 'data', 'coco128_seg')
+# The smallest sample model (a missing or renamed file fails the tests).
+SAMPLE_CONFIG = os.path.join(REPO_ROOT, 'samples', 'configs',
+                             'mask_rcnn_efficientnet_lite0_fpn_sample_cpu.config')
 # A 480x640 val photo (a non-square input: outputs must follow the INPUT size).
 IMAGE_PATH = os.path.join(COCO128_DIR, 'images', '000000000133.jpg')
 MAX_DETECTIONS = 8
@@ -46,26 +48,6 @@ model {
 }
 train_config { optimizer { use_moving_average: false } }
 """ % (MAX_DETECTIONS, MAX_DETECTIONS)
-
-
-def _sample_config_path():
-  candidates = sorted(glob.glob(os.path.join(REPO_ROOT, 'samples', 'configs', '*.config')))
-  preferred = [c for c in candidates if 'cpu' in os.path.basename(c).lower()]
-  return (preferred or candidates or [None])[0]
-
-
-def _stack_available():
-  try:
-    from object_detection.builders import model_builder  # pylint: disable=unused-import
-    from object_detection.utils import config_util  # pylint: disable=unused-import
-  except ImportError:
-    return False
-  return _sample_config_path() is not None
-
-
-requires_model = pytest.mark.skipif(
-    not _stack_available(),
-    reason='needs object_detection.builders.model_builder, config_util and a sample config')
 
 
 def np_reframe_box_masks(box_masks, boxes, height, width):
@@ -149,7 +131,7 @@ def trained(tmp_path_factory):
   from object_detection.utils import checkpoint_utils  # pylint: disable=g-import-not-at-top
   from object_detection.utils import config_util  # pylint: disable=g-import-not-at-top
   model_dir = str(tmp_path_factory.mktemp('model_dir'))
-  configs = config_util.get_configs_from_pipeline_file(_sample_config_path(),
+  configs = config_util.get_configs_from_pipeline_file(SAMPLE_CONFIG,
                                                        config_override=TINY_OVERRIDE)
   pipeline_config = config_util.create_pipeline_proto_from_configs(configs)
   config_util.save_pipeline_config(pipeline_config, model_dir)
@@ -204,7 +186,6 @@ def fresh_outputs(exports, tmp_path_factory):
 
 
 @pytest.mark.slow
-@requires_model
 def test_export_layout(exports):
   for saved_model_dir in exports.values():
     export_dir = os.path.dirname(saved_model_dir)
@@ -214,11 +195,20 @@ def test_export_layout(exports):
     assert not [n for n in os.listdir(os.path.dirname(export_dir)) if n.startswith('.')]
 
 
+@pytest.fixture(scope='module')
+def in_memory_detections(trained, fresh_outputs):
+  """The in-memory model's postprocess output (numpy) on the image the SavedModels were run on."""
+  _, model = trained
+  images = tf.cast(fresh_outputs['image'][np.newaxis], tf.float32)
+  preprocessed, true_image_shapes = model.preprocess(images)
+  detections = model.postprocess(model.predict(preprocessed, true_image_shapes), true_image_shapes)
+  return {key: value.numpy() for key, value in detections.items() if key in FLOAT_KEYS}
+
+
 @pytest.mark.slow
-@requires_model
 @pytest.mark.parametrize('input_type', ['image_tensor', 'encoded_image_string_tensor',
                                         'tf_example'])
-def test_outputs_in_fresh_process(fresh_outputs, input_type):
+def test_outputs_in_fresh_process(fresh_outputs, in_memory_detections, input_type):
   height, width = fresh_outputs['image'].shape[:2]
   out = {key.split('/', 1)[1]: value for key, value in fresh_outputs.items()
          if key.startswith(input_type + '/')}
@@ -236,14 +226,17 @@ def test_outputs_in_fresh_process(fresh_outputs, input_type):
   assert out['detection_masks'].shape[:2] == (1, MAX_DETECTIONS)
   assert out['raw_detection_boxes'].shape[-1] == 4
   assert out['raw_detection_scores'].shape[-1] == num_classes + 1
+  # The SavedModel gives what the model it was exported from gives in memory on the same image,
+  # with classes as label-map ids (0-based + 1).
+  expected = in_memory_detections
+  assert int(expected['num_detections'][0]) == num
+  for key in FLOAT_KEYS:
+    if key != 'detection_classes':
+      np.testing.assert_allclose(out[key], expected[key], atol=1e-4, err_msg=key)
+  np.testing.assert_array_equal(out['detection_classes'][0, :num],
+                                expected['detection_classes'][0, :num] + 1)
   boxes = out['detection_boxes'][0, :num]
-  assert np.all((boxes >= 0) & (boxes <= 1))
-  assert np.all(boxes[:, 2] >= boxes[:, 0]) and np.all(boxes[:, 3] >= boxes[:, 1])
-  classes = out['detection_classes'][0, :num]
-  assert np.all((classes >= 1) & (classes <= num_classes))  # label-map ids, 1-based.
-  assert np.all(classes == np.round(classes))
   masks = out['detection_masks'][0]
-  assert np.all((masks >= 0) & (masks <= 1))
 
   reframed = out['detection_masks_reframed']
   assert reframed.dtype == np.uint8
@@ -254,6 +247,13 @@ def test_outputs_in_fresh_process(fresh_outputs, input_type):
   decided = (np.abs(probabilities - 0.5) > 1e-3) & ~edge
   assert decided.mean() > 0.5
   np.testing.assert_array_equal(reframed[0][decided], (probabilities[decided] > 0.5))
+  # ... and ops.reframe_box_masks_to_image_masks of the model's own box masks (at the input size).
+  from object_detection.utils import ops  # pylint: disable=g-import-not-at-top
+  pasted = ops.reframe_box_masks_to_image_masks(
+      expected['detection_masks'][0], expected['detection_boxes'][0], height, width).numpy()
+  away_from_ties = np.abs(pasted - 0.5) > 1e-3
+  assert away_from_ties.mean() > 0.5
+  np.testing.assert_array_equal(reframed[0][away_from_ties], pasted[away_from_ties] > 0.5)
   # Nothing outside each detection box (crop_and_resize puts pixel i at i / (size - 1)).
   for i in range(num):
     ymin, xmin, ymax, xmax = boxes[i] * [height - 1, width - 1, height - 1, width - 1]
@@ -264,7 +264,6 @@ def test_outputs_in_fresh_process(fresh_outputs, input_type):
 
 
 @pytest.mark.slow
-@requires_model
 def test_input_types_agree(fresh_outputs):
   # Same image, same model: decoding in the graph gives the same detections as uint8 input.
   for input_type in ('encoded_image_string_tensor', 'tf_example'):
@@ -274,7 +273,6 @@ def test_input_types_agree(fresh_outputs):
 
 
 @pytest.mark.slow
-@requires_model
 def test_missing_checkpoint_is_a_clear_error(trained_dir, tmp_path):
   pipeline_config = exporter_lib_v2.load_pipeline_config(
       os.path.join(trained_dir, 'pipeline.config'))
@@ -401,11 +399,29 @@ def test_export_replaces_a_previous_export(tmp_path):
   assert sorted(os.listdir(tmp_path)) == ['exported']
 
 
+def test_export_killed_between_the_renames_gets_the_old_export_back(tmp_path):
+  """A kill after the old export was moved aside but before the new one was moved in."""
+  model = _TinyMaskModel()
+  model.build(None)
+  output = str(tmp_path / 'exported')
+  exporter_lib_v2.save_detection_model(model, 'image_tensor', output)
+  listing = sorted(os.listdir(output))
+  os.rename(output, str(tmp_path / '.exported.old-k9'))
+  os.makedirs(str(tmp_path / '.exported.tmp-k9' / 'saved_model'))  # what the kill left
+  os.makedirs(str(tmp_path / '.other.tmp-1'))  # another export's: not touched
+  exporter_lib_v2._prepare_output_directory(output)  # pylint: disable=protected-access
+  assert sorted(os.listdir(tmp_path)) == ['.other.tmp-1', 'exported']
+  assert sorted(os.listdir(output)) == listing
+  model.logit.assign(-2.0)
+  exporter_lib_v2.save_detection_model(model, 'image_tensor', output)
+  fn = tf.saved_model.load(os.path.join(output, 'saved_model')).signatures['serving_default']
+  out = fn(input_tensor=tf.zeros([1, 4, 4, 3], tf.uint8))
+  np.testing.assert_allclose(out['detection_scores'].numpy(), [[1 / (1 + np.exp(2.0))]],
+                             rtol=1e-5)
+
+
 def _pipeline_pb2():
-  try:
-    from object_detection.protos import pipeline_pb2  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    pytest.skip('object_detection.protos.pipeline_pb2 is not available yet')
+  from object_detection.protos import pipeline_pb2  # pylint: disable=g-import-not-at-top
   return pipeline_pb2
 
 

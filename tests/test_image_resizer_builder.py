@@ -1,4 +1,4 @@
-"""image_resizer_builder (contract C) on a real coco128_seg photo and its rasterised masks."""
+"""image_resizer_builder on a real coco128_seg photo and its rasterised masks."""
 import json
 import os
 

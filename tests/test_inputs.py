@@ -1,4 +1,4 @@
-"""train_input / eval_input (contract D) on real coco128_seg records (PNG and numerical masks)."""
+"""train_input / eval_input on real coco128_seg records (PNG and numerical masks)."""
 import json
 import os
 import sys

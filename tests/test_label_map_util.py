@@ -102,3 +102,35 @@ def test_background_item_with_id_0_is_accepted(tmp_path):
 def test_missing_label_map():
   with pytest.raises(label_map_util.LabelMapError, match='not found: /no/such/map.pbtxt'):
     label_map_util.load_labelmap('/no/such/map.pbtxt')
+
+
+def test_unreadable_label_map_is_one_line_naming_the_file(tmp_path):
+  directory = tmp_path / 'label_map.pbtxt'
+  directory.mkdir()  # exists, but is not a file that can be read
+  with pytest.raises(label_map_util.LabelMapError) as e:
+    label_map_util.load_labelmap(str(directory))
+  message = str(e.value)
+  assert message.startswith('Label map file %s cannot be read (' % directory)
+  assert message.endswith('); check `label_map_path` in the input reader config.')
+  assert '\n' not in message
+
+
+@pytest.mark.parametrize('text, message, every_reader', [
+    ('item { name: "a" id: 1 } item { name: "b" id: 1 }',
+     "Label map {path}: id 1 is used by both 'a' and 'b'; give every class its own id.", True),
+    ('item { name: "a" id: 0 }',
+     "Label map {path}: item 'a' has id 0; id 0 is reserved for the background class: number "
+     "the classes from 1.", True),
+    ('item { name: "a" id: 1 } item { name: "a" id: 2 }',
+     # Category indexes are keyed by id: two names are no ambiguity there.
+     "Label map {path}: name 'a' is used by ids 1 and 2; give every class its own name.", False),
+])
+def test_duplicate_and_zero_ids_exact_messages(tmp_path, text, message, every_reader):
+  path = _write(tmp_path, text)
+  readers = [label_map_util.get_label_map_dict, label_map_util.get_class_text_to_id_dict]
+  if every_reader:
+    readers.append(label_map_util.create_category_index_from_labelmap)
+  for read in readers:
+    with pytest.raises(label_map_util.LabelMapError) as e:
+      read(path)
+    assert str(e.value) == message.format(path=path), read.__name__

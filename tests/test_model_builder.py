@@ -60,6 +60,9 @@ def test_resnet_models_train_and_infer(extractor, fpn, stages, tmp_path):
   assert det['detection_boxes'].shape == (1, 10, 4)
   assert det['detection_multiclass_scores'].shape == (1, 10, 4)
   assert det['raw_detection_boxes'].shape == (1, 16, 4)
+  # The untrained ResNet-50 (no batch norm statistics) predicts huge box encodings: its boxes may
+  # all be clipped away, so an image may have no detection (the padding is checked then).
+  utils.assert_detections_are_consistent(det, num_classes=3, max_detections=10, min_detections=0)
   if stages == 3:
     assert det['detection_masks'].shape == (1, 10, 14, 14)
   # Checkpoints written by the training model restore into the inference model and back.
@@ -91,6 +94,8 @@ def test_stage_one_rpn_only():
   det = model(tf.zeros([1, 64, 64, 3]))
   assert det['detection_boxes'].shape == (1, 16, 4)
   assert 'detection_masks' not in det
+  # The RPN's proposals as detections: one class (0), objectness scores, best first.
+  utils.assert_detections_are_consistent(det, num_classes=1, max_detections=16)
 
 
 @pytest.mark.parametrize('meta', ['ssd { num_classes: 3 }', 'center_net { num_classes: 3 }'])

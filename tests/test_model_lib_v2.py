@@ -1,6 +1,6 @@
 """Training loop, checkpoints, EMA restore, freeze, fine-tune, recipe and continuous eval.
 
-Loop mechanics use the tiny contract-E stand-in of tests/fake_detection_model.py (seconds per
+Loop mechanics use the tiny `DetectionModel` stand-in of tests/fake_detection_model.py (seconds per
 test); the real Mask R-CNN runs in tests/test_model_main.py.
 """
 import json
@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -44,7 +45,8 @@ eval_input_reader { }
 
 
 def make_configs(override=''):
-  """configs dict (contract B keys) built directly from the pipeline proto."""
+  """configs dict (the keys of `config_util.get_configs_from_pipeline_file`) built directly from
+  the pipeline proto."""
   from object_detection.protos import pipeline_pb2  # pylint: disable=g-import-not-at-top
   pipeline = text_format.Parse(BASE_CONFIG, pipeline_pb2.TrainEvalPipelineConfig())
   if override:
@@ -475,3 +477,172 @@ def test_negative_seed_is_refused():
   from object_detection.training import determinism  # pylint: disable=g-import-not-at-top
   with pytest.raises(ValueError, match='--seed must be >= 0'):
     determinism.make_deterministic(-1)
+
+
+# ---------------------------------------------------------------- damaged model_dir on resume
+
+
+def _damage(path, how):
+  with open(path, 'rb') as f:
+    data = f.read()
+  if how == 'truncate':
+    data = data[:len(data) // 2]
+  else:
+    middle = len(data) // 2
+    data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+  with open(path, 'wb') as f:
+    f.write(data)
+
+
+@pytest.mark.parametrize('part,how', [('index', 'truncate'), ('data-00000-of-00001', 'truncate'),
+                                      ('data-00000-of-00001', 'flip')])
+def test_damaged_latest_checkpoint_falls_back_to_previous_one(tmp_path, capsys, part, how):
+  model_dir = str(tmp_path / 'model')
+  run_fake_training(model_dir, num_steps=4, checkpoint_every_n=2)
+  latest = os.path.join(model_dir, 'ckpt-4')
+  _damage(latest + '.' + part, how)
+  assert checkpoint_utils.verify_checkpoint(latest) is not None
+  capsys.readouterr()
+  result = run_fake_training(model_dir, num_steps=6, checkpoint_every_n=2)
+  out = capsys.readouterr().out
+  damaged_dir = os.path.join(model_dir, 'damaged_checkpoints')
+  lines = [l for l in out.splitlines() if l.startswith('Damaged checkpoint')]
+  assert len(lines) == 1, out
+  assert lines[0].startswith('Damaged checkpoint %s (' % latest)
+  assert lines[0].endswith(') moved to %s; resuming from the previous intact checkpoint %s '
+                           '(step 2).' % (damaged_dir, os.path.join(model_dir, 'ckpt-2')))
+  assert 'Resuming from %s (step 2).' % os.path.join(model_dir, 'ckpt-2') in out
+  assert result['step'] == 6
+  assert os.path.exists(os.path.join(damaged_dir, 'ckpt-4.' + part))
+  # ckpt-4 was trained again and saved intact; the state lists only intact checkpoints.
+  for step in (2, 4, 6):
+    assert checkpoint_utils.verify_checkpoint(os.path.join(model_dir, 'ckpt-%d' % step)) is None
+  assert tf.train.get_checkpoint_state(model_dir).all_model_checkpoint_paths[-3:] == [
+      os.path.join(model_dir, 'ckpt-%d' % s) for s in (2, 4, 6)]
+
+
+def test_every_checkpoint_damaged_starts_over_saying_so(tmp_path, capsys):
+  model_dir = str(tmp_path / 'model')
+  run_fake_training(model_dir, num_steps=2, checkpoint_every_n=2)
+  _damage(os.path.join(model_dir, 'ckpt-2.index'), 'truncate')
+  capsys.readouterr()
+  result = run_fake_training(model_dir, num_steps=2, checkpoint_every_n=2)
+  out = capsys.readouterr().out
+  assert ('no intact checkpoint is left, so training starts from step 0.') in out
+  assert 'Resuming' not in out and result['step'] == 2
+
+
+def test_leftovers_of_a_killed_save_are_deleted_at_start(tmp_path):
+  model_dir = tmp_path / 'model'
+  run_fake_training(str(model_dir), num_steps=2, checkpoint_every_n=2)
+  leftovers = [model_dir / 'ckpt-4_temp', model_dir / 'ckpt-5_temp_3f2a9c',
+               model_dir / 'best' / 'ckpt-1_temp']
+  for folder in leftovers:
+    folder.mkdir(parents=True)
+    (folder / 'part-00000-of-00001.data-00000-of-00001').write_bytes(b'\0' * 10)
+  (model_dir / 'pipeline.config.tmp').write_text('half a conf')
+  keep = model_dir / 'my_temperature_notes'
+  keep.mkdir()
+  run_fake_training(str(model_dir), num_steps=3, checkpoint_every_n=2)
+  for folder in leftovers:
+    assert not folder.exists(), folder
+  assert not (model_dir / 'pipeline.config.tmp').exists()
+  assert keep.exists()
+
+
+def test_failed_resume_with_changed_config_keeps_pipeline_config(tmp_path):
+  model_dir = str(tmp_path / 'model')
+
+  def model_fn(model_config, is_training=True):
+    import tf_keras  # pylint: disable=g-import-not-at-top
+    model = fake.FakeDetectionModel(is_training=is_training)
+    if model_config.faster_rcnn.num_classes == 3:  # a config change that reshapes a variable
+      model.mask_head = tf_keras.layers.Conv2D(1, 3, padding='same', name='mask_head')
+    return model
+
+  configs = make_configs()
+  configs['train_config'].num_steps = 2
+  model_lib_v2.train_loop(None, model_dir, configs=configs, model_fn=model_fn,
+                          train_input_fn=fake.fake_train_input, num_train_images_to_summarize=0)
+  with open(os.path.join(model_dir, 'pipeline.config')) as f:
+    saved = f.read()
+  assert 'num_classes: 2' in saved
+  changed = make_configs('model { faster_rcnn { num_classes: 3 } }')
+  changed['train_config'].num_steps = 4
+  with pytest.raises(checkpointing.ResumeError, match=r'Cannot resume from .*ckpt-2: 1 model '
+                     r'variables do not fit the config: .*mask_head/kernel.*\(checkpoint shape '
+                     r'\[1, 1, 4, 1\], model shape \[3, 3, 4, 1\]\)'):
+    model_lib_v2.train_loop(None, model_dir, configs=changed, model_fn=model_fn,
+                            train_input_fn=fake.fake_train_input, num_train_images_to_summarize=0)
+  with open(os.path.join(model_dir, 'pipeline.config')) as f:
+    assert f.read() == saved
+
+
+def test_train_loop_records_the_finished_step(tmp_path):
+  model_dir = str(tmp_path / 'model')
+  run_fake_training(model_dir, num_steps=2, checkpoint_every_n=2)
+  assert checkpointing.load_state(model_dir)['finished_step'] == 2
+  # A resumed run clears it while it trains (an evaluator must not stop at the old end) and
+  # writes its own at the end.
+  checkpointing.prepare_model_dir(model_dir)
+  assert 'finished_step' not in checkpointing.load_state(model_dir)
+  run_fake_training(model_dir, num_steps=3, checkpoint_every_n=2)
+  assert checkpointing.load_state(model_dir)['finished_step'] == 3
+
+
+def _write_run_pipeline_config(directory, num_steps):
+  configs = make_configs()
+  configs['train_config'].num_steps = num_steps
+  from object_detection.utils import config_util  # pylint: disable=g-import-not-at-top
+  checkpointing.write_pipeline_config(
+      config_util.create_pipeline_proto_from_configs(configs), directory)
+
+
+def test_eval_continuously_stops_at_the_watched_runs_num_steps(tmp_path, monkeypatch, capsys):
+  evaluated = _patch_evaluator(monkeypatch)
+  _write_checkpoints(str(tmp_path), [2, 4])
+  _write_run_pipeline_config(str(tmp_path), 4)
+  configs = make_configs()
+  configs['train_config'].num_steps = 1000  # the evaluating command's config
+  start = time.time()
+  results = model_lib_v2.eval_continuously(None, str(tmp_path / 'eval'), str(tmp_path),
+                                           configs=configs, timeout=60)
+  assert evaluated == [4] and list(results) == [4]
+  assert time.time() - start < 30
+  out = capsys.readouterr().out
+  assert ('Continuous evaluation stops after the checkpoint of step 4: %s has num_steps 4, not '
+          'this command\'s num_steps 1000.' % os.path.join(str(tmp_path), 'pipeline.config')) in out
+
+
+def test_eval_continuously_stops_when_the_watched_run_finished_early(tmp_path, monkeypatch, capsys):
+  evaluated = _patch_evaluator(monkeypatch)
+  _write_checkpoints(str(tmp_path), [2])
+  _write_run_pipeline_config(str(tmp_path), 100)
+  checkpointing.set_finished_step(str(tmp_path), 2)  # e.g. early stopping at step 2
+  results = model_lib_v2.eval_continuously(None, str(tmp_path / 'eval'), str(tmp_path),
+                                           configs=make_configs(), timeout=60)
+  assert evaluated == [2] and list(results) == [2]
+  assert ('Continuous evaluation stops after the checkpoint of step 2: the run in %s finished at '
+          'step 2 (training_state.json), not this command\'s num_steps 4.' % tmp_path
+          ) in capsys.readouterr().out
+
+
+def test_eval_continuously_notices_a_run_that_finishes_while_it_waits(tmp_path, monkeypatch,
+                                                                     capsys):
+  evaluated = _patch_evaluator(monkeypatch)
+  _write_checkpoints(str(tmp_path), [2])
+  configs = make_configs()
+  configs['train_config'].num_steps = 100
+  monkeypatch.setattr(model_lib_v2, '_FINISHED_POLL_SECS', 1)
+  # The run stops early (no checkpoint of step 100 will come) while the evaluator waits.
+  finisher = threading.Timer(1.5, checkpointing.set_finished_step, (str(tmp_path), 2))
+  finisher.start()
+  start = time.time()
+  try:
+    model_lib_v2.eval_continuously(None, str(tmp_path / 'eval'), str(tmp_path), configs=configs,
+                                   timeout=60)
+  finally:
+    finisher.join()
+  assert evaluated == [2] and time.time() - start < 20
+  assert 'The run in %s finished at step 2, which is evaluated; exiting.' % tmp_path in (
+      capsys.readouterr().out)

@@ -1,6 +1,8 @@
 """model_main.py flags / exit codes, and the real sample run (run_sample.py) end to end."""
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 
@@ -14,6 +16,28 @@ TF_OD_API_FLAGS = ('pipeline_config_path', 'model_dir', 'num_train_steps',
                    'sample_1_of_n_eval_examples', 'sample_1_of_n_eval_on_train_examples',
                    'eval_on_train_data', 'checkpoint_dir', 'eval_timeout', 'use_tpu', 'tpu_name',
                    'num_workers', 'checkpoint_every_n', 'record_summaries')
+
+
+# The metrics of the TF OD API's coco_detection_metrics / coco_mask_metrics (after the
+# DetectionBoxes_ / DetectionMasks_ prefix).
+TF_OD_API_COCO_METRICS = ('Precision/mAP', 'Precision/mAP@.50IOU', 'Precision/mAP@.75IOU',
+                          'Precision/mAP (small)', 'Precision/mAP (medium)',
+                          'Precision/mAP (large)', 'Recall/AR@1', 'Recall/AR@10', 'Recall/AR@100',
+                          'Recall/AR@100 (small)', 'Recall/AR@100 (medium)',
+                          'Recall/AR@100 (large)')
+
+
+def _printed_metrics(stdout):
+  """{key: value} of the lines run_sample.py prints under its '== 4/4 COCO metrics' header."""
+  lines = stdout.split('== 4/4 COCO metrics', 1)[1].splitlines()[1:]
+  printed = {}
+  for line in lines:
+    match = re.match(r'^  (\S.*?)\s+(-?\d+\.\d+)$', line)
+    if not match:
+      break
+    assert match.group(1) not in printed, line  # each metric once
+    printed[match.group(1)] = float(match.group(2))
+  return printed
 
 
 def _run(args, timeout=600):
@@ -111,8 +135,26 @@ def test_run_sample_end_to_end(tmp_path):
   assert (model_dir / 'ckpt-2.index').exists()
   assert (model_dir / 'pipeline.config').exists()
   with open(model_dir / 'eval' / 'metrics_2.json') as f:
-    metrics = json.load(f)['metrics']
-  assert 0.0 <= metrics['DetectionMasks_Precision/mAP'] <= 1.0
+    record = json.load(f)
+  # 1 of 5 of the 25 val images, at the final step.
+  assert record['global_step'] == 2 and record['num_images'] == 5, record
+  metrics = record['metrics']
+  # The TF OD API's COCO box and mask metric keys, all finite.
+  for prefix in ('DetectionBoxes_', 'DetectionMasks_'):
+    for name in TF_OD_API_COCO_METRICS:
+      assert math.isfinite(metrics[prefix + name]), prefix + name
+    # More detections per image never lower the recall.
+    assert (metrics[prefix + 'Recall/AR@1'] <= metrics[prefix + 'Recall/AR@10']
+            <= metrics[prefix + 'Recall/AR@100']), metrics
+  assert math.isfinite(metrics['Loss/total_loss']) and metrics['Loss/total_loss'] > 0
+  # What the run printed is the JSON's value, each metric once.
+  printed = _printed_metrics(out)
+  assert 'DetectionMasks_Precision/mAP' in printed and 'Loss/total_loss' in printed, out[-3000:]
+  for key, value in printed.items():
+    assert value == pytest.approx(metrics[key], abs=5e-5), key
   assert any(n.startswith('events') for n in os.listdir(model_dir / 'train'))
   with open(model_dir / 'run_sample_summary.json') as f:
-    assert json.load(f)['step'] == 2
+    summary = json.load(f)
+  assert summary['step'] == 2
+  assert summary['metrics'] == {key: metrics[key] for key in summary['metrics']}
+  assert set(printed) == set(summary['metrics'])

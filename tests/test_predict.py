@@ -1,6 +1,6 @@
 """Tests of object_detection.predict on SavedModels exported from a stand-in DetectionModel.
 
-The stand-in follows the DetectionModel interface (contract E) and predicts one known,
+The stand-in follows the `core.model.DetectionModel` interface and predicts one known,
 high-scoring box with a full mask over the image center, so the overlay and COCO JSON
 checks are exact. The real Mask R-CNN export is covered by tests/test_exporter.py.
 """
@@ -104,6 +104,13 @@ def test_predict_cli_writes_coco_json_overlays_and_skips_unreadable(
       capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'Processed 2 of 3 images, skipped 1 unreadable' in proc.stdout
+  # One detection per image scores 0.9 >= 0.5 (the other 0.2).
+  assert ('2 detections scored >= --min_score_thresh=0.5 (drawn on the overlays); 0 of 2 processed '
+          'images have none.') in proc.stdout
+  assert 'WARNING' not in proc.stderr
+  # TensorFlow's start-up lines are hidden, and the one line saying so tells how to see them.
+  assert 'set ODSEG_VERBOSE=1 to see them' in proc.stderr
+  assert 'cpu_feature_guard' not in proc.stderr and 'This TensorFlow binary' not in proc.stderr
   assert '000000000999.jpg' in proc.stdout
   assert '000000000999.jpg' in proc.stderr  # Reported as it happens.
 
@@ -192,5 +199,119 @@ def test_image_ids_from_names_annotations_or_order(tmp_path):
 
 
 def test_missing_saved_model_is_a_clear_error(tmp_path, image_dir):
-  with pytest.raises(FileNotFoundError, match='saved_model.pb'):
+  with pytest.raises(predict.PredictUsageError,
+                     match='--saved_model_dir=%s holds no saved_model.pb' % tmp_path):
     predict.run_predictions(str(tmp_path), image_dir, str(tmp_path / 'out'))
+  assert not (tmp_path / 'out').exists()
+
+
+def _snapshot(folder):
+  return {name: open(os.path.join(folder, name), 'rb').read() for name in sorted(os.listdir(folder))}
+
+
+@pytest.fixture
+def fake_saved_model(tmp_path):
+  """A folder with a saved_model.pb that is never loaded: the checks must refuse before that."""
+  folder = tmp_path / 'saved_model'
+  folder.mkdir()
+  (folder / 'saved_model.pb').write_bytes(b'not loaded')
+  return str(folder)
+
+
+@pytest.mark.parametrize('case', ['same', 'same_via_symlink', 'inside', 'link_to_input',
+                                  'hard_link_to_input'])
+def test_output_dir_over_the_inputs_is_refused_before_writing(tmp_path, image_dir, fake_saved_model,
+                                                               case):
+  images = str(tmp_path / 'images')
+  shutil.copytree(image_dir, images)
+  before = _snapshot(images)
+  if case == 'same':
+    output_dir, expected = images, 'is the same folder as --image_dir'
+  elif case == 'same_via_symlink':
+    output_dir, expected = str(tmp_path / 'alias'), 'is the same folder as --image_dir'
+    os.symlink(images, output_dir)
+  elif case == 'inside':
+    output_dir, expected = os.path.join(images, 'predictions'), 'is inside --image_dir'
+  else:  # An output folder already holding a link named like an overlay: PIL would write through it.
+    output_dir = str(tmp_path / 'out')
+    os.mkdir(output_dir)
+    link = os.symlink if case == 'link_to_input' else os.link
+    link(os.path.join(images, '000000000036.jpg'), os.path.join(output_dir, '000000000036.png'))
+    expected = '000000000036.png is the input image %s' % os.path.join(images, '000000000036.jpg')
+  with pytest.raises(predict.PredictUsageError) as info:
+    predict.run_predictions(fake_saved_model, images, output_dir)
+  assert expected in str(info.value) and '\n' not in str(info.value)
+  assert _snapshot(images) == before  # Nothing written, nothing overwritten.
+  if case == 'inside':
+    assert not os.path.exists(output_dir)
+  # A separate folder next to the images passes the check.
+  predict.check_output_dir(images, str(tmp_path / 'elsewhere'), sorted(before), ['a.png'])
+
+
+def test_cli_usage_errors_are_one_line_exit_2(tmp_path, image_dir, image_tensor_export):
+  """The CLI: output over the inputs, a missing saved model: one line, status 2, nothing written."""
+  images = str(tmp_path / 'images')
+  shutil.copytree(image_dir, images)
+  before = _snapshot(images)
+  for flags_, expected in (
+      (['--saved_model_dir=' + image_tensor_export, '--image_dir=' + images,
+        '--output_dir=' + images],
+       'Error: --output_dir=%s is the same folder as --image_dir=%s: predict would write among (and '
+       'over) your images; choose a separate folder, e.g. --output_dir=predictions.' % (images, images)),
+      (['--saved_model_dir=' + str(tmp_path / 'nowhere'), '--image_dir=' + images,
+        '--output_dir=' + str(tmp_path / 'out')],
+       'Error: --saved_model_dir=%s holds no saved_model.pb: pass the `saved_model` folder written by '
+       'exporter_main.py (e.g. exported/my_model/saved_model).' % (tmp_path / 'nowhere'))):
+    proc = subprocess.run([sys.executable, '-m', 'object_detection.predict'] + flags_,
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if 'ODSEG_VERBOSE' not in line]
+    assert errors == [expected]
+    assert proc.stdout == ''
+  assert _snapshot(images) == before
+  assert not (tmp_path / 'out').exists()
+
+
+def test_usage_errors_name_the_flag(tmp_path, image_dir, fake_saved_model):
+  out = str(tmp_path / 'out')
+  missing = str(tmp_path / 'missing')
+  with pytest.raises(predict.PredictUsageError, match='--image_dir=%s is not a directory' % missing):
+    predict.run_predictions(fake_saved_model, missing, out)
+  empty = tmp_path / 'empty'
+  empty.mkdir()
+  (empty / 'notes.txt').write_text('not an image')
+  with pytest.raises(predict.PredictUsageError, match='--image_dir=%s holds no image file' % empty):
+    predict.run_predictions(fake_saved_model, str(empty), out)
+  bad_label_map = tmp_path / 'label_map.pbtxt'
+  bad_label_map.write_text('item { id: 1 name: "a" } item { id: 1 name: "b" }')
+  with pytest.raises(predict.PredictUsageError,
+                     match='--label_map_path=%s: .*id 1 is used by both' % bad_label_map):
+    predict.run_predictions(fake_saved_model, image_dir, out, label_map_path=str(bad_label_map))
+  with pytest.raises(predict.PredictUsageError, match='--label_map_path=%s is not a file' % missing):
+    predict.run_predictions(fake_saved_model, image_dir, out, label_map_path=missing)
+  with pytest.raises(predict.PredictUsageError,
+                     match='--coco_annotations_path=%s cannot be read' % missing):
+    predict.run_predictions(fake_saved_model, image_dir, out, coco_annotations_path=missing)
+  assert not os.path.exists(out)
+
+
+def test_overlay_names_never_collide():
+  names = predict.overlay_names(['a.jpg', 'a.png', 'a_jpg.gif', 'b.jpg', 'detections.jpg'], 'png')
+  assert names == {'a.jpg': 'a_jpg_2.png', 'a.png': 'a_png.png', 'a_jpg.gif': 'a_jpg.png',
+                   'b.jpg': 'b.png', 'detections.jpg': 'detections.png'}
+  assert predict.overlay_names(['000000000036.jpg'], 'jpg') == {'000000000036.jpg': '000000000036.jpg'}
+
+
+def test_no_detection_above_the_threshold_is_counted_and_warned(image_tensor_export, image_dir,
+                                                               tmp_path):
+  summary = predict.run_predictions(image_tensor_export, image_dir, str(tmp_path / 'out'),
+                                    min_score_thresh=0.95, write_overlays=False)
+  assert summary['num_above_thresh'] == 0
+  assert summary['images_without_detections'] == 2
+  assert summary['max_score'] == pytest.approx(0.9)
+  lines = predict.summary_lines(summary, 0.95)
+  assert lines[1] == ('0 detections scored >= --min_score_thresh=0.95 (drawn on the overlays); 2 of '
+                      '2 processed images have none.')
+  assert lines[-1] == ('WARNING: no detection reached --min_score_thresh=0.95 in any image (the '
+                       'highest score is 0.900): the overlays show nothing. Lower '
+                       '--min_score_thresh, or check that the export is of a trained checkpoint.')

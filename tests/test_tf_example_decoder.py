@@ -1,14 +1,24 @@
-"""Tests of TfExampleDecoder and validate_records on hand-built tf.train.Examples."""
+"""Tests of TfExampleDecoder, validate_records and check_first_record (hand-built and real records)."""
 import io
+import json
+import os
 
 import numpy as np
 from PIL import Image
 import pytest
 import tensorflow as tf
+from google.protobuf import text_format
 
+from object_detection.builders import dataset_builder
 from object_detection.core import standard_fields as fields
+from object_detection.data_decoders import record_validation
 from object_detection.data_decoders import tf_example_decoder
+from object_detection.protos import input_reader_pb2
+from object_detection.utils import config_validation
 from object_detection.utils import dataset_util
+from object_detection.utils import label_map_util
+
+from conftest import COCO128_DIR  # pylint: disable=g-bad-import-order
 
 F = fields.InputDataFields
 H, W = 6, 8
@@ -159,8 +169,12 @@ def test_decoder_runs_in_tf_data_map():
                                                 instance_mask_type='png')
   dataset = tf.data.Dataset.from_tensor_slices([make_example(), make_example(
       boxes=np.zeros([0, 4]), labels=(), texts=(), mask_arrays=_masks(0))]).map(decoder.decode)
-  shapes = [out[F.groundtruth_instance_masks].shape for out in dataset]
-  assert shapes == [(2, H, W), (0, H, W)]
+  outputs = list(dataset)
+  assert [out[F.groundtruth_instance_masks].shape for out in outputs] == [(2, H, W), (0, H, W)]
+  np.testing.assert_array_equal(outputs[0][F.groundtruth_instance_masks].numpy(), _masks(2))
+  np.testing.assert_allclose(outputs[0][F.groundtruth_boxes].numpy(),
+                             [[0.1, 0.2, 0.5, 0.6], [0.0, 0.0, 1.0, 1.0]])
+  np.testing.assert_array_equal(outputs[1][F.image].numpy(), _image())
 
 
 def test_label_map_text_takes_precedence_over_label(label_map_path):
@@ -337,27 +351,58 @@ def test_mask_type_spellings():
   value = tf_example_decoder.mask_type_value
   assert value('png') == value('PNG_MASKS') == value(2) == tf_example_decoder.PNG_MASKS
   assert value('numerical') == value(1) == value(0) == value('DEFAULT') == 1
-  with pytest.raises(ValueError, match='PNG_MASKS or NUMERICAL_MASKS'):
-    value('jpeg')
-  with pytest.raises(ValueError, match='PNG_MASKS'):
-    value(7)
+  for bad in ('jpeg', 7, None):
+    with pytest.raises(config_validation.ConfigError) as info:
+      value(bad)
+    assert str(info.value) == (
+        'Unknown instance mask type %r: use PNG_MASKS (2) or NUMERICAL_MASKS (1) (input reader '
+        'field `mask_type`).' % (bad,))
 
 
-def test_mask_type_enum_of_the_schema_when_available():
-  try:
-    from object_detection.protos import input_reader_pb2  # pylint: disable=g-import-not-at-top
-  except Exception:  # pylint: disable=broad-except
-    pytest.skip('input_reader.proto is not there yet')
+def test_mask_type_enum_of_the_schema():
   assert tf_example_decoder.mask_type_value(input_reader_pb2.PNG_MASKS) == 2
   assert tf_example_decoder.mask_type_value(input_reader_pb2.NUMERICAL_MASKS) == 1
   assert tf_example_decoder.mask_type_value(input_reader_pb2.DEFAULT) == 1
 
 
-def test_unsupported_options_are_rejected():
-  with pytest.raises(ValueError, match='num_keypoints=17 is not supported'):
+def test_unsupported_options_are_rejected(tmp_path):
+  with pytest.raises(config_validation.ConfigError) as info:
     tf_example_decoder.TfExampleDecoder(num_keypoints=17)
-  with pytest.raises(ValueError, match='does not exist'):
+  assert str(info.value) == ('TfExampleDecoder option num_keypoints=17 is not supported (instance '
+                             'segmentation only); remove it from the input reader config.')
+  with pytest.raises(label_map_util.LabelMapError) as info:
     tf_example_decoder.TfExampleDecoder(label_map_proto_file='/no/such/label_map.pbtxt')
+  assert str(info.value) == ('Label map file not found: /no/such/label_map.pbtxt (check '
+                             '`label_map_path` in the input reader config).')
+  empty = tmp_path / 'empty.pbtxt'
+  empty.write_text('# no items\n')
+  with pytest.raises(label_map_util.LabelMapError) as info:
+    tf_example_decoder.TfExampleDecoder(label_map_proto_file=str(empty))
+  assert str(info.value) == (
+      'Label map %s has no items: list the classes (item { name: "..." id: 1 }) or fix '
+      '`label_map_path` in the input reader config.' % empty)
+
+
+def test_label_maps_with_duplicate_or_zero_ids_are_refused_naming_the_file(tmp_path):
+  # The decoder and the file check read label maps through label_map_util, with its checks.
+  duplicate = tmp_path / 'duplicate.pbtxt'
+  duplicate.write_text('item { name: "cat" id: 1 } item { name: "dog" id: 1 }')
+  zero = tmp_path / 'zero.pbtxt'
+  zero.write_text('item { name: "cat" id: 0 } item { name: "dog" id: 1 }')
+  expected = {
+      duplicate: "Label map %s: id 1 is used by both 'cat' and 'dog'; give every class its own "
+                 "id." % duplicate,
+      zero: "Label map %s: item 'cat' has id 0; id 0 is reserved for the background class: "
+            "number the classes from 1." % zero,
+  }
+  records = _write_records(tmp_path / 'ok.record', [make_example()])
+  for path, message in expected.items():
+    with pytest.raises(label_map_util.LabelMapError) as info:
+      tf_example_decoder.TfExampleDecoder(label_map_proto_file=str(path))
+    assert str(info.value) == message
+    with pytest.raises(label_map_util.LabelMapError) as info:
+      tf_example_decoder.validate_records(records, label_map_proto_file=str(path))
+    assert str(info.value) == message
 
 
 def _write_records(path, serialized_list):
@@ -371,9 +416,11 @@ def test_validate_records_without_masks_names_file_and_flag(tmp_path):
   path = _write_records(tmp_path / 'nomask.record-00000-of-00001', [make_example(masks=None)])
   with pytest.raises(tf_example_decoder.RecordValidationError) as info:
     tf_example_decoder.validate_records_have_masks(str(tmp_path / 'nomask.record-*'))
-  message = str(info.value)
-  assert path in message
-  assert 'no image/object/mask' in message and '--include_masks' in message
+  assert str(info.value) == (
+      'File %s, record 0 (image/source_id=42) has 2 objects but no image/object/mask, and '
+      'input_reader.load_instance_masks is true: re-create the records with '
+      'dataset_tools/create_coco_tf_record.py --include_masks (or set load_instance_masks: false '
+      'if the model has no mask head).' % path)
   # Without load_instance_masks the same file is fine.
   report = tf_example_decoder.validate_records(path)
   assert report == {path: {'records_checked': 1, 'mask_type': None}}
@@ -382,9 +429,19 @@ def test_validate_records_without_masks_names_file_and_flag(tmp_path):
 def test_validate_records_skips_leading_records_without_objects(tmp_path):
   empty = make_example(boxes=np.zeros([0, 4]), labels=(), texts=(), masks=None)
   path = _write_records(tmp_path / 'a.record', [empty, make_example(masks=None)])
-  with pytest.raises(tf_example_decoder.RecordValidationError, match='record 1'):
+  with pytest.raises(tf_example_decoder.RecordValidationError,
+                     match=r'^File .*a\.record, record 1 \(image/source_id=42\) has 2 objects but '
+                           r'no image/object/mask'):
     tf_example_decoder.validate_records(path, load_instance_masks=True,
                                         instance_mask_type='PNG_MASKS')
+
+
+def _mismatch(path, stored, configured, field='input_reader', source_id='42', index=0):
+  return ('File %s, record %d (image/source_id=%s) holds %s (image/object/mask is a %s) but '
+          '%s.mask_type is %s: set `mask_type: %s`.' % (
+              path, index, source_id, stored,
+              'list of PNGs' if stored == 'PNG_MASKS' else 'float list', field, configured,
+              stored))
 
 
 def test_validate_records_mask_type_mismatch(tmp_path):
@@ -392,11 +449,22 @@ def test_validate_records_mask_type_mismatch(tmp_path):
   with pytest.raises(tf_example_decoder.RecordValidationError) as info:
     tf_example_decoder.validate_records(path, load_instance_masks=True,
                                         instance_mask_type='NUMERICAL_MASKS')
-  assert path in str(info.value) and 'Set `mask_type: PNG_MASKS`' in str(info.value)
+  assert str(info.value) == _mismatch(path, 'PNG_MASKS', 'NUMERICAL_MASKS')
   num_path = _write_records(tmp_path / 'num.record', [make_example(masks='numerical')])
-  with pytest.raises(tf_example_decoder.RecordValidationError, match='mask_type: NUMERICAL'):
+  with pytest.raises(tf_example_decoder.RecordValidationError) as info:
     tf_example_decoder.validate_records(num_path, load_instance_masks=True,
-                                        instance_mask_type='PNG_MASKS')
+                                        instance_mask_type='PNG_MASKS',
+                                        field='eval_input_reader[0]')
+  assert str(info.value) == _mismatch(num_path, 'NUMERICAL_MASKS', 'PNG_MASKS',
+                                      'eval_input_reader[0]')
+  # A record without objects still shows its mask type by its (empty) mask list.
+  empty_png = _write_records(tmp_path / 'empty_png.record', [make_example(
+      boxes=np.zeros([0, 4]), labels=(), texts=(), masks='png', mask_arrays=_masks(0),
+      source_id=b'5')])
+  with pytest.raises(tf_example_decoder.RecordValidationError) as info:
+    tf_example_decoder.validate_records(empty_png, load_instance_masks=True,
+                                        instance_mask_type='NUMERICAL_MASKS')
+  assert str(info.value) == _mismatch(empty_png, 'PNG_MASKS', 'NUMERICAL_MASKS', source_id='5')
   assert tf_example_decoder.detect_mask_type(path) == 'PNG_MASKS'
   assert tf_example_decoder.detect_mask_type(num_path) == 'NUMERICAL_MASKS'
   report = tf_example_decoder.validate_records([path], load_instance_masks=True,
@@ -405,8 +473,9 @@ def test_validate_records_mask_type_mismatch(tmp_path):
 
 
 def test_validate_records_bad_files(tmp_path, label_map_path):
-  with pytest.raises(tf_example_decoder.RecordValidationError,
-                     match=r"No file matches input_path .*nothing-\*"):
+  # Globbing is the dataset builder's (one place), with its error.
+  with pytest.raises(dataset_builder.InputConfigError,
+                     match=r"No file matches '.*nothing-\*' \(tf_record_input_reader.input_path"):
     tf_example_decoder.validate_records(str(tmp_path / 'nothing-*'))
   garbage = tmp_path / 'garbage.record'
   garbage.write_bytes(b'this is not a tfrecord file at all, just some bytes' * 3)
@@ -415,7 +484,7 @@ def test_validate_records_bad_files(tmp_path, label_map_path):
     tf_example_decoder.validate_records(str(garbage))
   text_only = _write_records(tmp_path / 'text.record', [make_example(
       labels=(), texts=(b'person', b'car'), drop=('image/object/class/label',))])
-  with pytest.raises(tf_example_decoder.RecordValidationError, match='set label_map_path'):
+  with pytest.raises(tf_example_decoder.RecordValidationError, match='set input_reader.label_map_path'):
     tf_example_decoder.validate_records(text_only)
   tf_example_decoder.validate_records(text_only, label_map_proto_file=label_map_path)
   # A class text not in the label map is not an error (the pipeline drops those objects).
@@ -513,3 +582,112 @@ def test_validate_records_leaves_record_checks_to_the_decoder_when_skipping(tmp_
     tf_example_decoder.validate_records(path, label_map_proto_file=label_map_path)
   tf_example_decoder.validate_records(path, label_map_proto_file=label_map_path,
                                       skip_bad_examples=True)
+
+
+# ---------------------------------------------------------------- check_first_record (real data)
+
+
+def _sample_examples(num_images, mask_type):
+  """Serialized records of the first `num_images` coco128_seg val images (real photos, masks)."""
+  from object_detection.dataset_tools import coco_tf_record  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(COCO128_DIR, 'annotations', 'instances_val.json')) as f:
+    coco = json.load(f)
+  categories = {c['id']: c['name'] for c in coco['categories']}
+  serialized = []
+  for image in sorted(coco['images'], key=lambda im: im['id'])[:num_images]:
+    annotations = [a for a in coco['annotations'] if a['image_id'] == image['id']]
+    example = coco_tf_record.create_tf_example(
+        image, annotations, os.path.join(COCO128_DIR, 'images'), categories,
+        include_masks=mask_type is not None, mask_type=mask_type or 'png')[0]
+    serialized.append((str(image['id']), example.SerializeToString()))
+  return serialized
+
+
+@pytest.fixture(scope='module')
+def sample_records(tmp_path_factory):
+  """{'png' | 'numerical' | 'none': (path, [source_id, ...])}: 2 real records per file."""
+  root = tmp_path_factory.mktemp('sample_records')
+  out = {}
+  for name, mask_type in (('png', 'png'), ('numerical', 'numerical'), ('none', None)):
+    examples = _sample_examples(2, mask_type)
+    path = _write_records(root / ('%s.record-00000-of-00001' % name), [s for _, s in examples])
+    out[name] = (path, [source_id for source_id, _ in examples])
+  return out
+
+
+def _reader(paths, extra):
+  text = 'tf_record_input_reader { %s } %s' % (
+      ' '.join('input_path: "%s"' % p for p in paths), extra)
+  return text_format.Merge(text, input_reader_pb2.InputReader())
+
+
+@pytest.mark.parametrize('records,configured', [('png', 'NUMERICAL_MASKS'),
+                                                ('numerical', 'PNG_MASKS')])
+def test_check_first_record_names_file_record_and_field_of_a_wrong_mask_type(
+    sample_records, records, configured):
+  path, source_ids = sample_records[records]
+  stored = 'PNG_MASKS' if records == 'png' else 'NUMERICAL_MASKS'
+  config = _reader([path], 'load_instance_masks: true mask_type: %s' % configured)
+  with pytest.raises(record_validation.RecordValidationError) as info:
+    record_validation.check_first_record(config, 'train_input_reader')
+  assert str(info.value) == _mismatch(path, stored, configured, 'train_input_reader',
+                                      source_ids[0])
+  assert isinstance(info.value, config_validation.ConfigError)
+  # The matching config passes, having read only the first record.
+  config.mask_type = getattr(input_reader_pb2, stored)
+  assert record_validation.check_first_record(config, 'train_input_reader') == {
+      path: {'records_checked': 1, 'mask_type': stored}}
+
+
+def test_check_first_record_without_masks(sample_records):
+  path, source_ids = sample_records['none']
+  config = _reader([path], 'load_instance_masks: true mask_type: PNG_MASKS')
+  with pytest.raises(record_validation.RecordValidationError) as info:
+    record_validation.check_first_record(config, 'eval_input_reader[0]')
+  num_objects = len(tf.train.Example.FromString(next(iter(tf.data.TFRecordDataset(
+      path))).numpy()).features.feature['image/object/bbox/ymin'].float_list.value)
+  assert num_objects > 0
+  assert str(info.value) == (
+      'File %s, record 0 (image/source_id=%s) has %d objects but no image/object/mask, and '
+      'eval_input_reader[0].load_instance_masks is true: re-create the records with '
+      'dataset_tools/create_coco_tf_record.py --include_masks (or set load_instance_masks: false '
+      'if the model has no mask head).' % (path, source_ids[0], num_objects))
+  # Not loading masks: nothing to check about them.
+  config.load_instance_masks = False
+  assert record_validation.check_first_record(config)[path]['mask_type'] is None
+
+
+def test_check_first_record_reads_only_up_to_the_first_record_with_objects(sample_records,
+                                                                           tmp_path):
+  png_path, _ = sample_records['png']
+  real = [r.numpy() for r in tf.data.TFRecordDataset(png_path)]
+  empty = make_example(boxes=np.zeros([0, 4]), labels=(), texts=(), masks=None,
+                       source_id=b'empty')
+  # An empty record first, then a real one, then a record that breaks the class check.
+  path = _write_records(tmp_path / 'mixed.record', [empty, real[0], make_example(labels=(1,))])
+  config = _reader([path, png_path], 'load_instance_masks: true mask_type: PNG_MASKS')
+  report = record_validation.check_first_record(config, 'train_input_reader')
+  assert report == {path: {'records_checked': 2, 'mask_type': 'PNG_MASKS'},
+                    png_path: {'records_checked': 1, 'mask_type': 'PNG_MASKS'}}
+  # validate_records reads further and finds record 2.
+  with pytest.raises(record_validation.RecordValidationError,
+                     match=r'mixed\.record, record 2 \(image/source_id=42\) has 2 boxes but 1 '
+                           r'image/object/class/label values; it stores class names only: set '
+                               r'input_reader\.label_map_path\.$'):
+    record_validation.validate_records(path, load_instance_masks=True,
+                                       instance_mask_type='PNG_MASKS')
+  # A wrong mask type is found on that first record with objects (record 1), naming it.
+  config.mask_type = input_reader_pb2.NUMERICAL_MASKS
+  with pytest.raises(record_validation.RecordValidationError, match=r'mixed\.record, record 1 '):
+    record_validation.check_first_record(config, 'train_input_reader')
+
+
+def test_check_first_record_bad_paths_and_label_maps(tmp_path, sample_records):
+  with pytest.raises(dataset_builder.InputConfigError, match=r"No file matches '.*nothing\*'"):
+    record_validation.check_first_record(_reader([str(tmp_path / 'nothing*')], ''))
+  label_map = tmp_path / 'duplicate.pbtxt'
+  label_map.write_text('item { name: "person" id: 1 } item { name: "car" id: 1 }')
+  config = _reader([sample_records['png'][0]], 'label_map_path: "%s"' % label_map)
+  with pytest.raises(label_map_util.LabelMapError,
+                     match=r'^Label map .*duplicate.pbtxt: id 1 is used by both'):
+    record_validation.check_first_record(config)

@@ -187,7 +187,8 @@ def write_data(out):
   ids = {im['id'] for im in coco['images']}
   coco['annotations'] = [a for a in coco['annotations'] if a['image_id'] in ids]
   os.makedirs(out)
-  json_path = os.path.join(out, 'instances.json')
+  # Beside the output folder: the converter replaces that folder whole.
+  json_path = os.path.normpath(out) + '_instances.json'
   with open(json_path, 'w') as f:
     json.dump(coco, f)
   coco_tf_record.convert([('val', os.path.join(COCO128, 'images'), json_path)], out,

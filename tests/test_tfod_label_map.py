@@ -18,6 +18,7 @@ import pytest
 import tensorflow as tf
 
 from object_detection.core import standard_fields as fields
+from object_detection.data_decoders import record_validation
 from object_detection.data_decoders import tf_example_decoder
 from object_detection.utils import label_map_util
 
@@ -110,7 +111,7 @@ def test_coco_converter_records_decode_with_the_upstream_coco_label_map(tmp_path
     np.testing.assert_array_equal(classes.numpy(), expected)
   # The file-level check accepts them too.
   records = _write_records(tmp_path, 'coco_converter_mscoco_label_map')
-  report = tf_example_decoder.validate_records(records, label_map_proto_file=label_map_path)
+  report = record_validation.validate_records(records, label_map_proto_file=label_map_path)
   assert report[records]['records_checked'] == len(case['records'])
 
 
@@ -120,11 +121,11 @@ def test_validate_records_agrees_with_the_decoder(tmp_path):
     label_map_path = _label_map_path(tmp_path, name)
     records = _write_records(tmp_path, name)
     if _refused(name):
-      with pytest.raises(tf_example_decoder.RecordValidationError,
+      with pytest.raises(record_validation.RecordValidationError,
                          match='empty image/object/class/text'):
-        tf_example_decoder.validate_records(records, label_map_proto_file=label_map_path)
+        record_validation.validate_records(records, label_map_proto_file=label_map_path)
     else:
-      tf_example_decoder.validate_records(records, label_map_proto_file=label_map_path)
+      record_validation.validate_records(records, label_map_proto_file=label_map_path)
 
 
 def test_unknown_text_is_named_and_the_empty_text_refused(tmp_path):

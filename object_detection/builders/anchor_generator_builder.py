@@ -14,13 +14,14 @@ Proto defaults apply as in the TF OD API (e.g. 256x256 base size, stride 16, off
 from object_detection.anchor_generators import grid_anchor_generator
 from object_detection.anchor_generators import multiscale_grid_anchor_generator
 from object_detection.protos import anchor_generator_pb2
+from object_detection.utils.config_validation import ConfigError
 
 
 def build(anchor_generator_config):
   """AnchorGenerator proto -> core.anchor_generator.AnchorGenerator.
 
   Raises:
-    ValueError: if the argument is not an AnchorGenerator proto, or its oneof is empty or a kind
+    ConfigError: if the argument is not an AnchorGenerator proto, or its oneof is empty or a kind
       Faster R-CNN does not support here (ssd_anchor_generator, flexible_grid_anchor_generator).
   """
   if not isinstance(anchor_generator_config, anchor_generator_pb2.AnchorGenerator):
@@ -41,7 +42,7 @@ def build(anchor_generator_config):
         [float(ratio) for ratio in cfg.aspect_ratios],
         cfg.scales_per_octave, cfg.normalize_coordinates)
   if kind is None:
-    raise ValueError('first_stage_anchor_generator is empty: set grid_anchor_generator or '
-                     'multiscale_anchor_generator.')
-  raise ValueError('first_stage_anchor_generator.%s is not supported for Faster R-CNN; use '
-                   'grid_anchor_generator or multiscale_anchor_generator.' % kind)
+    raise ConfigError('first_stage_anchor_generator is empty: set grid_anchor_generator or '
+                      'multiscale_anchor_generator.')
+  raise ConfigError('first_stage_anchor_generator.%s is not supported for Faster R-CNN; use '
+                    'grid_anchor_generator or multiscale_anchor_generator.' % kind)

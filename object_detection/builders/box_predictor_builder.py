@@ -20,6 +20,7 @@ from object_detection.predictors.heads import keras_box_head
 from object_detection.predictors.heads import keras_class_head
 from object_detection.predictors.heads import keras_mask_head
 from object_detection.protos import box_predictor_pb2
+from object_detection.utils.config_validation import ConfigError
 
 # Min / max for clipping box encodings (TF OD API `box_predictor_builder.BoxEncodingsClipRange`).
 BoxEncodingsClipRange = collections.namedtuple('BoxEncodingsClipRange', ['min', 'max'])
@@ -58,7 +59,7 @@ def build_convolutional_keras_box_predictor(is_training, num_classes, conv_hyper
     name: str, the predictor's Keras name.
 
   Raises:
-    ValueError: use_depthwise is True, min_depth > max_depth.
+    ConfigError: use_depthwise is True, min_depth > max_depth.
   """
   box_prediction_heads = []
   class_prediction_heads = []
@@ -128,7 +129,7 @@ def build_mask_rcnn_keras_box_predictor(is_training, num_classes, fc_hyperparams
     masks_are_class_agnostic, convolve_then_upsample_masks: see `keras_mask_head.MaskRCNNMaskHead`.
 
   Raises:
-    ValueError: predict_instance_masks without conv_hyperparams.
+    ConfigError: predict_instance_masks without conv_hyperparams.
   """
   box_prediction_head = keras_box_head.MaskRCNNBoxHead(
       is_training=is_training,
@@ -149,8 +150,8 @@ def build_mask_rcnn_keras_box_predictor(is_training, num_classes, fc_hyperparams
   third_stage_heads = {}
   if predict_instance_masks:
     if conv_hyperparams is None:
-      raise ValueError('mask_rcnn_box_predictor.conv_hyperparams must be set when '
-                       'predict_instance_masks is true (it configures the mask head convs).')
+      raise ConfigError('mask_rcnn_box_predictor.conv_hyperparams must be set when '
+                        'predict_instance_masks is true (it configures the mask head convs).')
     third_stage_heads[mask_rcnn_keras_box_predictor.MASK_PREDICTIONS] = (
         keras_mask_head.MaskRCNNMaskHead(
             is_training=is_training,
@@ -174,21 +175,21 @@ def build_mask_rcnn_keras_box_predictor(is_training, num_classes, fc_hyperparams
 
 def _check_mask_rcnn_config(config):
   if config.use_dropout and not 0.0 < config.dropout_keep_probability <= 1.0:
-    raise ValueError('second_stage_box_predictor.mask_rcnn_box_predictor.dropout_keep_probability '
-                     'must be in (0, 1] when use_dropout is true, got %g.'
-                     % config.dropout_keep_probability)
+    raise ConfigError('second_stage_box_predictor.mask_rcnn_box_predictor.dropout_keep_probability '
+                      'must be in (0, 1] when use_dropout is true, got %g.'
+                      % config.dropout_keep_probability)
   if config.predict_instance_masks:
     if not config.HasField('conv_hyperparams'):
-      raise ValueError('second_stage_box_predictor.mask_rcnn_box_predictor.conv_hyperparams must '
-                       'be set when predict_instance_masks is true.')
+      raise ConfigError('second_stage_box_predictor.mask_rcnn_box_predictor.conv_hyperparams must '
+                        'be set when predict_instance_masks is true.')
     if config.mask_height <= 0 or config.mask_width <= 0:
-      raise ValueError('second_stage_box_predictor.mask_rcnn_box_predictor.mask_height / '
-                       'mask_width must be positive, got %d x %d.'
-                       % (config.mask_height, config.mask_width))
+      raise ConfigError('second_stage_box_predictor.mask_rcnn_box_predictor.mask_height / '
+                        'mask_width must be positive, got %d x %d.'
+                        % (config.mask_height, config.mask_width))
     if config.mask_prediction_conv_depth < 0:
-      raise ValueError('second_stage_box_predictor.mask_rcnn_box_predictor.'
-                       'mask_prediction_conv_depth must be >= 0 (0 derives it), got %d.'
-                       % config.mask_prediction_conv_depth)
+      raise ConfigError('second_stage_box_predictor.mask_rcnn_box_predictor.'
+                        'mask_prediction_conv_depth must be >= 0 (0 derives it), got %d.'
+                        % config.mask_prediction_conv_depth)
   if config.predict_keypoints:
     logging.warning('second_stage_box_predictor.mask_rcnn_box_predictor.predict_keypoints is '
                     'ignored: the TF OD API Keras Mask R-CNN predictor has no keypoint head.')
@@ -215,7 +216,7 @@ def build_keras(hyperparams_fn, freeze_batchnorm, inplace_batchnorm_update,
     `MaskRCNNKerasBoxPredictor`.
 
   Raises:
-    ValueError: the config is not a BoxPredictor, sets another predictor than
+    ConfigError: the config is not a BoxPredictor, sets another predictor than
       mask_rcnn_box_predictor (or none), or has invalid mask_rcnn_box_predictor fields.
   """
   del inplace_batchnorm_update, num_predictions_per_location_list
@@ -224,8 +225,8 @@ def build_keras(hyperparams_fn, freeze_batchnorm, inplace_batchnorm_update,
                      '%s.' % type(box_predictor_config).__name__)
   kind = box_predictor_config.WhichOneof('box_predictor_oneof')
   if kind != 'mask_rcnn_box_predictor':
-    raise ValueError('second_stage_box_predictor.%s is not supported: only '
-                     'mask_rcnn_box_predictor is supported for faster_rcnn models.' % kind)
+    raise ConfigError('second_stage_box_predictor.%s is not supported: only '
+                      'mask_rcnn_box_predictor is supported for faster_rcnn models.' % kind)
   config = box_predictor_config.mask_rcnn_box_predictor
   _check_mask_rcnn_config(config)
   conv_hyperparams = None

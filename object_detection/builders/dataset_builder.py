@@ -28,24 +28,28 @@ Bad input fails early with a message naming the file and the config field:
   * a file that is not a TFRecord of tf.train.Example, or (with load_instance_masks) records
     without masks -> ValueError naming the file (the first records of every file are read at
     build time, `tf_example_decoder.validate_records`);
-  * a file corrupt further in: tf.data raises tf.errors.DataLossError without a file name; wrap
-    iteration with `iterate_naming_corrupt_files` or call `explain_data_loss_error` on the error
-    to get an error naming the corrupt file(s).
+  * a file corrupt further in (truncated, or bytes changed at any offset): tf.data raises
+    tf.errors.DataLossError naming no file; wrap iteration with `iterate_naming_corrupt_files`, or
+    call `explain_data_loss_error` on the error, to get a CorruptRecordError (an InputConfigError)
+    naming the file and its first unreadable record. Training and evaluation (model_lib_v2) do.
 """
 
 import functools
 import math
+import re
 
+from absl import logging
 import tensorflow as tf
 
 from object_detection.builders import decoder_builder
 from object_detection.data_decoders import bad_examples
 from object_detection.data_decoders import tf_example_decoder
+from object_detection.utils import config_validation
 
 _READ_BUFFER_BYTES = 8 * 1000 * 1000  # TF OD API default TFRecordDataset buffer.
 
 
-class InputConfigError(ValueError):
+class InputConfigError(config_validation.ConfigError):
   """Bad input reader config or input files; the message names the field / file."""
 
 
@@ -107,37 +111,84 @@ def list_input_files(input_paths):
   return _flatten_unique(list_input_files_per_path(input_paths))
 
 
-def find_corrupt_files(files):
-  """Reads every record of `files`; returns [(file, error message)] for unreadable files."""
+class CorruptRecordError(InputConfigError):
+  """A TFRecord file cannot be read past some record; the message names the file, the record and
+  how to re-create it (one line)."""
+
+
+# tf.data's message for a damaged record: "corrupted record at 12345" (a CRC mismatch) or
+# "truncated record at 12345" (the file ends inside the record); the number is a byte offset.
+_OFFSET = re.compile(r'(corrupted|truncated) record at (\d+)')
+_OP_SUFFIX = re.compile(r'\s*\[Op:[^\]]*\](\s*name:\s*\S*)?\s*$')
+
+
+def _first_line(error):
+  """tf.data's reason without the op decorations ({{function_node ...}}, [Op:...] name:)."""
+  text = getattr(error, 'message', None) or str(error)
+  line = (text.strip().splitlines() or [''])[0]
+  match = _OFFSET.search(line)
+  if match:
+    return match.group(0)
+  return _OP_SUFFIX.sub('', re.sub(r'\{\{[^}]*\}\}', '', line)).strip()
+
+
+def find_corrupt_files(files, min_size=0):
+  """Reads every record of `files` (larger than `min_size` bytes); returns the unreadable ones.
+
+  Returns:
+    list of (file, index of the first unreadable record, tf.data's message).
+  """
   bad = []
   for path in files:
+    if min_size and tf.io.gfile.stat(path).length <= min_size:
+      continue
+    index = 0
     try:
       for _ in tf.data.TFRecordDataset(path):
-        pass
+        index += 1
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-      bad.append((path, e.message.splitlines()[0]))
+      bad.append((path, index, _first_line(e)))
   return bad
 
 
-def explain_data_loss_error(input_reader_config, error):
-  """Returns a tf.errors.DataLossError naming the corrupt file(s) behind `error`.
+def explain_data_loss_error(input_reader_config, error, reader_name='the input reader'):
+  """Returns a CorruptRecordError naming the corrupt file(s) behind a tf.data DataLossError.
 
-  tf.data's DataLossError ("corrupted record at N") does not say which file; this scans the
-  configured files (full read, only on this error path) to find them.
+  tf.data's DataLossError ("corrupted record at N") does not say which file; this reads the
+  configured files (only on this error path; files no larger than the byte offset in the message
+  cannot hold it and are not read) and names each unreadable one with its first bad record.
+
+  Args:
+    input_reader_config: the InputReader whose dataset raised `error`.
+    error: the tf.errors.DataLossError.
+    reader_name: the config section, e.g. 'train_input_reader', named in the message.
   """
   files = list_input_files(input_reader_config.tf_record_input_reader.input_path)
-  bad = find_corrupt_files(files)
-  if bad:
-    message = ('Corrupt TFRecord file(s) in tf_record_input_reader.input_path: %s. Re-create them '
-               'with dataset_tools/create_coco_tf_record.py.' % '; '.join(
-                   '%s (%s)' % item for item in bad))
-  else:
-    message = 'Data loss while reading %s: %s' % (', '.join(files), error)
-  return tf.errors.DataLossError(None, None, message)
+  match = _OFFSET.search(_first_line(error))
+  min_size = int(match.group(2)) if match else 0
+  if len(files) > 1:
+    logging.info('Data loss while reading %s: looking for the corrupt file among %d files...',
+                 reader_name, len(files))
+  bad = find_corrupt_files(files, min_size) or (find_corrupt_files(files) if min_size else [])
+  skip_note = ''
+  if _get(input_reader_config, 'skip_bad_examples', False):
+    skip_note = (' (skip_bad_examples skips records that decode but fail the checks, not '
+                 'unreadable ones)')
+  if not bad:
+    return CorruptRecordError(
+        'Data loss while reading %s (%s): %s. Check the files of %s.tf_record_input_reader.'
+        'input_path, or re-create them with dataset_tools/create_coco_tf_record.py.' % (
+            ', '.join(files), reader_name, _first_line(error), reader_name))
+  described = '; '.join('%s at record %d (%s)' % item for item in bad)
+  return CorruptRecordError(
+      'Corrupt TFRecord file %s%s: the records from there on cannot be read. Re-create %s with '
+      'dataset_tools/create_coco_tf_record.py (%s.tf_record_input_reader.input_path).' % (
+          described, skip_note, 'it' if len(bad) == 1 else 'them', reader_name))
 
 
-def iterate_naming_corrupt_files(dataset, input_reader_config):
-  """Yields the elements of `dataset`; a DataLossError is re-raised naming the corrupt file."""
+def iterate_naming_corrupt_files(dataset, input_reader_config, reader_name='the input reader'):
+  """Yields the elements of `dataset`; a DataLossError is re-raised as a CorruptRecordError naming
+  the corrupt file (`explain_data_loss_error`)."""
   iterator = iter(dataset)
   while True:
     try:
@@ -145,7 +196,7 @@ def iterate_naming_corrupt_files(dataset, input_reader_config):
     except StopIteration:
       return
     except tf.errors.DataLossError as e:
-      raise explain_data_loss_error(input_reader_config, e) from None
+      raise explain_data_loss_error(input_reader_config, e, reader_name) from None
     yield element
 
 

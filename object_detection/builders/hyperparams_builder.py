@@ -26,7 +26,7 @@ initializer gives the Keras default (glorot uniform).
 it); the same holds here, with a logged warning so the config's intent is not dropped silently.
 
 Raises:
-  ValueError: `hyperparams_config` is not a `Hyperparams` message, or an unknown activation / regularizer /
+  ConfigError: `hyperparams_config` is not a `Hyperparams` message, or an unknown activation / regularizer /
     initializer / Keras initializer name (the message names the field).
 """
 
@@ -36,6 +36,7 @@ import tf_keras
 
 from object_detection.core import freezable_batch_norm
 from object_detection.protos import hyperparams_pb2
+from object_detection.utils.config_validation import ConfigError
 
 _ACTIVATIONS = {
     hyperparams_pb2.Hyperparams.NONE: None,
@@ -125,7 +126,7 @@ class KerasLayerHyperparams(object):
 
 def _activation_fn(activation):
   if activation not in _ACTIVATIONS:
-    raise ValueError('Hyperparams.activation %r is not supported (NONE, RELU, RELU_6, SWISH).' % activation)
+    raise ConfigError('Hyperparams.activation %r is not supported (NONE, RELU, RELU_6, SWISH).' % activation)
   return _ACTIVATIONS[activation]
 
 
@@ -138,7 +139,7 @@ def _keras_regularizer(regularizer):
   if kind == 'l2_regularizer':
     # slim's l2_regularizer(w) is w * sum(x^2) / 2; Keras' l2(c) is c * sum(x^2).
     return tf_keras.regularizers.l2(float(regularizer.l2_regularizer.weight * 0.5))
-  raise ValueError('Hyperparams.regularizer %r is not supported (l1_regularizer, l2_regularizer).' % kind)
+  raise ConfigError('Hyperparams.regularizer %r is not supported (l1_regularizer, l2_regularizer).' % kind)
 
 
 def _keras_initializer(initializer):
@@ -161,6 +162,6 @@ def _keras_initializer(initializer):
     try:
       return tf_keras.initializers.get(name)
     except ValueError as e:
-      raise ValueError('Hyperparams.initializer.keras_initializer_by_name: %r is not a Keras initializer '
-                       'name (e.g. "glorot_uniform", "he_normal").' % name) from e
-  raise ValueError('Hyperparams.initializer %r is not supported.' % kind)
+      raise ConfigError('Hyperparams.initializer.keras_initializer_by_name: %r is not a Keras initializer '
+                        'name (e.g. "glorot_uniform", "he_normal").' % name) from e
+  raise ConfigError('Hyperparams.initializer %r is not supported.' % kind)

@@ -43,6 +43,7 @@ import tensorflow as tf
 
 from object_detection.core import preprocessor
 from object_detection.protos import image_resizer_pb2
+from object_detection.utils.config_validation import ConfigError
 
 # ImageResizer.ResizeType enum -> tf.image.ResizeMethod (TF2 spelling; the kernels are TF1's).
 _RESIZE_METHODS = {
@@ -56,8 +57,8 @@ _RESIZE_METHODS = {
 def _tf_resize_method(resize_method):
   """Maps the proto enum value (int) to a tf.image.ResizeMethod."""
   if resize_method not in _RESIZE_METHODS:
-    raise ValueError('image_resizer resize_method %r is unknown; use BILINEAR, NEAREST_NEIGHBOR, '
-                     'BICUBIC or AREA.' % (resize_method,))
+    raise ConfigError('image_resizer resize_method %r is unknown; use BILINEAR, NEAREST_NEIGHBOR, '
+                      'BICUBIC or AREA.' % (resize_method,))
   return _RESIZE_METHODS[resize_method]
 
 
@@ -102,7 +103,7 @@ def _pad_image(image, target_height, target_width, pad_value):
   A 1-channel image with len(pad_value) != 1 is padded with 0 (see the module docstring).
 
   Raises:
-    ValueError: the channel count is not len(pad_value) (and not 1).
+    ConfigError: the channel count is not len(pad_value) (and not 1).
   """
   shape = tf.shape(image)
   paddings = [[0, target_height - shape[0]], [0, target_width - shape[1]]]
@@ -111,8 +112,8 @@ def _pad_image(image, target_height, target_width, pad_value):
   if not any(pad_value) or (channels == 1 and len(pad_value) != 1):
     return tf.pad(image, paddings + [[0, 0]])
   if channels != len(pad_value):
-    raise ValueError('keep_aspect_ratio_resizer.per_channel_pad_value has %d values but the image '
-                     'has %s channels; give one value per channel.' % (len(pad_value), channels))
+    raise ConfigError('keep_aspect_ratio_resizer.per_channel_pad_value has %d values but the image '
+                      'has %s channels; give one value per channel.' % (len(pad_value), channels))
   return tf.stack([tf.pad(image[:, :, c], paddings, constant_values=pad_value[c])
                    for c in range(channels)], axis=2)
 
@@ -123,12 +124,12 @@ def keep_aspect_ratio_resize(image, masks=None, min_dimension=600, max_dimension
   """TF OD API `resize_to_range` (align_corners=False); see the module docstring.
 
   Raises:
-    ValueError: image not rank 3; min_dimension > max_dimension; per_channel_pad_value length
+    ConfigError: image not rank 3; min_dimension > max_dimension; per_channel_pad_value length
       does not match the channels (with pad_to_max_dimension).
   """
   if min_dimension > max_dimension:
-    raise ValueError('keep_aspect_ratio_resizer: min_dimension (%d) must be <= max_dimension (%d).'
-                     % (min_dimension, max_dimension))
+    raise ConfigError('keep_aspect_ratio_resizer: min_dimension (%d) must be <= max_dimension (%d).'
+                      % (min_dimension, max_dimension))
   image = tf.cast(image, tf.float32)
   if image.shape.rank != 3:
     raise ValueError('image_resizer: image must be [height, width, channels], got shape %s.'
@@ -200,12 +201,12 @@ def conditional_shape_resize(image, masks=None, condition=1, size_threshold=300,
   truncated (not rounded); image and masks resized with align_corners=True.
 
   Raises:
-    ValueError: condition is neither GREATER nor SMALLER.
+    ConfigError: condition is neither GREATER nor SMALLER.
   """
   if condition not in (image_resizer_pb2.ConditionalShapeResizer.GREATER,
                        image_resizer_pb2.ConditionalShapeResizer.SMALLER):
-    raise ValueError('conditional_shape_resizer.condition must be GREATER or SMALLER, got %r.'
-                     % (condition,))
+    raise ConfigError('conditional_shape_resizer.condition must be GREATER or SMALLER, got %r.'
+                      % (condition,))
   image = tf.cast(image, tf.float32)
   shape = tf.shape(image)
   new_size = _conditional_size(shape[0], shape[1], condition, size_threshold)
@@ -251,7 +252,7 @@ def build(image_resizer_config):
     module docstring.
 
   Raises:
-    ValueError: not an ImageResizer; the oneof is unset; min_dimension > max_dimension; an unknown
+    ConfigError: not an ImageResizer; the oneof is unset; min_dimension > max_dimension; an unknown
       resize_method; a conditional_shape_resizer condition other than GREATER / SMALLER;
       pad_to_multiple_resizer.multiple < 1.
   """
@@ -262,8 +263,8 @@ def build(image_resizer_config):
   if oneof == 'keep_aspect_ratio_resizer':
     cfg = image_resizer_config.keep_aspect_ratio_resizer
     if cfg.min_dimension > cfg.max_dimension:
-      raise ValueError('image_resizer.keep_aspect_ratio_resizer: min_dimension (%d) must be <= '
-                       'max_dimension (%d).' % (cfg.min_dimension, cfg.max_dimension))
+      raise ConfigError('image_resizer.keep_aspect_ratio_resizer: min_dimension (%d) must be <= '
+                        'max_dimension (%d).' % (cfg.min_dimension, cfg.max_dimension))
     method = _tf_resize_method(cfg.resize_method)
     pad_value = tuple(cfg.per_channel_pad_value) or (0., 0., 0.)
     min_dimension, max_dimension = cfg.min_dimension, cfg.max_dimension
@@ -292,8 +293,8 @@ def build(image_resizer_config):
     condition, threshold, grayscale = cfg.condition, cfg.size_threshold, cfg.convert_to_grayscale
     if condition not in (image_resizer_pb2.ConditionalShapeResizer.GREATER,
                          image_resizer_pb2.ConditionalShapeResizer.SMALLER):
-      raise ValueError('image_resizer.conditional_shape_resizer.condition must be GREATER or '
-                       'SMALLER, got %r.' % (condition,))
+      raise ConfigError('image_resizer.conditional_shape_resizer.condition must be GREATER or '
+                        'SMALLER, got %r.' % (condition,))
 
     def conditional_fn(image, masks=None):
       return conditional_shape_resize(image, masks, condition=condition,
@@ -303,14 +304,14 @@ def build(image_resizer_config):
   if oneof == 'pad_to_multiple_resizer':
     cfg = image_resizer_config.pad_to_multiple_resizer
     if cfg.multiple < 1:
-      raise ValueError('image_resizer.pad_to_multiple_resizer.multiple is %d; it must be >= 1.'
-                       % cfg.multiple)
+      raise ConfigError('image_resizer.pad_to_multiple_resizer.multiple is %d; it must be >= 1.'
+                        % cfg.multiple)
     multiple, grayscale = cfg.multiple, cfg.convert_to_grayscale
 
     def pad_fn(image, masks=None):
       return pad_to_multiple_resize(image, masks, multiple=multiple,
                                     convert_to_grayscale=grayscale)
     return pad_fn
-  raise ValueError('image_resizer has no resizer set; set keep_aspect_ratio_resizer, '
-                   'fixed_shape_resizer, identity_resizer, conditional_shape_resizer or '
-                   'pad_to_multiple_resizer.')
+  raise ConfigError('image_resizer has no resizer set; set keep_aspect_ratio_resizer, '
+                    'fixed_shape_resizer, identity_resizer, conditional_shape_resizer or '
+                    'pad_to_multiple_resizer.')

@@ -9,6 +9,7 @@
 
 from object_detection.core import losses
 from object_detection.protos import losses_pb2
+from object_detection.utils.config_validation import ConfigError
 
 _FIELD = 'second_stage_classification_loss'
 
@@ -60,7 +61,7 @@ def build_faster_rcnn_classification_loss(loss_config):
     nothing set -> WeightedSoftmaxClassificationLoss(logit_scale=1.0) (the TF OD API default).
 
   Raises:
-    ValueError: loss_config is not a ClassificationLoss, or names a loss Faster R-CNN does not
+    ConfigError: loss_config is not a ClassificationLoss, or names a loss Faster R-CNN does not
       support here (bootstrapped_sigmoid, penalty_reduced_logistic_focal_loss,
       weighted_dice_classification_loss; the TF OD API silently replaces these with softmax).
   """
@@ -80,6 +81,6 @@ def build_faster_rcnn_classification_loss(loss_config):
     config = loss_config.weighted_sigmoid_focal
     alpha = config.alpha if config.HasField('alpha') else None
     return losses.SigmoidFocalClassificationLoss(gamma=config.gamma, alpha=alpha)
-  raise ValueError(
+  raise ConfigError(
       '%s { %s } is not supported for Faster R-CNN; use weighted_softmax, weighted_sigmoid, '
       'weighted_logits_softmax or weighted_sigmoid_focal.' % (_FIELD, loss_type))

@@ -22,7 +22,7 @@ OD API's network with the same checkpoint keys:
 Variables are created by the first call, e.g. `model(tf.zeros([1, H, W, 3]))`.
 
 Raises:
-  ValueError: a meta-architecture other than faster_rcnn (ssd, center_net), `context_config` (Context
+  ConfigError: a meta-architecture other than faster_rcnn (ssd, center_net), `context_config` (Context
     R-CNN), an unknown feature extractor, an IoU threshold outside [0, 1], second_stage_batch_size >
     first_stage_max_proposals when training, or an unsupported component (each message names the field).
 """
@@ -42,13 +42,14 @@ from object_detection.core import target_assigner
 from object_detection.meta_architectures import faster_rcnn_meta_arch
 from object_detection.models import feature_extractor_registry
 from object_detection.utils import spatial_transform_ops as spatial_ops
+from object_detection.utils.config_validation import ConfigError
 
 
 def build(model_config, is_training, add_summaries=True):
   """model_config: `DetectionModel` proto; is_training: bool. Returns a DetectionModel."""
   kind = model_config.WhichOneof('model')
   if kind != 'faster_rcnn':
-    raise ValueError(
+    raise ConfigError(
         'model.%s is not supported by this pipeline: only `faster_rcnn` (Faster R-CNN, and Mask R-CNN with '
         'number_of_stages: 3 and a mask_rcnn_box_predictor) can be built. Convert the config to a '
         'faster_rcnn model.' % kind)
@@ -59,8 +60,8 @@ def _build_faster_rcnn_keras_feature_extractor(feature_extractor_config, is_trai
                                                inplace_batchnorm_update=False):
   """The extractor object for `feature_extractor` (TF OD API argument passing)."""
   if inplace_batchnorm_update:
-    raise ValueError('faster_rcnn.inplace_batchnorm_update is not supported (as in the TF OD API TF2 '
-                     'models); remove it.')
+    raise ConfigError('faster_rcnn.inplace_batchnorm_update is not supported (as in the TF OD API TF2 '
+                      'models); remove it.')
   extractor_class = feature_extractor_registry.get(feature_extractor_config.type)
   kwargs = {}
   if feature_extractor_config.HasField('conv_hyperparams'):
@@ -78,9 +79,9 @@ def _build_faster_rcnn_keras_feature_extractor(feature_extractor_config, is_trai
     # The TF OD API fails here with a TypeError deep in the builder.
     fields = sorted({'feature_extractor.fpn' if k.startswith(('fpn_', 'additional_layer'))
                      else 'feature_extractor.conv_hyperparams' for k in unused})
-    raise ValueError('%s is not used by feature_extractor.type %r (as in the TF OD API, only FPN '
-                     'extractors take it); remove it.' % (' and '.join(fields),
-                                                          feature_extractor_config.type))
+    raise ConfigError('%s is not used by feature_extractor.type %r (as in the TF OD API, only FPN '
+                      'extractors take it); remove it.' % (' and '.join(fields),
+                                                           feature_extractor_config.type))
   return extractor_class(is_training, feature_extractor_config.first_stage_features_stride,
                          feature_extractor_config.batch_norm_trainable, **kwargs)
 
@@ -103,7 +104,7 @@ def _mask_head_has_batch_norm(box_predictor_config):
 def _build_faster_rcnn_model(frcnn_config, is_training, add_summaries):
   """FasterRCNNMetaArch from a `FasterRcnn` message (TF OD API `_build_faster_rcnn_model`)."""
   if frcnn_config.HasField('context_config'):
-    raise ValueError('faster_rcnn.context_config (Context R-CNN) is not supported; remove it.')
+    raise ConfigError('faster_rcnn.context_config (Context R-CNN) is not supported; remove it.')
   num_classes = frcnn_config.num_classes
   image_resizer_fn = image_resizer_builder.build(frcnn_config.image_resizer)
   feature_extractor = _build_faster_rcnn_keras_feature_extractor(
@@ -122,11 +123,11 @@ def _build_faster_rcnn_model(frcnn_config, is_training, add_summaries):
       positive_fraction=frcnn_config.first_stage_positive_balance_fraction, is_static=is_static_sampler)
   first_stage_max_proposals = frcnn_config.first_stage_max_proposals
   if not 0.0 <= frcnn_config.first_stage_nms_iou_threshold <= 1.0:
-    raise ValueError('faster_rcnn.first_stage_nms_iou_threshold must be in [0, 1]; got %g.'
-                     % frcnn_config.first_stage_nms_iou_threshold)
+    raise ConfigError('faster_rcnn.first_stage_nms_iou_threshold must be in [0, 1]; got %g.'
+                      % frcnn_config.first_stage_nms_iou_threshold)
   if is_training and frcnn_config.second_stage_batch_size > first_stage_max_proposals:
-    raise ValueError('faster_rcnn.second_stage_batch_size (%d) must not exceed first_stage_max_proposals '
-                     '(%d).' % (frcnn_config.second_stage_batch_size, first_stage_max_proposals))
+    raise ConfigError('faster_rcnn.second_stage_batch_size (%d) must not exceed first_stage_max_proposals '
+                      '(%d).' % (frcnn_config.second_stage_batch_size, first_stage_max_proposals))
   first_stage_nms_fn = functools.partial(
       post_processing.batch_multiclass_non_max_suppression,
       score_thresh=frcnn_config.first_stage_nms_score_threshold,

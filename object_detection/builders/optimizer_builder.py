@@ -25,6 +25,7 @@ import tensorflow as tf
 import tf_keras
 
 from object_detection.training import learning_schedules
+from object_detection.utils.config_validation import ConfigError
 
 BuiltOptimizer = collections.namedtuple(
     'BuiltOptimizer', ['optimizer', 'learning_rate_fn', 'plateau_variable', 'use_moving_average'])
@@ -33,7 +34,7 @@ BuiltOptimizer = collections.namedtuple(
 def _oneof(message, name):
   which = message.WhichOneof(name)
   if which is None:
-    raise ValueError('Optimizer config: `%s` is not set in %s.' % (name, type(message).__name__))
+    raise ConfigError('Optimizer config: `%s` is not set in %s.' % (name, type(message).__name__))
   return which
 
 
@@ -41,7 +42,7 @@ def create_learning_rate(learning_rate_config, global_step):
   """Returns (callable -> float32 scalar lr, plateau tf.Variable or None).
 
   Raises:
-    ValueError: unknown or invalid learning-rate config (names the field).
+    ConfigError: unknown or invalid learning-rate config (names the field).
   """
   lr_type = _oneof(learning_rate_config, 'learning_rate')
   if lr_type == 'constant_learning_rate':
@@ -56,7 +57,7 @@ def create_learning_rate(learning_rate_config, global_step):
   if lr_type == 'manual_step_learning_rate':
     c = learning_rate_config.manual_step_learning_rate
     if not c.schedule:
-      raise ValueError('manual_step_learning_rate: empty learning rate schedule.')
+      raise ConfigError('manual_step_learning_rate: empty learning rate schedule.')
     rates = [float(c.initial_learning_rate)] + [float(x.learning_rate) for x in c.schedule]
     boundaries = [int(x.step) for x in c.schedule]
     return learning_schedules.manual_stepping(global_step, boundaries, rates, c.warmup), None
@@ -72,7 +73,7 @@ def create_learning_rate(learning_rate_config, global_step):
                            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     return learning_schedules.linear_warmup_then_variable(
         global_step, c.warmup_steps, c.warmup_learning_rate, variable), variable
-  raise ValueError('Learning rate %s not supported.' % lr_type)
+  raise ConfigError('Learning rate %s not supported.' % lr_type)
 
 
 def build_with_schedule(optimizer_config, global_step):
@@ -84,7 +85,7 @@ def build_with_schedule(optimizer_config, global_step):
     global_step: int64 tf.Variable the training loop increments once per step.
 
   Raises:
-    ValueError: no optimizer type set, or an invalid learning-rate config.
+    ConfigError: no optimizer type set, or an invalid learning-rate config.
   """
   optimizer_type = _oneof(optimizer_config, 'optimizer')
   config = getattr(optimizer_config, optimizer_type)
@@ -97,7 +98,7 @@ def build_with_schedule(optimizer_config, global_step):
   elif optimizer_type == 'adam_optimizer':
     optimizer = tf_keras.optimizers.legacy.Adam(lr_fn, epsilon=config.epsilon)
   else:
-    raise ValueError('Optimizer %s not supported.' % optimizer_type)
+    raise ConfigError('Optimizer %s not supported.' % optimizer_type)
   if optimizer_config.use_moving_average:
     # Imported lazily: official.modeling pulls in a lot.
     from official.modeling.optimization import ema_optimizer  # pylint: disable=g-import-not-at-top

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from object_detection.core import post_processing
 from object_detection.protos import post_processing_pb2
+from object_detection.utils.config_validation import ConfigError
 
 
 def build(post_processing_config):
@@ -30,7 +31,7 @@ def build(post_processing_config):
     score_converter_fn: callable(logits) -> float32 scores, same shape.
 
   Raises:
-    ValueError: not a PostProcessing proto; iou_threshold outside [0, 1];
+    ConfigError: not a PostProcessing proto; iou_threshold outside [0, 1];
       max_detections_per_class > max_total_detections; negative soft_nms_sigma;
       use_combined_nms with use_class_agnostic_nms; logit_scale == 0; calibration_config set
       (score calibration is not implemented in this project).
@@ -43,8 +44,8 @@ def build(post_processing_config):
   score_converter_fn = _build_score_converter(post_processing_config.score_converter,
                                               post_processing_config.logit_scale)
   if post_processing_config.HasField('calibration_config'):
-    raise ValueError('PostProcessing.calibration_config (e.g. second_stage_post_processing.'
-                     'calibration_config) is not supported; remove it.')
+    raise ConfigError('PostProcessing.calibration_config (e.g. second_stage_post_processing.'
+                      'calibration_config) is not supported; remove it.')
   return non_max_suppressor_fn, score_converter_fn
 
 
@@ -52,18 +53,18 @@ def _build_non_max_suppressor(nms_config):
   """functools.partial of batch_multiclass_non_max_suppression from a BatchNonMaxSuppression."""
   field = 'batch_non_max_suppression'
   if nms_config.iou_threshold < 0 or nms_config.iou_threshold > 1.0:
-    raise ValueError('%s.iou_threshold must be in [0, 1] (got %g).'
-                     % (field, nms_config.iou_threshold))
+    raise ConfigError('%s.iou_threshold must be in [0, 1] (got %g).'
+                      % (field, nms_config.iou_threshold))
   if nms_config.max_detections_per_class > nms_config.max_total_detections:
-    raise ValueError('%s.max_detections_per_class (%d) must be <= max_total_detections (%d).'
-                     % (field, nms_config.max_detections_per_class,
+    raise ConfigError('%s.max_detections_per_class (%d) must be <= max_total_detections (%d).'
+                      % (field, nms_config.max_detections_per_class,
                         nms_config.max_total_detections))
   if nms_config.soft_nms_sigma < 0.0:
-    raise ValueError('%s.soft_nms_sigma must be >= 0 (got %g).'
-                     % (field, nms_config.soft_nms_sigma))
+    raise ConfigError('%s.soft_nms_sigma must be >= 0 (got %g).'
+                      % (field, nms_config.soft_nms_sigma))
   if nms_config.use_combined_nms and nms_config.use_class_agnostic_nms:
-    raise ValueError('%s: use_combined_nms does not support use_class_agnostic_nms; set one '
-                     'of them false.' % field)
+    raise ConfigError('%s: use_combined_nms does not support use_class_agnostic_nms; set one '
+                      'of them false.' % field)
   return functools.partial(
       post_processing.batch_multiclass_non_max_suppression,
       score_thresh=nms_config.score_threshold,
@@ -83,7 +84,7 @@ def _build_non_max_suppressor(nms_config):
 
 def _score_converter_fn_with_logit_scale(convert, convert_name, logit_scale):
   if logit_scale == 0:
-    raise ValueError('PostProcessing.logit_scale must be nonzero (got 0); unset it for 1.0.')
+    raise ConfigError('PostProcessing.logit_scale must be nonzero (got 0); unset it for 1.0.')
 
   def score_converter_fn(logits):
     scaled_logits = tf.multiply(logits, 1.0 / logit_scale, name='scale_logits')
@@ -101,5 +102,5 @@ def _build_score_converter(score_converter_config, logit_scale):
     return _score_converter_fn_with_logit_scale(tf.sigmoid, 'sigmoid', logit_scale)
   if score_converter_config == post_processing_pb2.PostProcessing.SOFTMAX:
     return _score_converter_fn_with_logit_scale(tf.nn.softmax, 'softmax', logit_scale)
-  raise ValueError('PostProcessing.score_converter %r is unknown; use IDENTITY, SIGMOID or '
-                   'SOFTMAX.' % (score_converter_config,))
+  raise ConfigError('PostProcessing.score_converter %r is unknown; use IDENTITY, SIGMOID or '
+                    'SOFTMAX.' % (score_converter_config,))

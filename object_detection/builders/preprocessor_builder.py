@@ -7,11 +7,12 @@ The kwargs are the TF OD API's `builders/preprocessor_builder.py` ones for the s
 function defaults for unset fields equal the proto defaults used here), checked against it in
 tests/test_tfod_image_resizer.py.
 
-Raises ValueError naming the step for a step declared in preprocessor.proto but not implemented
+Raises ConfigError naming the step for a step declared in preprocessor.proto but not implemented
 here (see SUPPORTED_STEPS), so a config is never silently trained without an augmentation.
 """
 
 from object_detection.core import preprocessor
+from object_detection.utils.config_validation import ConfigError
 
 # Steps with no arguments beyond the ones listed: config field -> kwarg of the op.
 _SIMPLE_STEPS = {
@@ -50,13 +51,13 @@ def build(preprocessor_step_config):
     (function, kwargs dict) for `preprocessor.preprocess`.
 
   Raises:
-    ValueError: no step set, or the step is not supported (the message names it and lists the
+    ConfigError: no step set, or the step is not supported (the message names it and lists the
       supported ones); random_pad_image with only one of min_image_height / min_image_width
       (or max_*) set, or a pad_color without 3 values.
   """
   step = preprocessor_step_config.WhichOneof('preprocessing_step')
   if step is None:
-    raise ValueError('data_augmentation_options entry has no preprocessing step set.')
+    raise ConfigError('data_augmentation_options entry has no preprocessing step set.')
   config = getattr(preprocessor_step_config, step)
   if step in _SIMPLE_STEPS:
     fn, names = _SIMPLE_STEPS[step]
@@ -86,16 +87,16 @@ def build(preprocessor_step_config):
     for prefix in ('min', 'max'):
       h_set = config.HasField('%s_image_height' % prefix)
       if h_set != config.HasField('%s_image_width' % prefix):
-        raise ValueError('random_pad_image: set both %s_image_height and %s_image_width, or '
-                         'neither.' % (prefix, prefix))
+        raise ConfigError('random_pad_image: set both %s_image_height and %s_image_width, or '
+                          'neither.' % (prefix, prefix))
       sizes[prefix] = ((getattr(config, '%s_image_height' % prefix),
                         getattr(config, '%s_image_width' % prefix)) if h_set else None)
     pad_color = list(config.pad_color) or None
     if pad_color is not None and len(pad_color) != 3:
-      raise ValueError('random_pad_image.pad_color must have 3 values (R, G, B), got %d.'
-                       % len(pad_color))
+      raise ConfigError('random_pad_image.pad_color must have 3 values (R, G, B), got %d.'
+                        % len(pad_color))
     return preprocessor.random_pad_image, {
         'min_image_size': sizes['min'], 'max_image_size': sizes['max'], 'pad_color': pad_color}
-  raise ValueError(
+  raise ConfigError(
       'data_augmentation_options step %r is not supported by this pipeline. Remove it from '
       'train_config or use one of: %s.' % (step, ', '.join(SUPPORTED_STEPS)))

@@ -2,7 +2,7 @@
 
 Subclasses implement `preprocess`, `predict`, `postprocess`, `loss`, `restore_from_objects`,
 `regularization_losses`, `updates`. Ground truth is handed over with `provide_groundtruth` before `loss`
-(per-image lists of UNPADDED tensors, normalized boxes; see contract E in the project docs).
+(per-image lists of UNPADDED tensors, normalized boxes; see `provide_groundtruth`).
 """
 
 import abc
@@ -73,7 +73,7 @@ class DetectionModel(tf_keras.layers.Layer, metaclass=abc.ABCMeta):
 
   @abc.abstractmethod
   def postprocess(self, prediction_dict, true_image_shapes, **params):
-    """Returns the detection dict (contract E)."""
+    """Returns the detection dict (`standard_fields.DetectionResultFields` keys)."""
 
   @abc.abstractmethod
   def loss(self, prediction_dict, true_image_shapes):

@@ -20,28 +20,32 @@ empty texts (which it maps to an arbitrary label map item). A failure raises
 `image/filename`) and the feature. With `skip_bad_examples=True` nothing is raised: the decoded
 dict carries `RECORD_IS_VALID_KEY` and `RECORD_ERROR_KEY` instead, and the dataset builder
 drops, logs and counts the bad records (`bad_examples.filter_bad_examples`).
-File-level checks (the files exist, are TFRecords, hold masks of the configured type) are in
-`validate_records`, which the input pipeline calls once per input reader, before building the
-`tf.data` pipeline, so the error names the file.
+
+The rest of the input checking lives next door, one job per module:
+  * `mask_types`: PNG_MASKS / NUMERICAL_MASKS and their spellings;
+  * `record_validation`: file-level checks before any `tf.data` pipeline or model is built
+    (files exist, are TFRecords, hold masks of the configured type), errors naming the file;
+  * `object_detection.utils.label_map_util`: the one label map parser (the decoder only asks it
+    for the {class text: id} lookup).
 """
-from absl import logging
 import tensorflow as tf
 
 from object_detection.core import standard_fields as fields
+from object_detection.utils import config_validation
+from object_detection.utils import label_map_util
 
-# `input_reader_pb2.InstanceMaskType` values (TF OD API `input_reader.proto`). The decoder accepts
-# the enum values, these ints, or the names ('PNG_MASKS', 'png', 'NUMERICAL_MASKS', 'numerical').
-DEFAULT = 0
-NUMERICAL_MASKS = 1
-PNG_MASKS = 2
-
-_MASK_TYPE_NAMES = {
-    'DEFAULT': DEFAULT,
-    'NUMERICAL_MASKS': NUMERICAL_MASKS,
-    'NUMERICAL': NUMERICAL_MASKS,
-    'PNG_MASKS': PNG_MASKS,
-    'PNG': PNG_MASKS,
-}
+# The mask types (used below) and the file checks, importable from here as they always were.
+# pylint: disable=unused-import
+from object_detection.data_decoders.mask_types import DEFAULT
+from object_detection.data_decoders.mask_types import mask_type_name
+from object_detection.data_decoders.mask_types import mask_type_value
+from object_detection.data_decoders.mask_types import NUMERICAL_MASKS
+from object_detection.data_decoders.mask_types import PNG_MASKS
+from object_detection.data_decoders.record_validation import detect_mask_type
+from object_detection.data_decoders.record_validation import RecordValidationError
+from object_detection.data_decoders.record_validation import validate_records
+from object_detection.data_decoders.record_validation import validate_records_have_masks
+# pylint: enable=unused-import
 
 # Boxes may exceed [0, 1] by this much (float rounding in third-party converters); they are then
 # clipped. Anything further out is an error.
@@ -70,79 +74,6 @@ RECORD_IS_VALID_KEY = 'record_is_valid'
 RECORD_ERROR_KEY = 'record_error'
 
 
-class RecordValidationError(ValueError):
-  """A TFRecord file cannot be used as configured (the message names the file and the fix)."""
-
-
-def mask_type_value(instance_mask_type):
-  """Returns the `InstanceMaskType` int of an enum value, int or name.
-
-  Args:
-    instance_mask_type: `input_reader_pb2.PNG_MASKS` / `NUMERICAL_MASKS` / `DEFAULT`, the ints
-      2 / 1 / 0, or a name: 'PNG_MASKS', 'png', 'NUMERICAL_MASKS', 'numerical', 'DEFAULT'.
-
-  Returns:
-    NUMERICAL_MASKS (1) or PNG_MASKS (2); DEFAULT (0) means numerical, as in the TF OD API.
-
-  Raises:
-    ValueError: unknown type.
-  """
-  value = instance_mask_type
-  if isinstance(value, bytes):
-    value = value.decode('utf-8')
-  if isinstance(value, str):
-    key = value.strip().upper()
-    if key not in _MASK_TYPE_NAMES:
-      raise ValueError(
-          'Unknown instance mask type %r: use PNG_MASKS or NUMERICAL_MASKS '
-          '(input reader field `mask_type`).' % (instance_mask_type,))
-    value = _MASK_TYPE_NAMES[key]
-  try:
-    value = int(value)
-  except (TypeError, ValueError):
-    raise ValueError('Unknown instance mask type %r: use PNG_MASKS or NUMERICAL_MASKS '
-                     '(input reader field `mask_type`).' % (instance_mask_type,)) from None
-  if value == DEFAULT:
-    return NUMERICAL_MASKS
-  if value not in (NUMERICAL_MASKS, PNG_MASKS):
-    raise ValueError('Did not recognize the `instance_mask_type` option %r: use PNG_MASKS (2) '
-                     'or NUMERICAL_MASKS (1).' % (instance_mask_type,))
-  return value
-
-
-def mask_type_name(instance_mask_type):
-  """Returns 'PNG_MASKS' or 'NUMERICAL_MASKS' for any accepted mask type spelling."""
-  return 'PNG_MASKS' if mask_type_value(instance_mask_type) == PNG_MASKS else 'NUMERICAL_MASKS'
-
-
-def load_label_map_dict(label_map_proto_file, use_display_name=False):
-  """Reads a label map into the {class text: id} lookup of `image/object/class/text`.
-
-  A text matches an item's `name` or its `display_name`; when it is one item's name and another's
-  display_name the larger id wins (`label_map_util.get_class_text_to_id_dict`), as in the TF OD
-  API's TfExampleDecoder. So records whose class text is the COCO name ("person") decode with the
-  upstream `mscoco_label_map.pbtxt` (name "/m/01g317", display_name "person") without
-  `use_display_name`.
-
-  Args:
-    label_map_proto_file: path of a label map `.pbtxt` (TF OD API format).
-    use_display_name: accepted for the TF OD API's signature and ignored, as the TF OD API's
-      decoder ignores it: names and display names are both looked up.
-
-  Returns:
-    dict {str: int}.
-
-  Raises:
-    ValueError: the file is missing or is not a valid label map (message names the file).
-  """
-  del use_display_name  # Both keys are always looked up, as in the TF OD API's decoder.
-  if not tf.io.gfile.exists(label_map_proto_file):
-    raise ValueError('Label map file %s does not exist (input reader field `label_map_path`).'
-                     % label_map_proto_file)
-  from object_detection.utils import label_map_util  # pylint: disable=g-import-not-at-top
-  return label_map_util.get_class_text_to_id_dict(label_map_proto_file)
-
-
 def _dense(sparse, default):
   return tf.sparse.to_dense(sparse, default_value=default)
 
@@ -158,7 +89,8 @@ class TfExampleDecoder(object):
       with a NaN coordinate is returned as written (the input pipeline drops it).
     groundtruth_classes: int64 [N], label-map ids. With `label_map_proto_file` and a non-empty
       image/object/class/text, the ids come from looking the texts up in the label map by `name`
-      and by `display_name` (the larger id when both match, see `load_label_map_dict`), as in the
+      and by `display_name` (the larger id when both match, see
+      `label_map_util.get_class_text_to_id_dict`), as in the
       TF OD API; a text in neither gives UNRECOGNIZED_CLASS_ID (-1), as in the TF OD API (the
       input pipeline drops those objects). Otherwise the ids are image/object/class/label.
     groundtruth_weights: float32 [N], image/object/weight or ones when absent.
@@ -219,8 +151,9 @@ class TfExampleDecoder(object):
         RECORD_ERROR_KEY) instead of raising, so the input pipeline can skip those records.
 
     Raises:
-      ValueError: an unsupported option is set, the mask type is unknown, or the label map file
-        is missing or malformed.
+      config_validation.ConfigError: an unsupported option is set or the mask type is unknown.
+      label_map_util.LabelMapError: the label map file is missing, unreadable, malformed, has
+        duplicate ids / names or id 0 (other than "background"), or has no items.
     """
     options = dict(
         num_keypoints=num_keypoints, num_additional_channels=num_additional_channels,
@@ -232,8 +165,9 @@ class TfExampleDecoder(object):
         use_keypoint_label_map=use_keypoint_label_map)
     for name in _UNSUPPORTED_OPTIONS:
       if options[name]:
-        raise ValueError('TfExampleDecoder option %s=%r is not supported (instance segmentation '
-                         'only); remove it from the input reader config.' % (name, options[name]))
+        raise config_validation.ConfigError(
+            'TfExampleDecoder option %s=%r is not supported (instance segmentation only); '
+            'remove it from the input reader config.' % (name, options[name]))
     self._load_instance_masks = bool(load_instance_masks)
     self._instance_mask_type = mask_type_value(instance_mask_type)
     self._dct_method = dct_method or ''
@@ -241,9 +175,13 @@ class TfExampleDecoder(object):
     self._label_table = None
     self._label_map_proto_file = label_map_proto_file
     if label_map_proto_file:
-      label_map = load_label_map_dict(label_map_proto_file, use_display_name)
+      # use_display_name plays no part: the TF OD API's decoder looks up both keys too.
+      label_map = label_map_util.get_class_text_to_id_dict(label_map_proto_file)
       if not label_map:
-        raise ValueError('Label map file %s has no items.' % label_map_proto_file)
+        # An empty lookup table cannot be built, and every object would be dropped.
+        raise label_map_util.LabelMapError(
+            'Label map %s has no items: list the classes (item { name: "..." id: 1 }) or fix '
+            '`label_map_path` in the input reader config.' % label_map_proto_file)
       keys = tf.constant(list(label_map.keys()), dtype=tf.string)
       values = tf.constant(list(label_map.values()), dtype=tf.int64)
       self._label_table = tf.lookup.StaticHashTable(
@@ -507,165 +445,3 @@ class TfExampleDecoder(object):
             lambda: tf.cast(tf.greater(tf.reshape(values, [-1, height, width]), 0.0), tf.uint8),
             lambda: tf.zeros([0, height, width], tf.uint8))
     return masks
-
-
-def _list_files(input_path):
-  """Expands a pattern or a list of patterns into a sorted list of files."""
-  patterns = [input_path] if isinstance(input_path, (str, bytes)) else list(input_path)
-  files = []
-  for pattern in patterns:
-    if isinstance(pattern, bytes):
-      pattern = pattern.decode('utf-8')
-    matched = tf.io.gfile.glob(pattern)
-    if not matched:
-      raise RecordValidationError(
-          'No file matches input_path %r (tf_record_input_reader.input_path of the input '
-          'reader config). Convert the dataset with dataset_tools/create_coco_tf_record.py or '
-          'fix the path.' % pattern)
-    files.extend(sorted(matched))
-  return files
-
-
-def _mask_kind(example):
-  """Returns 'PNG_MASKS', 'NUMERICAL_MASKS' or None for a parsed tf.train.Example."""
-  feature_map = example.features.feature
-  if 'image/object/mask' not in feature_map:
-    return None
-  kind = feature_map['image/object/mask'].WhichOneof('kind')
-  if kind == 'bytes_list':
-    return 'PNG_MASKS'
-  if kind == 'float_list':
-    return 'NUMERICAL_MASKS'
-  return None
-
-
-def validate_records(input_path,
-                     load_instance_masks=False,
-                     instance_mask_type=NUMERICAL_MASKS,
-                     label_map_proto_file=None,
-                     use_display_name=False,
-                     max_records_per_file=20,
-                     skip_bad_examples=False):
-  """Checks that TFRecord files can be decoded as configured; errors name the file.
-
-  Reads up to `max_records_per_file` records from the start of every file (cheap: no image is
-  decoded). Call it once per input reader before building the dataset.
-
-  Args:
-    input_path: file pattern or list of patterns (`tf_record_input_reader.input_path`).
-    load_instance_masks: the input reader's `load_instance_masks`.
-    instance_mask_type: the input reader's `mask_type` (enum value, int or name).
-    label_map_proto_file: the input reader's `label_map_path` (optional).
-    use_display_name: the input reader's `use_display_name`; ignored, as in the decoder (class
-      texts are looked up by `name` and `display_name`).
-    max_records_per_file: records read per file.
-    skip_bad_examples: the input reader's `skip_bad_examples`: the per-record class checks are
-      then left to the decoder, which skips such records; the file-level checks still raise.
-
-  Class texts not in the label map are not an error (the input pipeline drops and counts those
-  objects, as the TF OD API drops them); when none of the texts read is in the label map, which
-  points at the wrong label_map_path, one warning is logged.
-
-  Returns:
-    dict {file path: {'records_checked': int, 'mask_type': 'PNG_MASKS' | 'NUMERICAL_MASKS' |
-    None (no masks seen)}}.
-
-  Raises:
-    RecordValidationError: no file matches a pattern; a file is not a TFRecord of
-      tf.train.Example; a record has no image/encoded; masks are requested but the records have
-      none (re-create them with --include_masks) or hold the other mask type (set mask_type);
-      classes are only stored as text and no label map is given; a class text is empty.
-  """
-  mask_type = mask_type_name(instance_mask_type)
-  label_map = None
-  if label_map_proto_file:
-    label_map = load_label_map_dict(label_map_proto_file, use_display_name)
-  report = {}
-  texts_seen = set()
-  for path in _list_files(input_path):
-    examples = []
-    try:
-      for raw in tf.data.TFRecordDataset(path).take(max_records_per_file):
-        example = tf.train.Example()
-        example.ParseFromString(raw.numpy())
-        examples.append(example)
-    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-      raise RecordValidationError(
-          'File %s is not a readable TFRecord file (%s). Re-create it with '
-          'dataset_tools/create_coco_tf_record.py.' % (path, e.message.splitlines()[0])) from None
-    except Exception as e:  # pylint: disable=broad-except
-      raise RecordValidationError(
-          'File %s does not hold tf.train.Example records (%s: %s).'
-          % (path, type(e).__name__, e)) from None
-    seen_kind = None
-    for index, example in enumerate(examples):
-      feature_map = example.features.feature
-      source_id = (feature_map['image/source_id'].bytes_list.value[0].decode('utf-8', 'replace')
-                   if 'image/source_id' in feature_map
-                   and feature_map['image/source_id'].bytes_list.value else '?')
-      where = 'File %s, record %d (image/source_id=%s)' % (path, index, source_id)
-      if 'image/encoded' not in feature_map:
-        raise RecordValidationError('%s has no image/encoded feature: not an object detection '
-                                    'record.' % where)
-      num_boxes = (len(feature_map['image/object/bbox/ymin'].float_list.value)
-                   if 'image/object/bbox/ymin' in feature_map else 0)
-      kind = _mask_kind(example)
-      seen_kind = seen_kind or kind
-      if load_instance_masks and num_boxes > 0:
-        if kind is None:
-          raise RecordValidationError(
-              '%s has %d boxes but no image/object/mask, and load_instance_masks is true. '
-              'Re-create the records with dataset_tools/create_coco_tf_record.py '
-              '--include_masks (or set load_instance_masks: false).' % (where, num_boxes))
-        if kind != mask_type:
-          raise RecordValidationError(
-              '%s stores %s (image/object/mask is a %s) but the input reader has mask_type: %s. '
-              'Set `mask_type: %s` in the input reader config.' % (
-                  where, kind, 'bytes list of PNGs' if kind == 'PNG_MASKS' else 'float list',
-                  mask_type, kind))
-      texts = (list(feature_map['image/object/class/text'].bytes_list.value)
-               if 'image/object/class/text' in feature_map else [])
-      labels = (list(feature_map['image/object/class/label'].int64_list.value)
-                if 'image/object/class/label' in feature_map else [])
-      if label_map and texts:
-        texts_seen.update(t.decode('utf-8', 'replace') for t in texts if t)
-      if skip_bad_examples:
-        continue
-      if num_boxes and len(labels) != num_boxes and not (label_map and texts):
-        raise RecordValidationError(
-            '%s has %d boxes but %d image/object/class/label values%s.' % (
-                where, num_boxes, len(labels),
-                '; it stores class names only: set label_map_path in the input reader config'
-                if texts and not label_map else ''))
-      if label_map and b'' in texts:
-        raise RecordValidationError(
-            '%s has an empty image/object/class/text: write the class name of every object.'
-            % where)
-    report[path] = {'records_checked': len(examples), 'mask_type': seen_kind}
-  if texts_seen and not texts_seen & set(label_map):
-    logging.warning(
-        'No class text of the first records of %s is in the label map %s (texts: %s): their '
-        'objects are skipped. Check label_map_path in the input reader config.',
-        ', '.join(report), label_map_proto_file, ', '.join(sorted(texts_seen)[:10]))
-  return report
-
-
-def validate_records_have_masks(file_pattern, instance_mask_type=PNG_MASKS):
-  """Checks that the records matching `file_pattern` hold masks of `instance_mask_type`.
-
-  Shorthand for `validate_records(file_pattern, load_instance_masks=True, ...)`.
-
-  Raises:
-    RecordValidationError: naming the file, telling the user to re-create the records with
-      `--include_masks` or to set `mask_type`.
-  """
-  return validate_records(file_pattern, load_instance_masks=True,
-                          instance_mask_type=instance_mask_type)
-
-
-def detect_mask_type(file_pattern):
-  """Returns the mask type stored in the first records: 'PNG_MASKS', 'NUMERICAL_MASKS' or None."""
-  for info in validate_records(file_pattern).values():
-    if info['mask_type']:
-      return info['mask_type']
-  return None

@@ -3,17 +3,21 @@
 No TensorFlow here: the converter's command line checks every input with this module (in well
 under a second) before it imports TensorFlow and starts writing.
 
-Errors are `ConversionError` (a ValueError) whose message starts with the file's path and says
-which record and key is wrong.
+Errors are `ConversionError` (a `ConfigError`, so a ValueError) whose message starts with the
+file's path and says which record and key is wrong.
 """
 import collections
 import json
+import math
+import numbers
 import os
 
 from pycocotools import mask as mask_utils
 
+from object_detection.utils import config_validation
 
-class ConversionError(ValueError):
+
+class ConversionError(config_validation.ConfigError):
   """An input file is missing or malformed; the message names the file and what is wrong."""
 
 
@@ -26,6 +30,36 @@ def _require(record, keys, path, what):
   if missing:
     _fail(path, '%s is missing key(s) %s (COCO format needs %s).' % (
         what, ', '.join(repr(k) for k in missing), ', '.join(repr(k) for k in keys)))
+
+
+def _load_categories(records, annotations_file):
+  """{id: name} of the `categories` list; refuses ids a label map cannot hold as one class."""
+  categories, index_of = {}, {}
+  for index, category in enumerate(records):
+    if not isinstance(category, dict):
+      _fail(annotations_file, 'categories[%d] is not an object.' % index)
+    _require(category, ('id', 'name'), annotations_file, 'categories[%d]' % index)
+    raw_id, name = category['id'], str(category['name'])
+    if (isinstance(raw_id, bool) or not isinstance(raw_id, numbers.Real) or
+        not float(raw_id).is_integer()):
+      _fail(annotations_file, 'categories[%d] (name=%r) has id=%r: category ids must be '
+            'integers.' % (index, name, raw_id))
+    category_id = int(raw_id)
+    if category_id == 0:
+      _fail(annotations_file, 'categories[%d] (name=%r) has id 0, which the TF OD API reserves '
+            'for the background: renumber the categories from 1 (and the annotations\' '
+            'category_id).' % (index, name))
+    if category_id < 0:
+      _fail(annotations_file, 'categories[%d] (name=%r) has id %d: category ids must be '
+            'positive (0 is the background).' % (index, name, category_id))
+    if category_id in categories:
+      _fail(annotations_file, 'category id %d appears twice in "categories" (categories[%d] '
+            '%r and categories[%d] %r): one class would take the other\'s name; remove or '
+            'renumber one of them.' % (category_id, index_of[category_id],
+                                       categories[category_id], index, name))
+    categories[category_id] = name
+    index_of[category_id] = index
+  return categories
 
 
 def load_coco_annotations(annotations_file):
@@ -41,8 +75,9 @@ def load_coco_annotations(annotations_file):
     (int), `unknown_image_annotations` (int: annotations whose image_id is not in `images`).
 
   Raises:
-    ConversionError: the file is missing, not JSON, or misses required keys (message names the
-      file, the record and the key).
+    ConversionError: the file is missing, not JSON, or misses required keys; a category id is
+      not a positive integer (0 is the TF OD API's background) or appears twice (the message
+      names the file, the record and the key).
   """
   if not os.path.isfile(annotations_file):
     raise ConversionError('Annotations file %s does not exist.' % annotations_file)
@@ -61,12 +96,7 @@ def load_coco_annotations(annotations_file):
   if not isinstance(data['images'], list) or not isinstance(data['categories'], list):
     _fail(annotations_file, '"images" and "categories" must be lists.')
 
-  categories = {}
-  for index, category in enumerate(data['categories']):
-    if not isinstance(category, dict):
-      _fail(annotations_file, 'categories[%d] is not an object.' % index)
-    _require(category, ('id', 'name'), annotations_file, 'categories[%d]' % index)
-    categories[int(category['id'])] = str(category['name'])
+  categories = _load_categories(data['categories'], annotations_file)
 
   images = []
   seen_ids = set()
@@ -139,6 +169,27 @@ def ann_to_rle(segmentation, height, width):
   if isinstance(segmentation['counts'], list):
     return mask_utils.frPyObjects(segmentation, height, width)
   return segmentation
+
+
+def polygon_problem(segmentation):
+  """Why a polygon segmentation cannot be rasterised as drawn, or None (also for RLE).
+
+  pycocotools would read a 4-number part as a box and drop the last number of an odd-length
+  part, so both are refused rather than rasterised into a shape nobody drew.
+  """
+  if not isinstance(segmentation, list):
+    return None
+  for index, part in enumerate(segmentation):
+    if not isinstance(part, list):
+      return 'polygon part %d is not a list of coordinates' % index
+    if len(part) % 2:
+      return 'polygon part %d has an odd number of coordinates (%d)' % (index, len(part))
+    if len(part) < 6:
+      return 'polygon part %d has fewer than 3 points' % index
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+               for v in part):
+      return 'polygon part %d has a coordinate that is not a finite number' % index
+  return None
 
 
 def ann_to_mask(segmentation, height, width):

@@ -8,7 +8,9 @@ repo's `TfExampleDecoder` reads the TF OD API's:
   image/filename                       bytes, the COCO `file_name`
   image/source_id                      bytes, the COCO image id as a decimal string
   image/key/sha256                     bytes, hex sha256 of the encoded image
-  image/encoded, image/format          bytes, the image file's bytes unchanged; 'jpeg' or 'png'
+  image/encoded, image/format          bytes, the image file's bytes unchanged ('jpeg' or 'png'),
+                                       or its upright pixels re-encoded when EXIF says to turn
+                                       it (see `coco_images`)
   image/object/bbox/{xmin,xmax,ymin,ymax}  float, normalized to [0, 1] by width / height
   image/object/class/text              bytes, category name
   image/object/class/label             int64, COCO category id
@@ -22,19 +24,27 @@ Masks are rasterised exactly as pycocotools' `COCO.annToMask` does (polygons: `f
 masks COCOeval scores against.
 
 Skipped and counted, never silently dropped (see `SplitSummary`): images that cannot be read or
-decoded, that are neither JPEG nor PNG, or whose size differs from the JSON (named in the
-summary); annotations with an empty box
+decoded, that are neither JPEG nor PNG, or whose size (stored or EXIF-upright) differs from the
+JSON (named in the summary); annotations with a non-finite box (NaN / Inf), an empty box
 (w <= 0 or h <= 0), a box outside the image (beyond BOX_TOLERANCE_PX), with --include_masks an
-empty or unusable segmentation; annotations whose image_id is not in `images`.
+empty or unusable segmentation (odd-length or < 3-point polygons included) or a mask of 0 pixels;
+annotations whose image_id is not in `images`. Images turned upright from their EXIF orientation
+are counted too.
 
-Errors (`ConversionError`, the message names the file): a missing annotations file or image
-folder, bad JSON, missing keys (`images`, `categories`, an image's id / file_name / height /
-width, an annotation's image_id / category_id / bbox), an annotation whose category_id is not in
-`categories`, duplicate image ids.
+`convert` writes into a temporary folder beside the output folder and swaps it in whole at the
+end (`output_folder`): a killed or failed run leaves the previous output as it was.
+
+Errors (`ConversionError`, a `ConfigError`; the message names the file): a missing annotations
+file or image folder, bad JSON, missing keys (`images`, `categories`, an image's id / file_name /
+height / width, an annotation's image_id / category_id / bbox), an annotation whose category_id is
+not in `categories`, a category id that is 0, negative or listed twice, duplicate image ids, an
+output folder that may not be replaced. `output_folder.OutputWriteError` (a RuntimeError) when
+writing the new output fails.
 """
 import collections
 import hashlib
 import io
+import math
 import multiprocessing
 import os
 import time
@@ -45,6 +55,8 @@ import tensorflow as tf
 import tqdm
 
 from object_detection.dataset_tools import coco_annotations
+from object_detection.dataset_tools import coco_images
+from object_detection.dataset_tools import output_folder
 from object_detection.utils import dataset_util
 
 # Re-exported: callers of the converter library find the whole API in this module.
@@ -56,31 +68,32 @@ merge_categories = coco_annotations.merge_categories
 
 MASK_TYPES = ('png', 'numerical')
 
-# The TF OD API's output names: <output_dir>/coco_<split>.record-00000-of-00001.
-SPLIT_RECORD_NAMES = {
-    'train': 'coco_train.record',
-    'val': 'coco_val.record',
-    'testdev': 'coco_testdev.record',
-}
-LABEL_MAP_NAME = 'label_map.pbtxt'
+# The TF OD API's output names: <output_dir>/coco_<split>.record-00000-of-00001; the label map and
+# the printed summary beside them.
+SPLIT_RECORD_NAMES = output_folder.SPLIT_RECORD_NAMES
+LABEL_MAP_NAME = output_folder.LABEL_MAP_NAME
+SUMMARY_NAME = output_folder.SUMMARY_NAME
 
 # A box may exceed the image by this many pixels (float rounding in exported annotations); it is
 # then clipped to the image. The TF OD API skips any box past the border.
 BOX_TOLERANCE_PX = 0.01
 
 # Skip reasons, in the order the summary prints them.
-SKIP_UNREADABLE_IMAGE = 'unreadable_image'
-SKIP_UNSUPPORTED_FORMAT = 'unsupported_image_format'
-SKIP_SIZE_MISMATCH = 'image_size_differs_from_json'
+SKIP_UNREADABLE_IMAGE = coco_images.SKIP_UNREADABLE_IMAGE
+SKIP_UNSUPPORTED_FORMAT = coco_images.SKIP_UNSUPPORTED_FORMAT
+SKIP_SIZE_MISMATCH = coco_images.SKIP_SIZE_MISMATCH
+SKIP_NON_FINITE_BOX = 'non_finite_box'
 SKIP_EMPTY_BOX = 'empty_box'
 SKIP_OUTSIDE_BOX = 'box_outside_image'
 SKIP_NO_SEGMENTATION = 'empty_or_missing_segmentation'
 SKIP_BAD_SEGMENTATION = 'unusable_segmentation'
+SKIP_EMPTY_MASK = 'mask_without_pixels'
 SKIP_UNKNOWN_IMAGE = 'image_id_not_in_images'
 SKIP_OF_SKIPPED_IMAGE = 'instance_of_skipped_image'
 IMAGE_SKIP_REASONS = (SKIP_UNREADABLE_IMAGE, SKIP_UNSUPPORTED_FORMAT, SKIP_SIZE_MISMATCH)
-INSTANCE_SKIP_REASONS = (SKIP_EMPTY_BOX, SKIP_OUTSIDE_BOX, SKIP_NO_SEGMENTATION,
-                         SKIP_BAD_SEGMENTATION, SKIP_UNKNOWN_IMAGE, SKIP_OF_SKIPPED_IMAGE)
+INSTANCE_SKIP_REASONS = (SKIP_NON_FINITE_BOX, SKIP_EMPTY_BOX, SKIP_OUTSIDE_BOX,
+                         SKIP_NO_SEGMENTATION, SKIP_BAD_SEGMENTATION, SKIP_EMPTY_MASK,
+                         SKIP_UNKNOWN_IMAGE, SKIP_OF_SKIPPED_IMAGE)
 
 
 SplitSummary = collections.namedtuple('SplitSummary', [
@@ -98,6 +111,8 @@ SplitSummary = collections.namedtuple('SplitSummary', [
     'categories',        # dict id -> name, all categories of the JSON
     'category_counts',   # dict id -> instances written
     'seconds',           # float, conversion time
+    'images_rotated',    # int, written upright from their EXIF orientation
+    'images_kept_as_stored',  # int, EXIF orientation not applied: the JSON size is the stored one
 ])
 
 
@@ -132,34 +147,33 @@ def _encode_png_mask(mask):
 # One image -> one tf.train.Example.
 
 
-def _read_image(path, expected_height, expected_width):
-  """Returns (bytes, format) or (None, (reason, detail))."""
-  try:
-    with open(path, 'rb') as fid:
-      encoded = fid.read()
-  except OSError as e:
-    return None, (SKIP_UNREADABLE_IMAGE, 'cannot open: %s' % e.strerror)
-  try:
-    with Image.open(io.BytesIO(encoded)) as pil_image:
-      image_format = pil_image.format
-      pil_image.load()  # Decodes every pixel: catches truncated and corrupt files.
-      width, height = pil_image.size
-  except Exception as e:  # pylint: disable=broad-except
-    return None, (SKIP_UNREADABLE_IMAGE, 'cannot decode: %s' % e)
-  if image_format not in ('JPEG', 'PNG'):
-    return None, (SKIP_UNSUPPORTED_FORMAT, '%s (only JPEG and PNG are stored)' % image_format)
-  if (height, width) != (expected_height, expected_width):
-    return None, (SKIP_SIZE_MISMATCH, 'file is %dx%d (HxW), JSON says %dx%d' % (
-        height, width, expected_height, expected_width))
-  return encoded, image_format.lower()
-
-
 def create_tf_example(image, annotations_list, image_dir, category_index, include_masks=False,
                       mask_type='png'):
   """Converts one COCO image and its annotations into a `tf.train.Example`.
 
   Same name and record layout as the TF OD API's `create_tf_example` (its category_index maps
-  id -> {'name': ...}; here id -> name).
+  id -> {'name': ...}; here id -> name). See `_create_tf_example` for the arguments.
+
+  Returns:
+    (example, skipped, skipped_image): `example` is a tf.train.Example, or None when the image
+    is skipped; `skipped` a Counter {skip reason: count} (instances skipped, and the image's own
+    reason when it is skipped); `skipped_image` None, or (file_name, reason, detail).
+  """
+  return _create_tf_example(image, annotations_list, image_dir, category_index, include_masks,
+                            mask_type)[:3]
+
+
+def _finite_or_none(value):
+  try:
+    value = float(value)
+  except (TypeError, ValueError):
+    return None
+  return value if math.isfinite(value) else None
+
+
+def _create_tf_example(image, annotations_list, image_dir, category_index, include_masks=False,
+                       mask_type='png'):
+  """`create_tf_example`, also saying what was done about the image's EXIF orientation.
 
   Args:
     image: COCO image dict (`id`, `file_name`, `height`, `width`).
@@ -170,24 +184,27 @@ def create_tf_example(image, annotations_list, image_dir, category_index, includ
     mask_type: 'png' (one PNG per instance) or 'numerical' (float list N*H*W).
 
   Returns:
-    (example, skipped, skipped_image): `example` is a tf.train.Example, or None when the image
-    is skipped; `skipped` a Counter {skip reason: count} (instances skipped, and the image's own
-    reason when it is skipped); `skipped_image` None, or (file_name, reason, detail).
+    (example, skipped, skipped_image, exif): the first three as `create_tf_example`'s; `exif` is
+    None, coco_images.EXIF_ROTATED or coco_images.EXIF_KEPT_AS_STORED.
   """
   height, width = int(image['height']), int(image['width'])
   filename = str(image['file_name'])
   skipped = collections.Counter()
-  encoded, image_format = _read_image(os.path.join(image_dir, filename), height, width)
-  if encoded is None:
-    reason, detail = image_format
-    skipped[reason] += 1
+  try:
+    read = coco_images.read_image(os.path.join(image_dir, filename), height, width)
+  except coco_images.ImageSkipped as e:
+    skipped[e.reason] += 1
     skipped[SKIP_OF_SKIPPED_IMAGE] += len(annotations_list)
-    return None, skipped, (filename, reason, detail)
+    return None, skipped, (filename, e.reason, e.detail), None
+  encoded, image_format = read.encoded, read.format
 
   xmin, xmax, ymin, ymax = [], [], [], []
   is_crowd, category_ids, category_names, areas, masks = [], [], [], [], []
   for ann in annotations_list:
     x, y, w, h = [float(v) for v in ann['bbox']]
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+      skipped[SKIP_NON_FINITE_BOX] += 1
+      continue
     if w <= 0 or h <= 0:
       skipped[SKIP_EMPTY_BOX] += 1
       continue
@@ -201,6 +218,9 @@ def create_tf_example(image, annotations_list, image_dir, category_index, includ
       if not segmentation:
         skipped[SKIP_NO_SEGMENTATION] += 1
         continue
+      if coco_annotations.polygon_problem(segmentation):
+        skipped[SKIP_BAD_SEGMENTATION] += 1
+        continue
       try:
         mask = ann_to_mask(segmentation, height, width)
       except Exception:  # pylint: disable=broad-except
@@ -208,6 +228,10 @@ def create_tf_example(image, annotations_list, image_dir, category_index, includ
         continue
       if mask.shape != (height, width):
         skipped[SKIP_BAD_SEGMENTATION] += 1
+        continue
+      if not mask.any():
+        # Tiny polygons and empty RLE: a mask target of all background for a real box.
+        skipped[SKIP_EMPTY_MASK] += 1
         continue
     x0, y0 = min(max(x, 0.0), width), min(max(y, 0.0), height)
     x1, y1 = min(x + w, float(width)), min(y + h, float(height))
@@ -219,8 +243,9 @@ def create_tf_example(image, annotations_list, image_dir, category_index, includ
     category_id = int(ann['category_id'])
     category_ids.append(category_id)
     category_names.append(category_index[category_id].encode('utf8'))
-    if 'area' in ann:
-      areas.append(float(ann['area']))
+    area = _finite_or_none(ann.get('area'))
+    if area is not None:
+      areas.append(area)
     elif mask is not None:
       areas.append(float(mask.sum()))
     else:
@@ -255,7 +280,7 @@ def create_tf_example(image, annotations_list, image_dir, category_index, includ
               else np.zeros([0], np.float32))
       feature_dict['image/object/mask'] = _float_list_feature_fast(flat)
   example = tf.train.Example(features=tf.train.Features(feature=feature_dict))
-  return example, skipped, None
+  return example, skipped, None, read.exif
 
 
 # Worker state, set once per process by `_init_worker` (avoids pickling it for every image).
@@ -269,16 +294,16 @@ def _init_worker(image_dir, category_index, include_masks, mask_type):
 
 def _encode_task(task):
   """(image, annotations) -> (serialized example or None, class ids written, skip Counter,
-  skipped image (file_name, reason, detail) or None)."""
+  skipped image (file_name, reason, detail) or None, EXIF outcome or None)."""
   image, annotations = task
   s = _WORKER_STATE
-  example, skipped, skipped_image = create_tf_example(
+  example, skipped, skipped_image, exif = _create_tf_example(
       image, annotations, s['image_dir'], s['category_index'], s['include_masks'],
       s['mask_type'])
   if example is None:
-    return None, [], skipped, skipped_image
+    return None, [], skipped, skipped_image, None
   labels = list(example.features.feature['image/object/class/label'].int64_list.value)
-  return example.SerializeToString(), labels, skipped, skipped_image
+  return example.SerializeToString(), labels, skipped, skipped_image, exif
 
 
 def sharded_output_paths(base_path, num_shards):
@@ -293,11 +318,20 @@ def _pool_context():
   return multiprocessing.get_context('fork' if 'fork' in methods else None)
 
 
+def _check_options(mask_type, num_shards, num_workers):
+  if mask_type not in MASK_TYPES:
+    raise ConversionError('--mask_type must be one of %s, got %r.' % (MASK_TYPES, mask_type))
+  if num_shards < 1:
+    raise ConversionError('--num_shards must be >= 1, got %d.' % num_shards)
+  if num_workers < 1:
+    raise ConversionError('--num_workers must be >= 1, got %d.' % num_workers)
+
+
 def create_tf_record_from_coco_annotations(annotations_file, image_dir, output_path,
                                            include_masks=False, num_shards=1, mask_type='png',
                                            num_workers=1, split='train', show_progress=True,
                                            coco=None):
-  """Writes one split's TFRecord shards.
+  """Writes one split's TFRecord shards, in place (`convert` makes a whole output atomic).
 
   Args:
     annotations_file: COCO instances JSON.
@@ -317,12 +351,7 @@ def create_tf_record_from_coco_annotations(annotations_file, image_dir, output_p
   Raises:
     ConversionError: missing or malformed input (names the file); invalid argument values.
   """
-  if mask_type not in MASK_TYPES:
-    raise ConversionError('--mask_type must be one of %s, got %r.' % (MASK_TYPES, mask_type))
-  if num_shards < 1:
-    raise ConversionError('--num_shards must be >= 1, got %d.' % num_shards)
-  if num_workers < 1:
-    raise ConversionError('--num_workers must be >= 1, got %d.' % num_workers)
+  _check_options(mask_type, num_shards, num_workers)
   if not os.path.isdir(image_dir):
     raise ConversionError('Image folder %s (for %s) does not exist.' % (image_dir,
                                                                          annotations_file))
@@ -339,6 +368,7 @@ def create_tf_record_from_coco_annotations(annotations_file, image_dir, output_p
   skipped_images = []
   category_counts = collections.Counter()
   images_written = instances_written = images_without_instances = 0
+  exif_outcomes = collections.Counter()
 
   output_dir = os.path.dirname(output_path)
   if output_dir:
@@ -356,11 +386,12 @@ def create_tf_record_from_coco_annotations(annotations_file, image_dir, output_p
       results = map(_encode_task, tasks)
     progress = tqdm.tqdm(results, total=len(tasks), unit='img', desc='coco_%s' % split,
                          disable=not show_progress, dynamic_ncols=True)
-    for serialized, labels, image_skips, skipped_image in progress:
+    for serialized, labels, image_skips, skipped_image, exif in progress:
       skipped.update(image_skips)
       if serialized is None:
         skipped_images.append(skipped_image)
         continue
+      exif_outcomes[exif] += 1
       writers[images_written % num_shards].write(serialized)
       images_written += 1
       instances_written += len(labels)
@@ -368,9 +399,14 @@ def create_tf_record_from_coco_annotations(annotations_file, image_dir, output_p
       if not labels:
         images_without_instances += 1
     progress.close()
-  finally:
     if pool is not None:
       pool.close()
+  except BaseException:
+    if pool is not None:
+      pool.terminate()  # Ctrl-C or an error: do not encode the remaining images first.
+    raise
+  finally:
+    if pool is not None:
       pool.join()
     for writer in writers:
       writer.close()
@@ -381,7 +417,9 @@ def create_tf_record_from_coco_annotations(annotations_file, image_dir, output_p
       images_without_instances=images_without_instances,
       instances_total=coco['num_annotations'], instances_written=instances_written,
       skipped=dict(skipped), skipped_images=skipped_images, categories=categories,
-      category_counts=dict(category_counts), seconds=time.time() - start)
+      category_counts=dict(category_counts), seconds=time.time() - start,
+      images_rotated=exif_outcomes[coco_images.EXIF_ROTATED],
+      images_kept_as_stored=exif_outcomes[coco_images.EXIF_KEPT_AS_STORED])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -414,8 +452,13 @@ def write_label_map(categories, path):
 
 
 def convert(splits, output_dir, include_masks=False, num_shards=1, mask_type='png',
-            num_workers=1, show_progress=True, loaded=None):
-  """Converts several splits and writes `label_map.pbtxt` into `output_dir`.
+            num_workers=1, show_progress=True, loaded=None, overwrite=False):
+  """Converts several splits into `output_dir`, replacing it whole at the end.
+
+  Writes the shards of every split, `label_map.pbtxt` and `conversion_summary.txt` (the text of
+  `format_summary`) into a temporary folder beside `output_dir`, then swaps it in as
+  `output_dir` in one step (`output_folder.Replacement`): until then `output_dir` keeps its
+  previous content, and afterwards no file of an earlier conversion is left in it.
 
   The label map lists every category of the annotation files (not only those with instances),
   with the JSON's ids, so the ids are the same for every split and match the records'
@@ -423,16 +466,22 @@ def convert(splits, output_dir, include_masks=False, num_shards=1, mask_type='pn
 
   Args:
     splits: list of (split name in SPLIT_RECORD_NAMES, image_dir, annotations_file).
-    output_dir: output folder (created).
+    output_dir: output folder; new, empty, or holding only files this converter writes unless
+      `overwrite`.
     include_masks, num_shards, mask_type, num_workers, show_progress: see
       `create_tf_record_from_coco_annotations`.
     loaded: the `coco_annotations.load_splits(splits)` result when already loaded.
+    overwrite: replace `output_dir` even when it holds other files (they are deleted).
 
   Returns:
-    dict with `splits` (list of SplitSummary), `label_map_path`, `categories` (id -> name).
+    dict with `splits` (list of SplitSummary, output_files under `output_dir`),
+    `label_map_path`, `summary_path`, `categories` (id -> name), `include_masks`, `mask_type`.
 
   Raises:
-    ConversionError: missing or malformed input, no split given.
+    ConversionError: missing or malformed input, no split given, bad option values, or an output
+      folder that may not be replaced (see `output_folder.check_output_dir`).
+    output_folder.OutputWriteError: writing or swapping in the new output failed; `output_dir`
+      is unchanged.
   """
   if not splits:
     raise ConversionError(
@@ -443,23 +492,41 @@ def convert(splits, output_dir, include_masks=False, num_shards=1, mask_type='pn
     if split not in SPLIT_RECORD_NAMES:
       raise ConversionError('Unknown split %r (expected one of %s).'
                             % (split, sorted(SPLIT_RECORD_NAMES)))
+  _check_options(mask_type, num_shards, num_workers)
+  inputs = [path for _, image_dir, annotations_file in splits
+            for path in (image_dir, annotations_file)]
+  output_folder.check_output_dir(output_dir, overwrite, inputs)
   if loaded is None:
     # Every input is checked before anything is written, so a bad val file does not fail after
     # the (long) train conversion.
     loaded = coco_annotations.load_splits(splits)
   coco_by_file, categories = loaded
-  tf.io.gfile.makedirs(output_dir)
-  summaries = []
-  for split, image_dir, annotations_file in splits:
-    summaries.append(create_tf_record_from_coco_annotations(
-        annotations_file, image_dir, os.path.join(output_dir, SPLIT_RECORD_NAMES[split]),
-        include_masks=include_masks, num_shards=num_shards, mask_type=mask_type,
-        num_workers=num_workers, split=split, show_progress=show_progress,
-        coco=coco_by_file[annotations_file]))
-  label_map_path = os.path.join(output_dir, LABEL_MAP_NAME)
-  write_label_map(categories, label_map_path)
-  return {'splits': summaries, 'label_map_path': label_map_path, 'categories': categories,
-          'include_masks': include_masks, 'mask_type': mask_type}
+  with output_folder.Replacement(output_dir, overwrite, inputs) as out:
+    summaries = []
+    try:
+      for split, image_dir, annotations_file in splits:
+        summaries.append(create_tf_record_from_coco_annotations(
+            annotations_file, image_dir, os.path.join(out.temp_dir, SPLIT_RECORD_NAMES[split]),
+            include_masks=include_masks, num_shards=num_shards, mask_type=mask_type,
+            num_workers=num_workers, split=split, show_progress=show_progress,
+            coco=coco_by_file[annotations_file]))
+      write_label_map(categories, os.path.join(out.temp_dir, LABEL_MAP_NAME))
+      # The summary names the files where they will be, not where they are being written.
+      summaries = [s._replace(output_files=[os.path.join(output_dir, os.path.basename(p))
+                                            for p in s.output_files]) for s in summaries]
+      result = {'splits': summaries, 'label_map_path': os.path.join(output_dir, LABEL_MAP_NAME),
+                'summary_path': os.path.join(output_dir, SUMMARY_NAME),
+                'categories': categories, 'include_masks': include_masks,
+                'mask_type': mask_type}
+      with open(os.path.join(out.temp_dir, SUMMARY_NAME), 'w') as fid:
+        fid.write(format_summary(result) + '\n')
+    except (OSError, tf.errors.OpError) as e:
+      raise output_folder.OutputWriteError(
+          'Writing the new output for --output_dir=%s failed (%s); the previous output is '
+          'unchanged: free disk space or fix permissions, then run again.'
+          % (output_dir, str(e).splitlines()[0] if str(e) else type(e).__name__)) from None
+    out.commit()
+  return result
 
 
 def format_summary(result):
@@ -480,6 +547,8 @@ def format_summary(result):
     lines.append('  skipped instances:')
     for reason in INSTANCE_SKIP_REASONS:
       lines.append('    %-32s %d' % (reason, s.skipped.get(reason, 0)))
+    lines.append('  EXIF orientation: %d image(s) written upright, %d kept as stored (JSON size '
+                 'is the stored size)' % (s.images_rotated, s.images_kept_as_stored))
     lines.append('  output: %s' % (s.output_files[0] if len(s.output_files) == 1 else
                                     '%s ... (%d shards)' % (s.output_files[0],
                                                             len(s.output_files))))

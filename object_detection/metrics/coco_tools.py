@@ -11,6 +11,10 @@ The metrics are COCO's (Lin et al., "Microsoft COCO: Common Objects in Context",
 by `pycocotools.cocoeval.COCOeval` unchanged; only the per-category summaries are computed here
 (the TF OD API relies on a patched COCOeval for them), with the same formula as
 `COCOeval.summarize` restricted to one category.
+
+pycocotools' printed summary table is hidden: every number in it is returned (and printed by the
+evaluation) under its TF OD API name, so it would print each metric twice. ODSEG_VERBOSE=1 shows it,
+headed by the metric family it belongs to (box: DetectionBoxes_*, mask: DetectionMasks_*).
 """
 
 import collections
@@ -24,6 +28,8 @@ import numpy as np
 from pycocotools import coco
 from pycocotools import cocoeval
 from pycocotools import mask as mask_utils
+
+from object_detection.utils import quiet_logs
 
 # Order of COCOeval.stats, with the TF OD API's metric names.
 SUMMARY_METRIC_NAMES = (
@@ -406,6 +412,12 @@ class COCOWrapper(coco.COCO):
     return results
 
 
+def summary_table_heading(iou_type):
+  """The line printed above pycocotools' summary table (under ODSEG_VERBOSE=1)."""
+  family = {'bbox': 'box metrics, DetectionBoxes_*', 'segm': 'mask metrics, DetectionMasks_*'}
+  return 'pycocotools COCOeval summary (%s):' % family.get(iou_type, iou_type)
+
+
 class COCOEvalWrapper(cocoeval.COCOeval):
   """COCOeval that returns the TF OD API's metric dicts."""
 
@@ -472,7 +484,12 @@ class COCOEvalWrapper(cocoeval.COCOeval):
     with contextlib.redirect_stdout(io.StringIO()):
       self.evaluate()
       self.accumulate()
-    self.summarize()  # Prints the familiar COCO table.
+    if quiet_logs.verbose():
+      print(summary_table_heading(self.params.iouType))
+      self.summarize()
+    else:
+      with contextlib.redirect_stdout(io.StringIO()):
+        self.summarize()  # Fills self.stats; its table repeats the returned metrics.
     summary_metrics = collections.OrderedDict(
         (name, float(self.stats[i])) for i, name in enumerate(SUMMARY_METRIC_NAMES))
     per_category_ap = collections.OrderedDict()

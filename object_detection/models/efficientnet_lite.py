@@ -38,24 +38,21 @@ def preprocess(images):
   return (images - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
 
 
-def build_lite0_backbone(batch_norm_trainable=True, kernel_regularizer=None, norm_momentum=0.99,
-                         norm_epsilon=1e-3):
+def build_lite0_backbone():
   """Returns a Model Garden EfficientNet configured as EfficientNet-Lite0 (see module docstring).
 
-  batch_norm_trainable=False freezes all BatchNorm layers (inference-mode statistics, frozen gamma/beta).
+  Batch norm freezing and weight decay are the feature extractor's
+  (`faster_rcnn_efficientnet_fpn_keras_feature_extractor`).
   """
-  model = backbones.EfficientNet(
-      model_id='b0', se_ratio=0.0, activation='relu6', kernel_regularizer=kernel_regularizer,
-      norm_momentum=norm_momentum, norm_epsilon=norm_epsilon)
-  if not batch_norm_trainable:
-    freeze_batch_norm(model)
-  return model
+  return backbones.EfficientNet(
+      model_id='b0', se_ratio=0.0, activation='relu6', kernel_regularizer=None,
+      norm_momentum=0.99, norm_epsilon=1e-3)
 
 
 FEATURE_LEVELS = ('2', '3', '4', '5')
 
 
-def build_lite0_feature_levels(name='efficientnet_lite0'):
+def build_lite0_feature_levels():
   """Returns a tf_keras.Model: preprocessed float32 [B, H, W, 3] -> [level 2, 3, 4, 5 maps].
 
   The maps are float32 [B, ceil(H / 2**l), ceil(W / 2**l), C] with C = 24, 40, 112, 320. The model holds
@@ -65,15 +62,8 @@ def build_lite0_feature_levels(name='efficientnet_lite0'):
   """
   backbone = build_lite0_backbone()
   return tf_keras.Model(inputs=backbone.inputs,
-                        outputs=[backbone.output[level] for level in FEATURE_LEVELS], name=name)
-
-
-def freeze_batch_norm(model):
-  """Sets every BatchNormalization sublayer of `model` to trainable=False (Keras then runs it in
-  inference mode, using the moving statistics)."""
-  for layer in model.submodules:
-    if isinstance(layer, tf_keras.layers.BatchNormalization):
-      layer.trainable = False
+                        outputs=[backbone.output[level] for level in FEATURE_LEVELS],
+                        name='efficientnet_lite0')
 
 
 class Lite0Classifier(tf_keras.Model):

@@ -94,6 +94,9 @@ def supported_names():
   return sorted(set(_REGISTRY) | set(_LAZY))
 
 
+_NOTED_TF1_NAMES = set()
+
+
 def resolve_type_name(type_name):
   """Maps a TF1 type name to its TF2 equivalent (logging a note); other names are returned unchanged."""
   if type_name in _TF1_TO_TF2 and type_name not in _REGISTRY:
@@ -102,8 +105,10 @@ def resolve_type_name(type_name):
     if type_name == 'faster_rcnn_inception_v2':
       note = (' (the TF OD API has no TF2 inception_v2 extractor; inception_resnet_v2 is the documented '
               'substitute, see docs/model.md)')
-    logging.warning('feature_extractor.type %r is a TF1 name; building its TF2 equivalent %r%s.',
-                    type_name, new_name, note)
+    if type_name not in _NOTED_TF1_NAMES:  # named once per process, not at every model build
+      _NOTED_TF1_NAMES.add(type_name)
+      logging.warning('feature_extractor.type %r is a TF1 name; building its TF2 equivalent %r%s.',
+                      type_name, new_name, note)
     return new_name
   return type_name
 

@@ -1,20 +1,39 @@
-"""Checkpoint manager (contract E layout) and the recipe state file that survives a resume."""
+"""Checkpoint manager (layout: `checkpoint_utils` module docstring), the recipe state file that
+survives a resume, and the start-of-run repairs of a model_dir after a kill or a damaged file (`prepare_model_dir`)."""
 import json
 import os
+import re
 
+from absl import logging
+from google.protobuf import text_format
 import tensorflow as tf
+
+from object_detection.utils import config_validation
 
 MAX_TO_KEEP = 7
 STATE_FILE = 'training_state.json'
+CHECKPOINT_NAME = 'ckpt'
+# Damaged checkpoints are moved here (not deleted: they may still be of use to someone).
+DAMAGED_DIR = 'damaged_checkpoints'
+# Key of training_state.json holding the step a finished run stopped at (continuous evaluation
+# stops there); removed when a run starts, so a resumed run with more steps is not cut short.
+FINISHED_STEP_KEY = 'finished_step'
+# TF's save writes its shards into `<prefix>_temp/` (older TF: `<prefix>_temp_<uuid>/`) and merges
+# them into `<prefix>.index` / `.data-*` at the end.
+_TF_TEMP_FOLDER = re.compile(r'.+_temp(_[0-9a-fA-F]+)?$')
 # Slot of official.modeling.optimization.ema_optimizer.ExponentialMovingAverage.
 EMA_SLOT_NAME = 'average'
+
+
+class ResumeError(config_validation.ConfigError):
+  """The checkpoint of model_dir does not fit the config (names the variables)."""
 
 
 def make_manager(model_dir, detection_model, optimizer, global_step):
   """Returns (tf.train.Checkpoint(model, optimizer, step), CheckpointManager(max_to_keep=7))."""
   ckpt = tf.train.Checkpoint(model=detection_model, optimizer=optimizer, step=global_step)
   manager = tf.train.CheckpointManager(ckpt, model_dir, max_to_keep=MAX_TO_KEEP,
-                                       checkpoint_name='ckpt')
+                                       checkpoint_name=CHECKPOINT_NAME)
   return ckpt, manager
 
 
@@ -93,30 +112,26 @@ def restore_for_resume(ckpt, checkpoint_path, detection_model):
     list of the printed note lines.
 
   Raises:
-    ValueError: model variables missing from the checkpoint or with another shape (names them): the
-      config does not match the checkpoint.
+    ResumeError: model variables missing from the checkpoint or with another shape (names them): the
+      config does not match the checkpoint. Checked before anything else is restored.
   """
   from object_detection.utils import checkpoint_utils  # pylint: disable=g-import-not-at-top
-  status = ckpt.restore(checkpoint_path)
-  status.expect_partial()
+  # Model variables first, by key: a mismatch is then reported by name instead of as the
+  # shape error tf.train.Checkpoint.restore would raise for the first one.
   report = checkpoint_utils.restore_by_keys({'model': detection_model}, checkpoint_path)
   problems = ['%s (not in checkpoint)' % k for k in report.missing]
   problems += ['%s (checkpoint shape %s, model shape %s)' % m for m in report.shape_mismatch]
   if problems:
-    raise ValueError('Cannot resume from %s: %d model variables do not fit: %s. Is the pipeline config '
-                     'the one this model_dir was trained with?' % (
-                         checkpoint_path, len(problems), '; '.join(problems[:10])))
+    raise ResumeError(
+        'Cannot resume from %s: %d model variables do not fit the config: %s. Use the config this '
+        'model_dir was trained with (its pipeline.config, kept unchanged) or a new --model_dir.' % (
+            checkpoint_path, len(problems), '; '.join(problems[:10])))
+  status = ckpt.restore(checkpoint_path)
+  status.expect_partial()
   notes = optimizer_notes(checkpoint_path, getattr(ckpt, 'optimizer', None))
   for line in notes:
     print(line)
   return notes
-
-
-def _checkpoint_number(prefix):
-  try:
-    return int(os.path.basename(prefix).rsplit('-', 1)[-1])
-  except ValueError:
-    return -1
 
 
 def save(manager, global_step):
@@ -136,16 +151,26 @@ def save(manager, global_step):
   if latest:
     if checkpoint_utils.checkpoint_step(latest) == step:
       return latest
-    number = max(step, _checkpoint_number(latest) + 1)
+    number = max(step, checkpoint_utils.checkpoint_number(latest) + 1)
   return manager.save(checkpoint_number=number)
 
 
 def load_state(model_dir):
+  """The recipe state of `model_dir/training_state.json` ({} when there is none).
+
+  Raises:
+    config_validation.ConfigError: the file is not valid JSON (names the file and what to do).
+  """
   path = os.path.join(model_dir, STATE_FILE)
   if not tf.io.gfile.exists(path):
     return {}
   with tf.io.gfile.GFile(path) as f:
-    return json.load(f)
+    text = f.read()
+  try:
+    return json.loads(text)
+  except ValueError as e:
+    raise config_validation.ConfigError('%s is not valid JSON (%s): it holds the ReduceLROnPlateau / early stopping / '
+                     'best checkpoint state; delete it to start that state afresh.' % (path, e)) from None
 
 
 def save_state(model_dir, state):
@@ -155,3 +180,188 @@ def save_state(model_dir, state):
   with tf.io.gfile.GFile(tmp, 'w') as f:
     json.dump(state, f, indent=2, sort_keys=True)
   tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def set_finished_step(model_dir, step):
+  """Records (step) or clears (None) the step a finished run stopped at, keeping the rest."""
+  state = load_state(model_dir)
+  if step is None:
+    if FINISHED_STEP_KEY not in state:
+      return
+    del state[FINISHED_STEP_KEY]
+  else:
+    state[FINISHED_STEP_KEY] = int(step)
+  save_state(model_dir, state)
+
+
+def write_pipeline_config(pipeline_config, model_dir):
+  """Writes `model_dir/pipeline.config` atomically (a kill leaves the old file or the new one)."""
+  from object_detection.utils import config_util  # pylint: disable=g-import-not-at-top
+  path = os.path.join(model_dir, 'pipeline.config')
+  tmp = path + '.tmp'
+  with tf.io.gfile.GFile(tmp, 'w') as f:
+    f.write(config_util.config_to_text(pipeline_config))
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+  return path
+
+
+def _temp_entries(directory):
+  """TF's temporary checkpoint folders (`ckpt-7_temp/`, `ckpt-7_temp_<uuid>/`) and our `.tmp`
+  files: what a save killed half-way leaves behind."""
+  if not tf.io.gfile.isdir(directory):
+    return []
+  found = []
+  for name in tf.io.gfile.listdir(directory):
+    name = name.rstrip('/')
+    path = os.path.join(directory, name)
+    if _TF_TEMP_FOLDER.match(name) and tf.io.gfile.isdir(path):
+      found.append(path)
+    elif name.endswith('.tmp') and name[:-len('.tmp')] in (STATE_FILE, 'pipeline.config',
+                                                           'checkpoint'):
+      found.append(path)
+  return found
+
+
+def clean_temp_folders(model_dir):
+  """Deletes the leftovers of saves killed half-way in `model_dir` and `model_dir/best`.
+
+  Must run before this run saves anything (a save in progress would lose its folder).
+
+  Returns:
+    list of the deleted paths.
+  """
+  removed = []
+  for directory in (model_dir, os.path.join(model_dir, 'best')):
+    for path in _temp_entries(directory):
+      if tf.io.gfile.isdir(path):
+        tf.io.gfile.rmtree(path)
+      else:
+        tf.io.gfile.remove(path)
+      removed.append(path)
+  return removed
+
+
+def _candidate_checkpoints(model_dir):
+  """(checkpoint prefixes newest first, whether the `checkpoint` state file lists them).
+
+  The state file is authoritative when it can be read (TF writes it atomically after each
+  complete save); when it is missing or unreadable, the `ckpt-N.index` files on disk are the
+  candidates (and the state file has to be rewritten for the CheckpointManager to see them).
+  """
+  from object_detection.utils import checkpoint_utils  # pylint: disable=g-import-not-at-top
+  state_path = os.path.join(model_dir, 'checkpoint')
+  state = None
+  if tf.io.gfile.exists(state_path):
+    try:
+      state = tf.train.get_checkpoint_state(model_dir)
+    except Exception:  # pylint: disable=broad-except
+      state = None
+  if state is not None and state.model_checkpoint_path:
+    paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+    if state.model_checkpoint_path not in paths:
+      paths.append(state.model_checkpoint_path)
+    return list(reversed(paths)), True
+  prefixes = [p[:-len('.index')] for p in
+              tf.io.gfile.glob(os.path.join(model_dir, CHECKPOINT_NAME + '-*.index'))]
+  prefixes.sort(key=checkpoint_utils.checkpoint_number, reverse=True)
+  return prefixes, not prefixes
+
+
+def _write_state(model_dir, latest, paths):
+  """Atomically rewrites the `checkpoint` state file to list `paths` (oldest first).
+
+  Each path keeps its save time (the old state's, else its index file's mtime): a
+  CheckpointManager only deletes (max_to_keep) the checkpoints whose time it knows.
+  """
+  times = {}
+  try:
+    old = tf.train.get_checkpoint_state(model_dir)
+  except Exception:  # pylint: disable=broad-except
+    old = None
+  if old is not None:
+    times = dict(zip(old.all_model_checkpoint_paths, old.all_model_checkpoint_timestamps))
+  state = tf.compat.v1.train.generate_checkpoint_state_proto(
+      model_dir, latest, all_model_checkpoint_paths=paths)
+  for path in paths:
+    state.all_model_checkpoint_timestamps.append(
+        times.get(path) or tf.io.gfile.stat(path + '.index').mtime_nsec / 1e9)
+  state.last_preserved_timestamp = old.last_preserved_timestamp if old is not None else 0.0
+  target = os.path.join(model_dir, 'checkpoint')
+  with tf.io.gfile.GFile(target + '.tmp', 'w') as f:
+    f.write(text_format.MessageToString(state))
+  tf.io.gfile.rename(target + '.tmp', target, overwrite=True)
+
+
+def _move_aside(prefix, model_dir):
+  """Moves a checkpoint's files into model_dir/damaged_checkpoints/; returns that folder."""
+  target = os.path.join(model_dir, DAMAGED_DIR)
+  tf.io.gfile.makedirs(target)
+  for path in tf.io.gfile.glob(prefix + '.*'):
+    tf.io.gfile.rename(path, os.path.join(target, os.path.basename(path)), overwrite=True)
+  return target
+
+
+def recover_checkpoints(model_dir):
+  """Makes the latest checkpoint of `model_dir` an intact one, before a CheckpointManager reads it.
+
+  Checks the latest checkpoint (`checkpoint_utils.verify_checkpoint`: every value read); a damaged
+  one (truncated, bytes changed, files missing) is moved to `model_dir/damaged_checkpoints/` and
+  the previous one is checked, until an intact one is found. The `checkpoint` state file is then
+  rewritten to list the remaining checkpoints. One line is printed when anything was damaged.
+
+  Returns:
+    (intact latest checkpoint prefix or None, list of (damaged prefix, reason)).
+  """
+  from object_detection.utils import checkpoint_utils  # pylint: disable=g-import-not-at-top
+  candidates, state_usable = _candidate_checkpoints(model_dir)
+  damaged, intact = [], None
+  for prefix in candidates:
+    reason = checkpoint_utils.verify_checkpoint(prefix)
+    if reason is None:
+      intact = prefix
+      break
+    damaged.append((prefix, reason))
+  if not damaged and state_usable:
+    return intact, []
+  for prefix, _ in damaged:
+    _move_aside(prefix, model_dir)
+  state_path = os.path.join(model_dir, 'checkpoint')
+  if intact is None:
+    if tf.io.gfile.exists(state_path):
+      tf.io.gfile.rename(state_path, os.path.join(model_dir, DAMAGED_DIR, 'checkpoint'),
+                         overwrite=True)
+  else:
+    damaged_set = {p for p, _ in damaged}
+    _write_state(model_dir, intact, [p for p in reversed(candidates) if p not in damaged_set])
+  if damaged:
+    print(_recovery_line(model_dir, damaged, intact), flush=True)
+  elif not state_usable:
+    print('The checkpoint state file %s was missing or unreadable: rewritten from the ckpt-N files '
+          'there, to resume from %s.' % (state_path, intact), flush=True)
+  return intact, damaged
+
+
+def _recovery_line(model_dir, damaged, intact):
+  names = ', '.join('%s (%s)' % item for item in damaged)
+  where = os.path.join(model_dir, DAMAGED_DIR)
+  if intact is None:
+    return ('Damaged checkpoint %s moved to %s; no intact checkpoint is left, so training starts '
+            'from step 0.' % (names, where))
+  from object_detection.utils import checkpoint_utils  # pylint: disable=g-import-not-at-top
+  return ('Damaged checkpoint %s moved to %s; resuming from the previous intact checkpoint %s '
+          '(step %d).' % (names, where, intact, checkpoint_utils.checkpoint_step(intact)))
+
+
+def prepare_model_dir(model_dir):
+  """Start-of-run repairs (chief only): deletes the leftovers of a save killed half-way, falls back
+  past damaged latest checkpoints (`recover_checkpoints`) and clears the finished-run marker.
+
+  Returns:
+    the intact latest checkpoint prefix, or None.
+  """
+  tf.io.gfile.makedirs(model_dir)
+  for path in clean_temp_folders(model_dir):
+    logging.info('Deleted %s, left by a save that did not finish.', path)
+  intact, _ = recover_checkpoints(model_dir)
+  set_finished_step(model_dir, None)
+  return intact

@@ -1,4 +1,4 @@
-"""Early stopping and best-checkpoint keeping (train.proto extensions, contract A)."""
+"""Early stopping and best-checkpoint keeping (train.proto extensions: docs/config_extensions.md)."""
 import json
 import os
 

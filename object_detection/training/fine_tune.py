@@ -25,9 +25,10 @@ extractor's own loader (`feature_extractor.load_weights`).
 import tensorflow as tf
 
 from object_detection.utils import checkpoint_utils
+from object_detection.utils import config_validation
 
 
-class FineTuneError(ValueError):
+class FineTuneError(config_validation.ConfigError):
   """The fine-tune checkpoint could not be used."""
 
 
@@ -111,7 +112,7 @@ def load_fine_tune_checkpoint(detection_model, checkpoint_path, checkpoint_type,
   """Restores the fine-tune checkpoint into the (already built) model and prints a report.
 
   Args:
-    detection_model: contract-E DetectionModel whose variables exist.
+    detection_model: `core.model.DetectionModel` whose variables exist.
     checkpoint_path: checkpoint prefix, a directory holding checkpoints (model_dir, model zoo
       folder), or a `.h5` file (classification only).
     checkpoint_type: 'classification' | 'detection' | 'full' (TF OD API

@@ -1,4 +1,5 @@
-"""ReduceLROnPlateau for the seed training recipe (optimizer.proto extension, contract A).
+"""ReduceLROnPlateau for the seed training recipe (optimizer.proto extension, see
+docs/config_extensions.md).
 
 Keras' ReduceLROnPlateau semantics without cooldown: after each evaluation, if `metric` did not
 improve by more than `min_delta` for `patience` consecutive evaluations, the learning rate becomes

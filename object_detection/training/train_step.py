@@ -10,12 +10,14 @@ import re
 import tensorflow as tf
 
 from object_detection.core import standard_fields as fields
+from object_detection.utils import config_validation
 
 _IF = fields.InputDataFields
 
 
 def unstack_groundtruth(labels, image_shape=None, true_image_shapes=None):
-  """Splits padded batched labels (contract D) into the per-image lists of `provide_groundtruth`.
+  """Splits padded batched labels (`inputs.py` module docstring) into the per-image lists of
+  `provide_groundtruth`.
 
   Our labels hold boxes normalized to each TRUE (unpadded) image; the TF OD API's models, and so ours,
   take them normalized to the padded model input (the TF OD API's input pipeline re-normalizes them
@@ -66,24 +68,31 @@ def unstack_groundtruth(labels, image_shape=None, true_image_shapes=None):
   return out
 
 
-def compute_losses(detection_model, features, labels, add_regularization_loss=True):
-  """Runs provide_groundtruth, predict and loss; returns the loss dict with TF OD API keys.
+def predict_and_compute_losses(detection_model, features, labels, add_regularization_loss=True):
+  """Runs provide_groundtruth, predict and loss; returns (prediction_dict, loss dict).
 
-  Adds `Loss/regularization_loss` (when enabled and the model has any) and `Loss/total_loss`.
+  The loss dict has the model's TF OD API keys plus `Loss/regularization_loss` (when
+  `add_regularization_loss` and the model has any) and `Loss/total_loss`, their sum (the TF OD
+  API's `_compute_losses_and_predictions_dicts`). Training and evaluation both compute their
+  losses here.
   """
   image = features[_IF.image]
+  true_image_shape = features[_IF.true_image_shape]
   detection_model.provide_groundtruth(**unstack_groundtruth(
-      labels, tf.shape(image), features[_IF.true_image_shape]))
-  prediction_dict = detection_model.predict(image, features[_IF.true_image_shape])
-  losses = dict(detection_model.loss(prediction_dict, features[_IF.true_image_shape]))
-  terms = list(losses.values())
+      labels, tf.shape(image), true_image_shape))
+  prediction_dict = detection_model.predict(image, true_image_shape)
+  losses = dict(detection_model.loss(prediction_dict, true_image_shape))
   if add_regularization_loss:
     reg = detection_model.regularization_losses()
     if reg:
       losses['Loss/regularization_loss'] = tf.add_n([tf.cast(r, tf.float32) for r in reg])
-      terms.append(losses['Loss/regularization_loss'])
-  losses['Loss/total_loss'] = tf.add_n(terms)
-  return losses
+  losses['Loss/total_loss'] = tf.add_n([tf.cast(v, tf.float32) for v in losses.values()])
+  return prediction_dict, losses
+
+
+def compute_losses(detection_model, features, labels, add_regularization_loss=True):
+  """The loss dict of `predict_and_compute_losses` (with `Loss/total_loss`)."""
+  return predict_and_compute_losses(detection_model, features, labels, add_regularization_loss)[1]
 
 
 def _var_name(var):
@@ -126,7 +135,7 @@ JIT_UNSUPPORTED = (
     '--jit_compile.')
 
 
-class JitCompileError(ValueError):
+class JitCompileError(config_validation.ConfigError):
   """The train step was asked to be XLA-compiled; see JIT_UNSUPPORTED."""
 
 

@@ -1,6 +1,6 @@
-"""Checkpoint helpers shared by training, evaluation and export (contract F).
+"""Checkpoint helpers shared by training, evaluation and export.
 
-Checkpoints written by `model_lib_v2.train_loop` follow contract E:
+Checkpoints written by `model_lib_v2.train_loop` have this layout:
 `tf.train.Checkpoint(model=detection_model, optimizer=optimizer, step=global_step)` under a
 `tf.train.CheckpointManager(model_dir, max_to_keep=7, checkpoint_name='ckpt')`.
 
@@ -18,7 +18,7 @@ import tensorflow as tf
 
 _VALUE_SUFFIX = '.ATTRIBUTES/VARIABLE_VALUE'
 # Slot name used by official.modeling.optimization.ema_optimizer.ExponentialMovingAverage; the
-# optimizer is tracked under the name `optimizer` in the training checkpoint (contract E).
+# optimizer is tracked under the name `optimizer` in the training checkpoint (layout above).
 EMA_SLOT_NAME = 'average'
 
 
@@ -74,9 +74,10 @@ def checkpoint_directory(path):
   return path
 
 
-def _number(prefix):
+def checkpoint_number(prefix):
+  """The N of a `<name>-N` checkpoint prefix (-1 when its file name does not end in a number)."""
   try:
-    return int(prefix.rsplit('-', 1)[-1])
+    return int(os.path.basename(prefix).rsplit('-', 1)[-1])
   except ValueError:
     return -1
 
@@ -92,7 +93,7 @@ def latest_checkpoint(directory):
   if latest is not None:
     return latest
   prefixes = [p[:-len('.index')] for p in tf.io.gfile.glob(os.path.join(directory, '*.index'))]
-  return max(prefixes, key=_number) if prefixes else None
+  return max(prefixes, key=checkpoint_number) if prefixes else None
 
 
 def resolve_checkpoint_path(checkpoint_path):
@@ -117,6 +118,25 @@ def resolve_checkpoint_path(checkpoint_path):
         'Checkpoint %s not found (no %s.index). Pass a checkpoint prefix such as '
         'model_dir/ckpt-7 or a directory holding checkpoints.' % (checkpoint_path, checkpoint_path))
   return checkpoint_path
+
+
+def verify_checkpoint(checkpoint_path):
+  """Reads every value of a checkpoint; returns None when it is intact, else the reason (str).
+
+  Reading everything is the only check that catches a truncated or bit-flipped data file: TF
+  checks each value's CRC32C when it is read, and an index file cut short does not open. It costs
+  one read of the checkpoint, so it is meant for the one checkpoint a run resumes from.
+  """
+  try:
+    reader = tf.train.load_checkpoint(checkpoint_path)
+    for key in reader.get_variable_to_shape_map():
+      reader.get_tensor(key)
+  except Exception as e:  # pylint: disable=broad-except
+    # TF raises DataLossError, OutOfRangeError, NotFoundError, IndexError ("Read less bytes than
+    # requested") or ValueError depending on which byte is damaged.
+    text = getattr(e, 'message', None) or str(e) or repr(e)
+    return '%s: %s' % (type(e).__name__, text.strip().splitlines()[0] if text.strip() else '')
+  return None
 
 
 def holds_model_variables(checkpoint_path):
@@ -197,7 +217,7 @@ def build_model_variables(detection_model, image_shape=(320, 320)):
   """Creates the variables of an inference-mode DetectionModel with one dummy forward pass.
 
   Args:
-    detection_model: contract-E DetectionModel.
+    detection_model: `core.model.DetectionModel`.
     image_shape: (height, width) of the dummy float32 0..255 image; `preprocess` resizes it as
       the config says, so the value only matters for identity resizers.
   """
@@ -205,6 +225,16 @@ def build_model_variables(detection_model, image_shape=(320, 320)):
   preprocessed, true_shapes = detection_model.preprocess(image)
   prediction_dict = detection_model.predict(preprocessed, true_shapes)
   detection_model.postprocess(prediction_dict, true_shapes)
+
+
+def uses_moving_average(train_config):
+  """Whether inference (evaluation, export) restores the moving averages of the weights.
+
+  The one place this is decided: the model was trained with an exponential moving average of its
+  weights, `train_config.optimizer.use_moving_average` (the optimizer builder's and the TF OD
+  API's predicate).
+  """
+  return bool(train_config.optimizer.use_moving_average)
 
 
 def restore_for_inference(detection_model, checkpoint_path, use_moving_average,
@@ -217,8 +247,8 @@ def restore_for_inference(detection_model, checkpoint_path, use_moving_average,
   2. The model's variables are created with one dummy forward pass (`preprocess`, `predict`,
      `postprocess` on a zero image of `image_shape`) unless they already exist.
   3. Every model variable is read from the checkpoint written by `train_loop` (key
-     `model/...`). With `use_moving_average=True` (the config's
-     `train_config.optimizer.<type>.use_moving_average`), the exponential-moving-average value
+     `model/...`). With `use_moving_average=True` (see
+     `uses_moving_average(train_config)`), the exponential-moving-average value
      stored in the optimizer's `average` slot replaces the raw weight for every variable that has
      one (trainable variables); the others (e.g. batch-norm statistics) use their raw value. With
      `use_moving_average=True` but no average slot at all in the checkpoint, a ValueError is
@@ -228,7 +258,7 @@ def restore_for_inference(detection_model, checkpoint_path, use_moving_average,
   The optimizer itself is never created, so this works in processes without a training setup.
 
   Args:
-    detection_model: contract-E DetectionModel (normally built with is_training=False).
+    detection_model: `core.model.DetectionModel` (normally built with is_training=False).
     checkpoint_path: checkpoint prefix or directory.
     use_moving_average: bool, swap in EMA weights.
     image_shape: (height, width) for the dummy build pass.

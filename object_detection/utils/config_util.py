@@ -15,18 +15,23 @@ import tensorflow as tf
 from google.protobuf import text_format
 
 from object_detection.protos import pipeline_pb2
+from object_detection.utils import config_validation
 
 # Meta-architectures declared in model.proto but not built by this project.
 _UNSUPPORTED_META_ARCHS = ('ssd', 'center_net', 'experimental_model')
 
 
-class ConfigParseError(text_format.ParseError):
+class ConfigParseError(text_format.ParseError, config_validation.ConfigError):
   """A pipeline config (or override) is not valid text-format protobuf.
 
-  A `text_format.ParseError` subclass (hence a ValueError-like error callers already
-  catch), whose message starts with the file path followed by protobuf's
-  `line:column : reason`.
+  Both a `text_format.ParseError` (what callers of the TF OD API catch) and a
+  `config_validation.ConfigError` (what this project's entry points catch). The message starts
+  with the file path followed by protobuf's `line:column : reason`.
   """
+
+
+class ConfigFileNotFoundError(config_validation.ConfigError, FileNotFoundError):
+  """The pipeline config file does not exist (also a FileNotFoundError)."""
 
 
 def _parse_text_proto(text, message, source):
@@ -46,7 +51,9 @@ def _parse_text_proto(text, message, source):
 
 def _read_text(path):
   if not tf.io.gfile.exists(path):
-    raise FileNotFoundError('Pipeline config file not found: %s' % path)
+    raise ConfigFileNotFoundError('Pipeline config file not found: %s (check '
+                                  '--pipeline_config_path; relative paths start at %s).'
+                                  % (path, os.getcwd()))
   with tf.io.gfile.GFile(path, 'r') as f:
     return f.read()
 
@@ -64,7 +71,7 @@ def get_configs_from_pipeline_file(pipeline_config_path, config_override=None):
     `eval_input_configs`, `eval_input_config` (and `graph_rewriter_config` when set).
 
   Raises:
-    FileNotFoundError: the file does not exist.
+    ConfigFileNotFoundError (a FileNotFoundError and a ConfigError): the file does not exist.
     ConfigParseError: a syntax error or unknown field; the message is
       `<path>:<line>:<column> : <reason>` (unknown fields are named in the reason).
   """
@@ -281,7 +288,7 @@ def merge_external_params_with_configs(configs, hparams=None, kwargs_dict=None):
     The updated configs dict.
 
   Raises:
-    ValueError: an unknown key (the key is named) or a bad value.
+    config_validation.ConfigError (a ValueError): an unknown key (the key is named) or a bad value.
     ConfigParseError: `config_override` does not parse.
   """
   params = {}
@@ -313,8 +320,9 @@ def merge_external_params_with_configs(configs, hparams=None, kwargs_dict=None):
       optimizer_type = get_optimizer_type(configs['train_config'])
       optimizer = getattr(configs['train_config'].optimizer, optimizer_type)
       if not hasattr(optimizer, 'momentum_optimizer_value'):
-        raise ValueError('momentum_optimizer_value override needs a momentum or rms_prop '
-                         'optimizer; train_config.optimizer is %s.' % optimizer_type)
+        raise config_validation.ConfigError(
+            'momentum_optimizer_value override needs a momentum or rms_prop optimizer; '
+            'train_config.optimizer is %s.' % optimizer_type)
       optimizer.momentum_optimizer_value = min(max(0.0, float(value)), 1.0)
     elif key in ('use_moving_averages', 'eval_with_moving_averages'):
       configs['eval_config'].use_moving_averages = bool(value)
@@ -345,13 +353,14 @@ def merge_external_params_with_configs(configs, hparams=None, kwargs_dict=None):
     elif key == 'retain_original_images_in_eval':
       configs['eval_config'].retain_original_images = bool(value)
     else:
-      raise ValueError('Unknown override %r in merge_external_params_with_configs; supported: '
-                       'config_override, train_steps, num_train_steps, batch_size, learning_rate, '
-                       'momentum_optimizer_value, use_moving_averages, '
-                       'sample_1_of_n_eval_examples, eval_num_epochs, label_map_path, '
-                       'train_input_path, eval_input_path, mask_type, load_instance_masks, '
-                       'max_number_of_boxes, num_classes, retain_original_images_in_eval.'
-                       % key)
+      raise config_validation.ConfigError(
+          'Unknown override %r in merge_external_params_with_configs; supported: '
+          'config_override, train_steps, num_train_steps, batch_size, learning_rate, '
+          'momentum_optimizer_value, use_moving_averages, '
+          'sample_1_of_n_eval_examples, eval_num_epochs, label_map_path, '
+          'train_input_path, eval_input_path, mask_type, load_instance_masks, '
+          'max_number_of_boxes, num_classes, retain_original_images_in_eval.'
+          % key)
   if configs.get('eval_input_configs'):
     configs['eval_input_config'] = configs['eval_input_configs'][0]
   return configs

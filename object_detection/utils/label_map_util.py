@@ -22,20 +22,21 @@ import tensorflow as tf
 from google.protobuf import text_format
 
 from object_detection.protos import string_int_label_map_pb2
+from object_detection.utils import config_validation
 
 
-class LabelMapError(ValueError):
+class LabelMapError(config_validation.ConfigError):
   """A label map file is missing, does not parse or has invalid ids / names."""
 
 
 _BACKGROUND = 'background'
 
 
-def _validate_label_map(label_map, source='label map'):
+def _validate_label_map(label_map, source='Label map'):
   """Checks ids are >= 1 (0 only for "background", as in the TF OD API) and unique.
 
   Raises:
-    LabelMapError: naming `source`, the offending item and what to do.
+    LabelMapError: one line naming `source`, the offending item and what to do.
   """
   seen = {}
   for item in label_map.item:
@@ -46,16 +47,17 @@ def _validate_label_map(label_map, source='label map'):
       raise LabelMapError('%s: item %r has id %d; label map ids must be >= 1.'
                           % (source, item.name, item.id))
     if item.id == 0 and _BACKGROUND not in (item.name, item.display_name):
-      raise LabelMapError('%s: item %r has id 0; id 0 is reserved for the background class, '
-                          'label map ids must start at 1.' % (source, item.name))
+      raise LabelMapError('%s: item %r has id 0; id 0 is reserved for the background class: '
+                          'number the classes from 1.' % (source, item.name))
     if item.id in seen:
-      raise LabelMapError('%s: id %d is used by both %r and %r; label map ids must be unique.'
+      # A second item with the same id would silently rename the class (the last name wins).
+      raise LabelMapError('%s: id %d is used by both %r and %r; give every class its own id.'
                           % (source, item.id, seen[item.id], item.name))
     seen[item.id] = item.name
 
 
 def load_labelmap(path):
-  """Loads and validates a label map proto.
+  """Loads and validates a label map proto: the one label map parser of the project.
 
   Args:
     path: path to a text-format (or binary) StringIntLabelMap file.
@@ -64,13 +66,20 @@ def load_labelmap(path):
     a `StringIntLabelMap` proto.
 
   Raises:
-    LabelMapError: missing file, parse error (with file, line and column) or invalid ids.
+    LabelMapError (a config_validation.ConfigError), one line naming the file: missing or
+      unreadable file, parse error (with line and column), an item without id, an id < 0, id 0
+      on an item that is not "background", an id used twice.
   """
   if not tf.io.gfile.exists(path):
     raise LabelMapError('Label map file not found: %s (check `label_map_path` in the input '
                         'reader config).' % path)
-  with tf.io.gfile.GFile(path, 'rb') as fid:
-    data = fid.read()
+  try:
+    with tf.io.gfile.GFile(path, 'rb') as fid:
+      data = fid.read()
+  except (tf.errors.OpError, OSError) as e:
+    reason = getattr(e, 'message', None) or str(e)
+    raise LabelMapError('Label map file %s cannot be read (%s); check `label_map_path` in the '
+                        'input reader config.' % (path, reason.splitlines()[0])) from None
   label_map_string = data.decode('utf-8', errors='replace')
   label_map = string_int_label_map_pb2.StringIntLabelMap()
   try:
@@ -85,9 +94,10 @@ def load_labelmap(path):
     except Exception:  # pylint: disable=broad-except
       exact = False
     if not exact:
-      raise LabelMapError('%s:%s' % (path, e)) from e
+      raise LabelMapError('%s:%s (a label map is a list of item { name: "..." id: 1 })'
+                          % (path, str(e).splitlines()[0])) from None
     label_map = binary
-  _validate_label_map(label_map, path)
+  _validate_label_map(label_map, 'Label map %s' % path)
   return label_map
 
 
@@ -100,15 +110,15 @@ def _load(label_map_path_or_proto):
   """Returns (validated StringIntLabelMap, source text for error messages)."""
   if isinstance(label_map_path_or_proto, string_int_label_map_pb2.StringIntLabelMap):
     _validate_label_map(label_map_path_or_proto)
-    return label_map_path_or_proto, 'label map'
-  return load_labelmap(label_map_path_or_proto), 'label map %s' % label_map_path_or_proto
+    return label_map_path_or_proto, 'Label map'
+  return load_labelmap(label_map_path_or_proto), 'Label map %s' % label_map_path_or_proto
 
 
 def _unique_name_dict(label_map, use_display_name, source):
   label_map_dict = {}
   for name, item in _names(label_map, use_display_name):
     if name in label_map_dict and label_map_dict[name] != item.id:
-      raise LabelMapError('%s: name %r is used by ids %d and %d; names must be unique.'
+      raise LabelMapError('%s: name %r is used by ids %d and %d; give every class its own name.'
                           % (source, name, label_map_dict[name], item.id))
     label_map_dict[name] = item.id
   return label_map_dict

@@ -88,7 +88,13 @@ def reframe_box_masks_to_image_masks(box_masks, boxes, image_height, image_width
   return tf.cond(tf.greater(tf.shape(box_masks)[0], 0), reframe_non_empty, reframe_empty)
 
 
-def reframe_and_threshold_masks(box_masks, boxes, image_height, image_width, threshold=0.5):
+# Pixels whose mask probability is above this are in the instance: evaluation, export
+# (`detection_masks_reframed`) and `predict` all binarize with it (the TF OD API's 0.5).
+MASK_THRESHOLD = 0.5
+
+
+def reframe_and_threshold_masks(box_masks, boxes, image_height, image_width,
+                                threshold=MASK_THRESHOLD):
   """Reframes box masks to the image and binarizes them.
 
   Args:
