@@ -28,7 +28,7 @@ NonFiniteLossError = progress.NonFiniteLossError
 
 def load_configs(pipeline_config_path, config_override=None, train_steps=None,
                  sample_1_of_n_eval_examples=None, sample_1_of_n_eval_on_train_examples=None,
-                 mode=None):
+                 mode=None, check_files=True):
   """Reads, overrides and validates the pipeline config; returns the configs dict.
 
   The one config loader of training, evaluation and the entry points: nothing heavy is built.
@@ -41,6 +41,7 @@ def load_configs(pipeline_config_path, config_override=None, train_steps=None,
     mode: what the run does, to also check the files it reads
       (`config_validation.check_inputs`): 'train', 'train_and_eval', 'eval' or
       'eval_on_train'; 'export' checks the model part alone. None checks the whole config alone.
+    check_files: False skips the file checks of `mode` (its config parts are still validated).
 
   Raises:
     config_validation.ConfigError (or a subclass: ConfigParseError, ConfigFileNotFoundError,
@@ -72,7 +73,7 @@ def load_configs(pipeline_config_path, config_override=None, train_steps=None,
   else:
     parts = config_validation.ALL_PARTS
   config_validation.validate_pipeline_configs(public, parts)
-  if mode not in (None, 'export'):
+  if mode not in (None, 'export') and check_files:
     config_validation.check_inputs(public, mode)
   return configs
 
@@ -497,9 +498,12 @@ def eval_continuously(pipeline_config_path, model_dir, checkpoint_dir, config_ov
     dataset_builder.CorruptRecordError: an eval TFRecord file is corrupt (names it).
   """
   del use_tpu, postprocess_on_cpu
+  # Evaluation validates the model and eval parts only (a zoo config's training part may use
+  # what this project does not train with); model_main.py has checked the files already.
   configs = kwargs.get('configs') or load_configs(
       pipeline_config_path, config_override, train_steps, sample_1_of_n_eval_examples,
-      sample_1_of_n_eval_on_train_examples)
+      sample_1_of_n_eval_on_train_examples,
+      mode='eval_on_train' if eval_on_train_data else 'eval', check_files=False)
   num_steps = int(configs['train_config'].num_steps)
   evaluator = _Evaluator(configs, model_dir, eval_on_train_data, eval_index,
                          eval_input_fn=eval_input_fn)

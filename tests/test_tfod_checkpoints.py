@@ -105,7 +105,7 @@ model { %s }
 train_config {
   batch_size: 1 num_steps: 2 log_every_n_steps: 1 max_number_of_boxes: 20
   unpad_groundtruth_tensors: false
-  optimizer { momentum_optimizer { learning_rate { constant_learning_rate { learning_rate: 0.0 } }
+  optimizer { momentum_optimizer { learning_rate { constant_learning_rate { learning_rate: 1e-30 } }
               momentum_optimizer_value: 0.9 } use_moving_average: false }
   %s
 }
@@ -553,7 +553,8 @@ def test_resume_from_tfod_model_dir_with_new_optimizer_state(root, data_dir, cap
   steps = {os.path.basename(p): checkpoint_utils.checkpoint_step(p)
            for p in tf.train.get_checkpoint_state(model_dir).all_model_checkpoint_paths}
   assert steps == {'ckpt-1': 0, 'ckpt-2': 1, 'ckpt-3': 2, 'ckpt-4': 3, 'ckpt-5': 4}
-  # Learning rate 0: the weights saved at step 4 are exactly the model_dir's.
+  # Learning rate 1e-30 (0 is refused): far below float32 resolution of every weight, so the
+  # weights saved at step 4 are exactly the model_dir's.
   reader = tf.train.load_checkpoint(os.path.join(model_dir, 'ckpt-5'))
   keys = [k for k in reader.get_variable_to_shape_map()
           if k.startswith('model/') and '.OPTIMIZER_SLOT' not in k]
@@ -581,7 +582,7 @@ def test_resume_uses_the_tfod_apis_legacy_optimizer_state(root, data_dir, capsys
   assert checkpointing.restore_for_resume(ckpt, manager.latest_checkpoint, model) == []
   assert capsys.readouterr().out == '' and int(step.numpy()) == 3
   trainable = model.trainable_variables
-  optimizer.apply_gradients([(tf.zeros_like(v), v) for v in trainable])  # learning rate 0
+  optimizer.apply_gradients([(tf.zeros_like(v), v) for v in trainable])  # zero gradients
   for var in trainable:  # 0.9 * the restored -0.01
     np.testing.assert_allclose(optimizer.get_slot(var, 'momentum').numpy(), -0.009, rtol=1e-6)
   assert int(optimizer.iterations.numpy()) == 2

@@ -37,7 +37,10 @@ class MinibatchSampler(object, metaclass=abc.ABCMeta):
     Returns:
       bool [N] with min(num_samples, sum(indicator)) True entries, a subset of `indicator`.
     """
-    candidates = tf.reshape(_shuffle(tf.where(indicator)), [-1])
+    # int32 positions throughout: tf.where gives int64, and a traced mix of int64 positions with
+    # the int32 sizes below failed to trace now and then ("Cannot convert a list containing a
+    # tensor of dtype int32 to int64") in tests/test_mask_rcnn_overfit.py.
+    candidates = tf.reshape(_shuffle(tf.cast(tf.where(indicator), tf.int32)), [-1])
     num_samples = tf.minimum(tf.size(candidates), num_samples)
     chosen = tf.slice(candidates, [0], tf.reshape(num_samples, [1]))
     dense = ops.indices_to_dense_vector(chosen, tf.shape(indicator)[0])
