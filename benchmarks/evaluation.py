@@ -114,9 +114,11 @@ def _run_model_eval(records, image_size, num_images, work_dir):
   original_stats = eval_util._get_model_stats  # pylint: disable=protected-access
 
   def timed_evaluate(*args, **kwargs):
-    state["metrics"] = original_evaluate(*args, **kwargs)
+    result = original_evaluate(*args, **kwargs)
     state["returned_at"] = time.perf_counter()
-    return state["metrics"]
+    # The checkpoint evaluator asks for (metrics, model stats).
+    state["metrics"] = result[0] if kwargs.get("return_model_stats") else result
+    return result
 
   def timed_stats(*args, **kwargs):
     start = time.perf_counter()

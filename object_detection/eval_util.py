@@ -135,14 +135,14 @@ _MODEL_LABEL_KEYS = (_IN.num_groundtruth_boxes, _IN.groundtruth_boxes, _IN.groun
                      _IN.groundtruth_instance_masks, _IN.groundtruth_labeled_classes)
 
 
-def _make_compute_fn(detection_model):
+def _make_compute_fn(detection_model, add_regularization_loss=True):
   """features, labels -> (detections dict, losses dict)."""
   def compute(features, labels):
     if labels[_IN.groundtruth_boxes].shape[0] is None:
       raise ValueError('The eval dataset must have a static batch size '
                        '(drop_remainder or a known batch_size).')
     prediction_dict, losses = train_step.predict_and_compute_losses(
-        detection_model, features, labels, add_regularization_loss=True)
+        detection_model, features, labels, add_regularization_loss)
     detections = detection_model.postprocess(prediction_dict, features[_IN.true_image_shape])
     return detections, losses
   # Traced with the concrete shapes of each batch (the per-image ground-truth lists need a static
@@ -272,15 +272,124 @@ def _get_model_stats(detection_model, image_size):
   return _MODEL_STATS_CACHE[key]
 
 
+def _unique_batches(eval_dataset, state):
+  """Yields (features, labels, image ids) until the data ends or starts over.
+
+  eval_config.num_examples is deprecated and ignored, as in the TF2 TF OD API: the whole eval
+  dataset is evaluated. A repeating eval input (num_epochs: 0) would loop forever, so iteration
+  stops at the first batch made only of images already seen (`state['repeated']` is then True).
+  """
+  seen_image_ids = set()
+  num_images = 0
+  for features, labels in eval_dataset:
+    batch_ids = [_image_id(features, i, num_images + i)
+                 for i in range(int(features[_IN.original_image_spatial_shape].shape[0]))]
+    if batch_ids and all(image_id in seen_image_ids for image_id in batch_ids):
+      state['repeated'] = True
+      return
+    seen_image_ids.update(batch_ids)
+    num_images += len(batch_ids)
+    yield features, labels, batch_ids
+
+
+class _LossAverager(object):
+  """Per-image average of each loss over the evaluated batches."""
+
+  def __init__(self):
+    self.sums = {}
+    self.num_images = 0
+
+  def add(self, losses, batch_size):
+    for key, value in losses.items():
+      self.sums[key] = self.sums.get(key, 0.0) + float(value) * batch_size
+    self.num_images += batch_size
+
+  def averages(self):
+    return {key: total / self.num_images for key, total in self.sums.items()}
+
+
+class _SideBySideWriter(object):
+  """Writes the first `limit` (prediction | ground truth) images to TensorBoard."""
+
+  def __init__(self, summary_writer, limit, step, category_index, eval_config):
+    self.writer = summary_writer
+    self.limit = limit if summary_writer is not None else 0
+    self.step = step
+    self.category_index = category_index
+    self.eval_config = eval_config
+    self.count = 0
+    self.warned_no_original = False
+
+  def maybe_write(self, features, labels, i, height, width, det, det_boxes_normalized, gt):
+    if self.count >= self.limit:
+      return
+    if _IN.original_image not in features:
+      if not self.warned_no_original:
+        logging.warning('No original_image in the eval features: side-by-side images are '
+                        'skipped (set eval_config.retain_original_images: true).')
+        self.warned_no_original = True
+      return
+    n_gt = gt[_IN.groundtruth_boxes].shape[0]
+    _write_visualization(
+        self.writer, self.count, self.step, features[_IN.original_image][i].numpy(),
+        height, width, det, det_boxes_normalized, gt,
+        labels[_IN.groundtruth_boxes][i, :n_gt].numpy(), self.category_index, self.eval_config)
+    self.count += 1
+
+
+def _write_summaries(summary_writer, metrics, step, model_stats=None):
+  """Scalars for every metric, and the complexity lines as text (once per model)."""
+  with summary_writer.as_default():
+    for key, value in metrics.items():
+      tf.summary.scalar(key, value, step=step)
+    if model_stats:
+      tf.summary.text('model_complexity', '\n\n'.join(complexity_lines(model_stats)),
+                      step=step)
+  summary_writer.flush()
+
+
+def complexity_lines(model_stats):
+  """Printable lines for a `model_stats.model_stats` dict (parameters in M, GFLOPs per image)."""
+  lines_fn = getattr(model_stats_lib, 'complexity_lines', None)
+  if lines_fn is not None:
+    return lines_fn(model_stats)
+  lines = ['Parameters: %.2f M (%.2f M trainable)' % (
+      model_stats['num_parameters'] / 1e6, model_stats['num_trainable_parameters'] / 1e6)]
+  if model_stats.get('gflops_per_image') is not None:
+    height, width = model_stats['gflops_image_size']
+    lines.append('GFLOPs per image: %.2f at %dx%d' % (model_stats['gflops_per_image'], height,
+                                                     width))
+  return lines
+
+
+def _write_metrics_json(model_dir, record):
+  """Writes model_dir/eval/metrics_<step>.json aside and renames it (a kill leaves no half file)."""
+  eval_dir = os.path.join(model_dir, 'eval')
+  tf.io.gfile.makedirs(eval_dir)
+  path = os.path.join(eval_dir, 'metrics_{}.json'.format(record['global_step']))
+  with tf.io.gfile.GFile(path + '.tmp', 'w') as f:
+    json.dump(record, f, indent=2, sort_keys=True)
+  tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
+  logging.info('Wrote %s', path)
+
+
+def _add_loss_regularization(configs):
+  """Whether eval losses include the regularization loss: train_config.add_regularization_loss,
+  as the TF OD API's eager_eval_loop does (default True)."""
+  train_config = (configs or {}).get('train_config')
+  return bool(getattr(train_config, 'add_regularization_loss', True))
+
+
 def evaluate(detection_model, configs, eval_dataset, global_step, summary_writer=None,
              model_dir=None, num_visualizations=None, category_index=None,
-             compute_model_stats=True):
+             compute_model_stats=True, return_model_stats=False):
   """Evaluates a detection model on one pass of the eval dataset.
 
   Args:
     detection_model: a `core.model.DetectionModel` with restored weights.
-    configs: dict from `config_util.get_configs_from_pipeline_file` (uses 'eval_config' and
-      'eval_input_config' / 'eval_input_configs' for the label map).
+    configs: dict from `config_util.get_configs_from_pipeline_file` (uses 'eval_config',
+      'eval_input_config' / 'eval_input_configs' for the label map, and
+      'train_config.add_regularization_loss' for the eval losses, as the TF OD API).
     eval_dataset: `tf.data.Dataset` of (features, labels) from `inputs.eval_input` with the
       model's preprocess applied (see the `inputs.py` module docstring), static batch size.
     global_step: int or tf.Variable, the checkpoint's training step (summary step).
@@ -290,11 +399,13 @@ def evaluate(detection_model, configs, eval_dataset, global_step, summary_writer
     num_visualizations: number of side-by-side images to write; default
       `eval_config.num_visualizations`.
     category_index: optional dict id -> {'id', 'name'}; default from the eval label map.
-    compute_model_stats: add parameter count and GFLOPs per image to the JSON.
+    compute_model_stats: count parameters and GFLOPs per image (at the size the model runs,
+      `utils/model_stats.py`), write them to the JSON ('model_stats') and TensorBoard text.
 
   Returns:
     flat dict: COCO metrics (python floats, keys 'DetectionBoxes_Precision/mAP', ...,
-    'DetectionMasks_...') + eval losses averaged over images ('Loss/...').
+    'DetectionMasks_...') + eval losses averaged over images ('Loss/...'); with
+    return_model_stats, a tuple (metrics, model_stats dict or None).
 
   Raises:
     ValueError: on unknown metrics_set entries, missing masks for coco_mask_metrics, or an
@@ -304,46 +415,29 @@ def evaluate(detection_model, configs, eval_dataset, global_step, summary_writer
   step = int(global_step.numpy()) if hasattr(global_step, 'numpy') else int(global_step)
   if category_index is None:
     category_index = _category_index_from_configs(configs, int(detection_model.num_classes))
-  categories = list(category_index.values())
-  evaluators = get_evaluators(eval_config, categories)
+  evaluators = get_evaluators(eval_config, list(category_index.values()))
   needs_masks = any(isinstance(e, coco_evaluation.CocoMaskEvaluator) for e in evaluators)
   if num_visualizations is None:
     num_visualizations = int(_eval_field(eval_config, 'num_visualizations'))
-
   if summary_writer is None and model_dir:
     summary_writer = tf.summary.create_file_writer(os.path.join(model_dir, 'eval'))
 
-  # eval_config.num_examples is deprecated and ignored, as in the TF2 TF OD API: the whole eval
-  # dataset is evaluated. A repeating eval input (num_epochs: 0) would loop forever, so the
-  # loop stops at the first batch made only of images already seen.
-  compute_fn = _make_compute_fn(detection_model)
-  loss_sums = {}
-  num_loss_images = 0
+  compute_fn = _make_compute_fn(detection_model, _add_loss_regularization(configs))
+  losses = _LossAverager()
+  side_by_side = _SideBySideWriter(summary_writer, num_visualizations, step, category_index,
+                                   eval_config)
   num_images = 0
-  num_visualized = 0
   first_image_size = None
-  warned_no_original = False
   start = time.time()
-  seen_image_ids = set()
-  repeated = False
-  for batch_index, (features, labels) in enumerate(eval_dataset):
-    batch_ids = [_image_id(features, i, num_images + i)
-                 for i in range(int(features[_IN.original_image_spatial_shape].shape[0]))]
-    if batch_ids and all(image_id in seen_image_ids for image_id in batch_ids):
-      repeated = True
-      break
-    seen_image_ids.update(batch_ids)
-    detections, losses = compute_fn(features, labels)
-    batch = int(features[_IN.image].shape[0] or tf.shape(features[_IN.image])[0])
-    for key, value in losses.items():
-      loss_sums[key] = loss_sums.get(key, 0.0) + float(value) * batch
-    num_loss_images += batch
+  state = {'repeated': False}
+  for batch_index, (features, labels, batch_ids) in enumerate(
+      _unique_batches(eval_dataset, state)):
+    detections, batch_losses = compute_fn(features, labels)
+    losses.add(batch_losses, len(batch_ids))
     original_shapes = features[_IN.original_image_spatial_shape].numpy()
-    for i in range(batch):
+    for i, image_id in enumerate(batch_ids):
       height, width = int(original_shapes[i][0]), int(original_shapes[i][1])
-      if first_image_size is None:
-        first_image_size = (height, width)
-      image_id = batch_ids[i]
+      first_image_size = first_image_size or (height, width)
       gt = _groundtruth_for_image(labels, i, height, width, needs_masks, image_id)
       det, det_boxes_normalized = _detections_for_image(detections, i, height, width,
                                                         needs_masks, image_id)
@@ -351,29 +445,16 @@ def evaluate(detection_model, configs, eval_dataset, global_step, summary_writer
         evaluator.add_single_ground_truth_image_info(image_id, gt)
         evaluator.add_single_detected_image_info(image_id, det)
       num_images += 1
-      if num_visualized < num_visualizations and summary_writer is not None:
-        if _IN.original_image not in features:
-          if not warned_no_original:
-            logging.warning('No original_image in the eval features: side-by-side images are '
-                            'skipped (set eval_config.retain_original_images: true).')
-            warned_no_original = True
-          continue
-        n_gt = gt[_IN.groundtruth_boxes].shape[0]
-        _write_visualization(
-            summary_writer, num_visualized, step, features[_IN.original_image][i].numpy(),
-            height, width, det, det_boxes_normalized, gt,
-            labels[_IN.groundtruth_boxes][i, :n_gt].numpy(), category_index, eval_config)
-        num_visualized += 1
+      side_by_side.maybe_write(features, labels, i, height, width, det, det_boxes_normalized, gt)
     if batch_index % 10 == 0:
       logging.info('Finished eval step %d (%d images, %.1f s).', batch_index, num_images,
                    time.time() - start)
   if num_images == 0:
     raise ValueError('The eval dataset is empty: check eval_input_reader input_path.')
-  if repeated:
+  if state['repeated']:
     logging.warning('The eval input repeats (a whole batch of already evaluated images): '
                     'stopped after %d images. Set num_epochs: 1 in eval_input_reader.',
                     num_images)
-
   num_duplicates = max(getattr(e, 'num_skipped_duplicate_images', 0) for e in evaluators)
   if num_duplicates:
     logging.warning('%d eval images had a source_id seen before and were skipped (is the eval '
@@ -382,31 +463,21 @@ def evaluate(detection_model, configs, eval_dataset, global_step, summary_writer
   for evaluator in evaluators:
     metrics.update(evaluator.evaluate())
     evaluator.clear()
-  for key, total in loss_sums.items():
-    metrics[key] = total / num_loss_images
+  metrics.update(losses.averages())
 
+  stats = None
+  if compute_model_stats:
+    stats = _get_model_stats(detection_model, first_image_size)
   if summary_writer is not None:
-    with summary_writer.as_default():
-      for key, value in metrics.items():
-        tf.summary.scalar(key, value, step=step)
-    summary_writer.flush()
-
+    _write_summaries(summary_writer, metrics, step, stats)
   # The entry points print every metric once; the per-metric log lines are for debugging.
   logging.info('Eval metrics at step %d computed on %d images.', step, num_images)
   for key in sorted(metrics):
     logging.debug('\t+ %s: %f', key, metrics[key])
-
   if model_dir:
     record = {'global_step': step, 'num_images': num_images - num_duplicates,
               'num_skipped_duplicate_images': num_duplicates, 'metrics': metrics}
-    if compute_model_stats:
-      record['model_stats'] = _get_model_stats(detection_model, first_image_size)
-    eval_dir = os.path.join(model_dir, 'eval')
-    tf.io.gfile.makedirs(eval_dir)
-    path = os.path.join(eval_dir, 'metrics_{}.json'.format(step))
-    # Written aside and renamed: an evaluation killed while writing leaves no half file.
-    with tf.io.gfile.GFile(path + '.tmp', 'w') as f:
-      json.dump(record, f, indent=2, sort_keys=True)
-    tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
-    logging.info('Wrote %s', path)
-  return metrics
+    if stats is not None:
+      record['model_stats'] = stats
+    _write_metrics_json(model_dir, record)
+  return (metrics, stats) if return_model_stats else metrics

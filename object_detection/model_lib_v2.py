@@ -14,13 +14,14 @@ import tensorflow as tf
 
 from object_detection.builders import dataset_builder
 from object_detection.data_decoders import bad_examples
+from object_detection.training import checkpoint_evaluator
 from object_detection.training import checkpointing
-from object_detection.training import early_stopping as early_stopping_lib
 from object_detection.training import fine_tune
-from object_detection.training import lr_plateau
 from object_detection.training import progress
+from object_detection.training import recipe as recipe_lib
 from object_detection.training import strategy as strategy_lib
 from object_detection.training import train_step as train_step_lib
+from object_detection.training import watched_run
 from object_detection.utils import checkpoint_utils
 
 NonFiniteLossError = progress.NonFiniteLossError
@@ -102,129 +103,6 @@ def _numeric(strategy, batch):
   return tuple({k: v for k, v in part.items() if keep(v)} for part in batch)
 
 
-class _Evaluator(object):
-  """Lazily builds an inference-mode model + eval dataset and evaluates checkpoints."""
-
-  def __init__(self, configs, model_dir, eval_on_train_data=False, eval_index=0,
-               model_fn=None, eval_input_fn=None):
-    self.model_fn = model_fn
-    self.eval_input_fn = eval_input_fn
-    self.configs = configs
-    self.model_dir = model_dir
-    self.eval_on_train_data = eval_on_train_data
-    self.eval_index = eval_index
-    self.model = None
-    self.dataset = None
-
-  def _build(self):
-    # pylint: disable=g-import-not-at-top
-    if self.eval_input_fn is None:
-      from object_detection import inputs
-    if self.model_fn is None:
-      from object_detection.builders import model_builder
-    # pylint: enable=g-import-not-at-top
-    configs = self.configs
-    self.model = (self.model_fn or model_builder.build)(configs['model'], is_training=False)
-    if self.eval_on_train_data:
-      input_config = type(configs['train_input_config'])()
-      input_config.CopyFrom(configs['train_input_config'])
-      n = configs.get('_sample_1_of_n_eval_on_train_examples')
-      if n:
-        input_config.sample_1_of_n_examples = n
-    else:
-      input_config = configs['eval_input_configs'][self.eval_index]
-    self.input_config = input_config
-    self.reader_name = 'train_input_reader' if self.eval_on_train_data else 'eval_input_reader'
-    self.dataset = (self.eval_input_fn or inputs.eval_input)(
-        configs['eval_config'], input_config, configs['model'], model=self.model)
-    out_dir = (os.path.join(self.model_dir, 'eval_on_train') if self.eval_on_train_data
-               else self.model_dir)
-    self.output_dir = out_dir
-    self.writer = tf.summary.create_file_writer(os.path.join(out_dir, 'eval'))
-
-  def evaluate(self, checkpoint_path, step):
-    """Restores `checkpoint_path` (EMA if configured) and returns the metrics dict.
-
-    Returns None (with a message) for a checkpoint holding no model variables: the TF OD API's
-    step-0 checkpoint of a run without fine_tune_checkpoint, which the TF OD API would score as an
-    untrained model.
-    """
-    # pylint: disable=g-import-not-at-top
-    from object_detection import eval_util
-    # pylint: enable=g-import-not-at-top
-    if not checkpoint_utils.holds_model_variables(checkpoint_path):
-      print('Skipping %s (step %d): it holds no model variables (a TF OD API step-0 checkpoint).'
-            % (checkpoint_path, step))
-      return None
-    if self.model is None:
-      self._build()
-    checkpoint_utils.restore_for_inference(
-        self.model, checkpoint_path,
-        checkpoint_utils.uses_moving_average(self.configs['train_config']))
-    start = time.time()
-    try:
-      metrics = eval_util.evaluate(self.model, self.configs, self.dataset, step,
-                                   summary_writer=self.writer, model_dir=self.output_dir)
-    except tf.errors.DataLossError as e:
-      raise dataset_builder.explain_data_loss_error(self.input_config, e,
-                                                    self.reader_name) from None
-    print('Evaluation of %s (step %d) took %.1f s:' % (checkpoint_path, step, time.time() - start))
-    for key in sorted(metrics):
-      if key.startswith('Detection') or key.startswith('Loss/total'):
-        print('  %s: %.4f' % (key, metrics[key]))
-    for line in bad_examples.summary_lines():
-      print('  ' + line)
-    return metrics
-
-
-class _Recipe(object):
-  """ReduceLROnPlateau + early stopping + best checkpoint, with state persisted in model_dir."""
-
-  def __init__(self, train_config, model_dir, plateau_variable):
-    self.model_dir = model_dir
-    self.plateau = None
-    if plateau_variable is not None:
-      lr_config = getattr(train_config.optimizer, train_config.optimizer.WhichOneof('optimizer'))
-      self.plateau = lr_plateau.ReduceLROnPlateau(
-          lr_config.learning_rate.reduce_lr_on_plateau_learning_rate, plateau_variable)
-    self.early_stopping = None
-    if train_config.HasField('early_stopping'):
-      self.early_stopping = early_stopping_lib.EarlyStopping(train_config.early_stopping)
-    self.best = None
-    if train_config.best_checkpoint_metric:
-      self.best = early_stopping_lib.BestCheckpointKeeper(
-          model_dir, train_config.best_checkpoint_metric,
-          train_config.best_checkpoint_metric_higher_is_better)
-    state = checkpointing.load_state(model_dir)
-    for name, part in self._parts().items():
-      if name in state:
-        part.load_state_dict(state[name])
-
-  def _parts(self):
-    parts = {'lr_plateau': self.plateau, 'early_stopping': self.early_stopping,
-             'best_checkpoint': self.best}
-    return {k: v for k, v in parts.items() if v is not None}
-
-  @property
-  def active(self):
-    return bool(self._parts())
-
-  def update(self, metrics, checkpoint_path, step):
-    """Returns True when early stopping says stop."""
-    stop = False
-    if self.plateau is not None:
-      self.plateau.update(metrics, step)
-    if self.best is not None:
-      self.best.update(metrics, checkpoint_path, step)
-    if self.early_stopping is not None and self.early_stopping.update(metrics, step):
-      print(self.early_stopping.message())
-      stop = True
-    state = {name: part.state_dict() for name, part in self._parts().items()}
-    state['last_eval_step'] = int(step)
-    checkpointing.save_state(self.model_dir, state)
-    return stop
-
-
 def train_loop(pipeline_config_path, model_dir, config_override=None, train_steps=None,
                use_tpu=False, checkpoint_every_n=1000, record_summaries=True, eval_every_n=None,
                strategy=None, num_workers=1, tpu_name=None, jit_compile=False,
@@ -268,20 +146,10 @@ def train_loop(pipeline_config_path, model_dir, config_override=None, train_step
     dataset_builder.CorruptRecordError: a TFRecord file is corrupt (names the file and record).
     ValueError: the checkpoint to resume from does not fit the config (pipeline.config is kept).
   """
-  # pylint: disable=g-import-not-at-top
-  from object_detection.builders import optimizer_builder
-  from object_detection.utils import config_util
-  if model_fn is None:
-    from object_detection.builders import model_builder
-  if train_input_fn is None:
-    from object_detection import inputs
-  # pylint: enable=g-import-not-at-top
   configs = kwargs.get('configs') or load_configs(
       pipeline_config_path, config_override, train_steps,
       kwargs.get('sample_1_of_n_eval_examples'))
-  model_config = configs['model']
   train_config = configs['train_config']
-  train_input_config = configs['train_input_config']
   num_steps = int(train_config.num_steps)
   if num_steps <= 0:
     raise ValueError('train_config.num_steps must be > 0 (or pass --num_train_steps).')
@@ -293,28 +161,112 @@ def train_loop(pipeline_config_path, model_dir, config_override=None, train_step
     # latest checkpoint is set aside (with one line saying which one is used instead).
     checkpointing.prepare_model_dir(model_dir)
 
+  run = _build_training(configs, strategy, model_fn, train_input_fn)
+  manager = _resume_or_initialize(run, configs, model_dir)
+  trainable = _trainable_variables(run.model, train_config)
+  if chief:
+    # Only now that the config has been checked against the checkpoint it resumes from: a resume
+    # refused for a changed config keeps the pipeline.config the checkpoints were trained with.
+    _write_pipeline_config(configs, model_dir)
+  step_fn = train_step_lib.make_train_step(
+      strategy, run.model, run.optimizer, trainable, run.global_step,
+      bool(train_config.add_regularization_loss),
+      train_config.gradient_clipping_by_norm or None, jit_compile=jit_compile)
+
+  recipe = recipe_lib.Recipe(train_config, model_dir, run.built.plateau_variable)
+  if recipe.plateau is not None and not eval_every_n:
+    logging.warning('reduce_lr_on_plateau_learning_rate without --eval_every_n: the learning '
+                    'rate will never be reduced.')
+  evaluator = checkpoint_evaluator.CheckpointEvaluator(
+      configs, model_dir, model_fn=model_fn, eval_input_fn=eval_input_fn) if (
+          eval_every_n and chief) else None
+  writer = tf.summary.create_file_writer(os.path.join(model_dir, 'train')) if (
+      chief and record_summaries) else None
+  if writer is not None and int(run.global_step.numpy()) == 0 and num_train_images_to_summarize:
+    features, labels = tf.nest.map_structure(
+        lambda v: strategy.experimental_local_results(v)[0], run.first_batch)
+    progress.write_train_images(writer, features, labels, 0, num_train_images_to_summarize)
+  logger = progress.ProgressLogger(int(run.global_step.numpy()), num_steps,
+                                   int(train_config.batch_size), train_config.log_every_n_steps,
+                                   writer, record_summaries)
+  schedule = _Schedule(num_steps, checkpoint_every_n, eval_every_n if evaluator else None)
+  try:
+    result = _run_steps(run, configs, step_fn, manager, schedule, logger, evaluator, recipe)
+  finally:
+    logger.close()
+    if writer is not None:
+      writer.flush()
+  if chief:
+    checkpointing.set_finished_step(model_dir, result['step'])  # continuous eval stops here
+  print('Training finished at step %d; last checkpoint %s.' % (result['step'],
+                                                               result['checkpoint']))
+  for line in bad_examples.summary_lines():
+    print(line)
+  return result
+
+
+class _TrainingRun(object):
+  """What one training run builds: model, optimizer (+ schedule), step counter, input."""
+
+  def __init__(self, strategy, model, built, global_step, iterator, first_batch):
+    self.strategy = strategy
+    self.model = model
+    self.built = built
+    self.optimizer = built.optimizer
+    self.global_step = global_step
+    self.iterator = iterator
+    self.first_batch = first_batch
+
+
+def _build_training(configs, strategy, model_fn=None, train_input_fn=None):
+  """Builds the training model, its input, optimizer and variables (+ EMA slots).
+
+  The variables are created by one forward/backward pass on the first batch (the TF OD API's
+  `_ensure_model_is_built`), so checkpoints can be restored into them.
+  """
+  # pylint: disable=g-import-not-at-top
+  from object_detection.builders import optimizer_builder
+  if model_fn is None:
+    from object_detection.builders import model_builder
+  if train_input_fn is None:
+    from object_detection import inputs
+  # pylint: enable=g-import-not-at-top
+  model_config = configs['model']
+  train_config = configs['train_config']
   with strategy.scope():
     detection_model = (model_fn or model_builder.build)(model_config, is_training=True)
 
     def dataset_fn(input_context):
-      return (train_input_fn or inputs.train_input)(train_config, train_input_config, model_config,
-                                model=detection_model, input_context=input_context)
+      return (train_input_fn or inputs.train_input)(
+          train_config, configs['train_input_config'], model_config, model=detection_model,
+          input_context=input_context)
 
     dataset = strategy.distribute_datasets_from_function(dataset_fn)
     global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step',
                               aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     built = optimizer_builder.build_with_schedule(train_config.optimizer, global_step)
-  optimizer = built.optimizer
   iterator = iter(dataset)
-  first_batch = _next_batch(iterator, train_input_config, 'train_input_reader')
-
-  # Create the variables (TF OD API _ensure_model_is_built), then the EMA shadow slots.
-  add_reg = bool(train_config.add_regularization_loss)
-  train_step_lib.make_build_fn(strategy, detection_model, add_reg)(*first_batch)
+  first_batch = _next_batch(iterator, configs['train_input_config'], 'train_input_reader')
+  train_step_lib.make_build_fn(strategy, detection_model,
+                               bool(train_config.add_regularization_loss))(*first_batch)
   if built.use_moving_average:
     with strategy.scope():
-      optimizer.shadow_copy(detection_model)
-  ckpt, manager = checkpointing.make_manager(model_dir, detection_model, optimizer, global_step)
+      built.optimizer.shadow_copy(detection_model)
+  return _TrainingRun(strategy, detection_model, built, global_step, iterator, first_batch)
+
+
+def _resume_or_initialize(run, configs, model_dir):
+  """Resumes from model_dir's latest checkpoint, else loads fine_tune_checkpoint.
+
+  Returns:
+    the run's tf.train.CheckpointManager.
+
+  Raises:
+    ValueError: the checkpoint to resume from does not fit the config.
+    fine_tune.FineTuneError: unusable fine-tune checkpoint.
+  """
+  train_config = configs['train_config']
+  ckpt, manager = checkpointing.make_manager(model_dir, run.model, run.optimizer, run.global_step)
   resume_from = manager.latest_checkpoint
   if resume_from and not checkpoint_utils.holds_model_variables(resume_from):
     # The TF OD API's step-0 checkpoint of a run without fine_tune_checkpoint: nothing to resume
@@ -323,21 +275,30 @@ def train_loop(pipeline_config_path, model_dir, config_override=None, train_step
           % resume_from)
     resume_from = None
   if resume_from:
-    checkpointing.restore_for_resume(ckpt, resume_from, detection_model)
-    print('Resuming from %s (step %d).' % (resume_from, int(global_step.numpy())))
-  else:
-    if train_config.fine_tune_checkpoint:
-      # TF OD API: an unset type falls back on the deprecated from_detection_checkpoint.
-      checkpoint_type = train_config.fine_tune_checkpoint_type or (
-          'detection' if train_config.from_detection_checkpoint else 'classification')
-      fine_tune.load_fine_tune_checkpoint(detection_model, train_config.fine_tune_checkpoint,
-                                          checkpoint_type, model_config)
-    if built.use_moving_average:
-      # Start the averages at the initial weights (tfa MovingAverage / tf.train EMA behaviour)
-      # instead of the zeros the Model Garden wrapper uses.
-      for average, weight in zip(optimizer._average_weights, optimizer._model_weights):  # pylint: disable=protected-access
-        average.assign(weight)
+    checkpointing.restore_for_resume(ckpt, resume_from, run.model)
+    print('Resuming from %s (step %d).' % (resume_from, int(run.global_step.numpy())))
+    return manager
+  if train_config.fine_tune_checkpoint:
+    # TF OD API: an unset type falls back on the deprecated from_detection_checkpoint.
+    checkpoint_type = train_config.fine_tune_checkpoint_type or (
+        'detection' if train_config.from_detection_checkpoint else 'classification')
+    fine_tune.load_fine_tune_checkpoint(run.model, train_config.fine_tune_checkpoint,
+                                        checkpoint_type, configs['model'])
+  if run.built.use_moving_average:
+    # Start the averages at the initial weights (tfa MovingAverage / tf.train EMA behaviour)
+    # instead of the zeros the Model Garden wrapper uses.
+    optimizer = run.optimizer
+    for average, weight in zip(optimizer._average_weights, optimizer._model_weights):  # pylint: disable=protected-access
+      average.assign(weight)
+  return manager
 
+
+def _trainable_variables(detection_model, train_config):
+  """The variables the optimizer updates (freeze_variables / update_trainable_variables).
+
+  Raises:
+    ValueError: the filters leave nothing to train.
+  """
   trainable = train_step_lib.filter_trainable_variables(
       detection_model.trainable_variables, train_config.update_trainable_variables,
       train_config.freeze_variables)
@@ -347,124 +308,63 @@ def train_loop(pipeline_config_path, model_dir, config_override=None, train_step
                                             len(detection_model.trainable_variables)))
   if not trainable:
     raise ValueError('freeze_variables / update_trainable_variables leave no variable to train.')
-  if chief:
-    # Only now that the config has been checked against the checkpoint it resumes from: a resume
-    # refused for a changed config keeps the pipeline.config the checkpoints were trained with.
-    checkpointing.write_pipeline_config(
-        config_util.create_pipeline_proto_from_configs(
-            {k: v for k, v in configs.items() if not k.startswith('_')}), model_dir)
-  step_fn = train_step_lib.make_train_step(
-      strategy, detection_model, optimizer, trainable, global_step, add_reg,
-      train_config.gradient_clipping_by_norm or None, jit_compile=jit_compile)
+  return trainable
 
-  recipe = _Recipe(train_config, model_dir, built.plateau_variable)
-  if recipe.plateau is not None and not eval_every_n:
-    logging.warning('reduce_lr_on_plateau_learning_rate without --eval_every_n: the learning '
-                    'rate will never be reduced.')
-  evaluator = _Evaluator(configs, model_dir, model_fn=model_fn, eval_input_fn=eval_input_fn) if (
-      eval_every_n and chief) else None
 
-  writer = tf.summary.create_file_writer(os.path.join(model_dir, 'train')) if (
-      chief and record_summaries) else None
-  step = int(global_step.numpy())
-  if writer is not None and step == 0 and num_train_images_to_summarize:
-    features, labels = tf.nest.map_structure(
-        lambda v: strategy.experimental_local_results(v)[0], first_batch)
-    progress.write_train_images(writer, features, labels, 0, num_train_images_to_summarize)
-  logger = progress.ProgressLogger(step, num_steps, int(train_config.batch_size),
-                                   train_config.log_every_n_steps, writer, record_summaries)
-  pending = first_batch
+def _write_pipeline_config(configs, model_dir):
+  from object_detection.utils import config_util  # pylint: disable=g-import-not-at-top
+  checkpointing.write_pipeline_config(
+      config_util.create_pipeline_proto_from_configs(
+          {k: v for k, v in configs.items() if not k.startswith('_')}), model_dir)
+
+
+class _Schedule(object):
+  """When the loop saves and evaluates: every n steps and at the last step."""
+
+  def __init__(self, num_steps, checkpoint_every_n, eval_every_n):
+    self.num_steps = num_steps
+    self.checkpoint_every_n = checkpoint_every_n
+    self.eval_every_n = eval_every_n
+
+  def evaluate_at(self, step):
+    return bool(self.eval_every_n) and (step % self.eval_every_n == 0 or step == self.num_steps)
+
+  def save_at(self, step):
+    return (step % self.checkpoint_every_n == 0 or step == self.num_steps or
+            self.evaluate_at(step))
+
+
+def _run_steps(run, configs, step_fn, manager, schedule, logger, evaluator, recipe):
+  """The training loop: step, log, check, save, evaluate, until num_steps or early stopping.
+
+  Raises:
+    NonFiniteLossError: a loss or an updated weight is NaN/Inf (that step is not saved).
+    dataset_builder.CorruptRecordError: a train TFRecord is corrupt.
+  """
+  input_config = configs['train_input_config']
+  step = int(run.global_step.numpy())
+  pending = run.first_batch
   last_checkpoint = manager.latest_checkpoint
   metrics, stopped_early = None, False
-  try:
-    while step < num_steps:
-      batch, pending = (pending or _next_batch(iterator, train_input_config,
-                                               'train_input_reader')), None
-      losses = {k: float(v) for k, v in step_fn(*_numeric(strategy, batch)).items()}
-      step = int(global_step.numpy())
-      progress.check_finite(losses, step)  # raises before anything of this step is saved
-      learning_rate = float(built.learning_rate_fn())
-      logger.step(step, losses, learning_rate)
-      do_eval = bool(evaluator) and (step % eval_every_n == 0 or step == num_steps)
-      if step % checkpoint_every_n == 0 or step == num_steps or do_eval:
-        # The loss of step k is computed before its update: check the updated weights too.
-        progress.check_weights_finite(detection_model, step)
-        last_checkpoint = checkpointing.save(manager, global_step)
-      if do_eval:
-        metrics = evaluator.evaluate(last_checkpoint, step)
-        if recipe.active and recipe.update(metrics, last_checkpoint, step):
-          stopped_early = True
-          break
-  finally:
-    logger.close()
-    if writer is not None:
-      writer.flush()
-  if chief:
-    checkpointing.set_finished_step(model_dir, step)  # tells continuous evaluation to stop here
-  print('Training finished at step %d; last checkpoint %s.' % (step, last_checkpoint))
-  for line in bad_examples.summary_lines():
-    print(line)
+  while step < schedule.num_steps:
+    batch, pending = (pending or _next_batch(run.iterator, input_config,
+                                             'train_input_reader')), None
+    losses = {k: float(v) for k, v in step_fn(*_numeric(run.strategy, batch)).items()}
+    step = int(run.global_step.numpy())
+    progress.check_finite(losses, step)  # raises before anything of this step is saved
+    logger.step(step, losses, float(run.built.learning_rate_fn()))
+    if schedule.save_at(step):
+      # The loss of step k is computed before its update: check the updated weights too.
+      progress.check_weights_finite(run.model, step)
+      last_checkpoint = checkpointing.save(manager, run.global_step)
+    if evaluator is not None and schedule.evaluate_at(step):
+      metrics = evaluator.evaluate(last_checkpoint, step)
+      if recipe.active and recipe.update(metrics, last_checkpoint, step):
+        stopped_early = True
+        break
   return {'step': step, 'metrics': metrics, 'stopped_early': stopped_early,
           'checkpoint': last_checkpoint}
 
-
-class _WatchedRun(object):
-  """The final step of the training run that writes a model_dir, as that run says it.
-
-  The run's own `training_state.json` (the step a finished run stopped at, early stopping
-  included) wins, then the `num_steps` of its saved `pipeline.config` (which holds the run's
-  --num_train_steps), then the evaluating command's own num_steps. Re-read at every check: the run
-  may start after the evaluator, or be resumed with more steps.
-  """
-
-  def __init__(self, run_dir, own_num_steps):
-    self.run_dir = run_dir
-    self.own_num_steps = int(own_num_steps)
-    self._said = None
-
-  def _read(self):
-    """(final step, why) ; final step <= 0 means none is known."""
-    try:
-      finished = checkpointing.load_state(self.run_dir).get(checkpointing.FINISHED_STEP_KEY)
-    except ValueError:
-      finished = None
-    if finished is not None:
-      return int(finished), 'the run in %s finished at step %d (%s)' % (
-          self.run_dir, int(finished), checkpointing.STATE_FILE)
-    path = os.path.join(self.run_dir, 'pipeline.config')
-    if tf.io.gfile.exists(path):
-      # pylint: disable=g-import-not-at-top
-      from google.protobuf import text_format
-      from object_detection.protos import pipeline_pb2
-      # pylint: enable=g-import-not-at-top
-      try:
-        with tf.io.gfile.GFile(path) as f:
-          run_config = text_format.Parse(f.read(), pipeline_pb2.TrainEvalPipelineConfig())
-        steps = int(run_config.train_config.num_steps)
-      except Exception:  # pylint: disable=broad-except  (being rewritten, or not ours)
-        steps = 0
-      if steps > 0:
-        return steps, '%s has num_steps %d' % (path, steps)
-    return self.own_num_steps, 'this command\'s config has num_steps %d' % self.own_num_steps
-
-  def final_step(self):
-    """The step after whose checkpoint evaluation stops (<= 0: unknown); says so once per value."""
-    step, why = self._read()
-    if step > 0 and (step, why) != self._said:
-      extra = ''
-      if step != self.own_num_steps:
-        extra = ', not this command\'s num_steps %d' % self.own_num_steps
-      print('Continuous evaluation stops after the checkpoint of step %d: %s%s.' % (step, why, extra),
-            flush=True)
-      self._said = (step, why)
-    return step
-
-  def finished(self):
-    """Whether the run wrote its finished-run marker."""
-    try:
-      return checkpointing.FINISHED_STEP_KEY in checkpointing.load_state(self.run_dir)
-    except ValueError:
-      return False
 
 
 # Seconds between checks, while waiting for a checkpoint, that the watched run has not finished
@@ -505,7 +405,7 @@ def eval_continuously(pipeline_config_path, model_dir, checkpoint_dir, config_ov
       sample_1_of_n_eval_on_train_examples,
       mode='eval_on_train' if eval_on_train_data else 'eval', check_files=False)
   num_steps = int(configs['train_config'].num_steps)
-  evaluator = _Evaluator(configs, model_dir, eval_on_train_data, eval_index,
+  evaluator = checkpoint_evaluator.CheckpointEvaluator(configs, model_dir, eval_on_train_data, eval_index,
                          eval_input_fn=eval_input_fn)
   results = {}
   # A TF OD API export / model zoo folder keeps its checkpoint in checkpoint/.
@@ -521,7 +421,7 @@ def eval_continuously(pipeline_config_path, model_dir, checkpoint_dir, config_ov
       if metrics is not None:
         results[step] = metrics
       return results
-  run = _WatchedRun(folder, num_steps)
+  run = watched_run.WatchedRun(folder, num_steps)
   run.final_step()
   waiting = {'since': time.time(), 'last_step': None, 'finished': False}
 

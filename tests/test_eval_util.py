@@ -227,6 +227,33 @@ def test_evaluate_matching_detections_give_one_and_writes_outputs(tmp_path):
   assert 'DetectionMasks_Precision/mAP' in tags and 'Loss/total_loss' in tags
   assert {'eval_side_by_side_0', 'eval_side_by_side_1'} <= tags
   assert 'eval_side_by_side_2' not in tags
+  assert 'model_complexity' in tags  # parameters and GFLOPs as TensorBoard text
+
+
+class _RegularizedModel(FakeDetectionModel):
+
+  def regularization_losses(self):
+    return [tf.constant(0.25)]
+
+
+@pytest.mark.parametrize('add_regularization_loss', [True, False])
+def test_eval_losses_follow_train_config_add_regularization_loss(add_regularization_loss):
+  # As the TF OD API's eager_eval_loop: train_config.add_regularization_loss decides whether the
+  # eval Loss/total_loss includes the regularization loss.
+  images, annotations = _synthetic_data()
+  dataset = _make_dataset(images, annotations, 3, batch_size=3, max_boxes=4,
+                          source_ids=['a', 'b', 'c'])
+  configs = _configs(['coco_detection_metrics'])
+  configs['train_config'] = types.SimpleNamespace(add_regularization_loss=add_regularization_loss)
+  metrics = eval_util.evaluate(_RegularizedModel(), configs, dataset, global_step=1,
+                               category_index=CATEGORY_INDEX, num_visualizations=0,
+                               compute_model_stats=False)
+  if add_regularization_loss:
+    assert metrics['Loss/regularization_loss'] == pytest.approx(0.25)
+    assert metrics['Loss/total_loss'] == pytest.approx(2.0 + 0.25)
+  else:
+    assert 'Loss/regularization_loss' not in metrics
+    assert metrics['Loss/total_loss'] == pytest.approx(2.0)
 
 
 def test_wrong_detections_lower_metrics():

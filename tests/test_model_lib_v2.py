@@ -20,11 +20,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fake_detection_model as fake  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from object_detection import model_lib_v2  # pylint: disable=g-import-not-at-top,wrong-import-position
+from object_detection.training import checkpoint_evaluator  # pylint: disable=wrong-import-position
 from object_detection.training import checkpointing  # pylint: disable=wrong-import-position
 from object_detection.training import early_stopping  # pylint: disable=wrong-import-position
 from object_detection.training import fine_tune  # pylint: disable=wrong-import-position
 from object_detection.training import lr_plateau  # pylint: disable=wrong-import-position
 from object_detection.training import progress  # pylint: disable=wrong-import-position
+from object_detection.training import recipe as recipe_lib  # pylint: disable=wrong-import-position
 from object_detection.training import train_step  # pylint: disable=wrong-import-position
 from object_detection.utils import checkpoint_utils  # pylint: disable=wrong-import-position
 
@@ -369,12 +371,12 @@ def test_recipe_state_survives_resume(tmp_path):
     }""")
   model_dir = str(tmp_path)
   var = tf.Variable(0.1)
-  recipe = model_lib_v2._Recipe(configs['train_config'], model_dir, var)
+  recipe = recipe_lib.Recipe(configs['train_config'], model_dir, var)
   assert not recipe.update({'m': 0.5}, 'ckpt-1', 1)
   assert not recipe.update({'m': 0.4}, 'ckpt-2', 2)
   assert float(var.numpy()) == pytest.approx(0.05)
   var2 = tf.Variable(0.1)
-  again = model_lib_v2._Recipe(configs['train_config'], model_dir, var2)
+  again = recipe_lib.Recipe(configs['train_config'], model_dir, var2)
   assert float(var2.numpy()) == pytest.approx(0.05)
   assert again.early_stopping.monitor.num_bad_evals == 1
   assert not again.update({'m': 0.4}, 'ckpt-3', 3)
@@ -390,7 +392,7 @@ def test_in_training_eval_drives_recipe(tmp_path, monkeypatch):
     evaluated.append((os.path.basename(checkpoint_path), step))
     return {'m': 0.5}
 
-  monkeypatch.setattr(model_lib_v2._Evaluator, 'evaluate', fake_evaluate)
+  monkeypatch.setattr(checkpoint_evaluator.CheckpointEvaluator, 'evaluate', fake_evaluate)
   model_dir = str(tmp_path / 'model')
   result = run_fake_training(
       model_dir, num_steps=20, eval_every_n=2, checkpoint_every_n=100,
@@ -422,7 +424,7 @@ def _patch_evaluator(monkeypatch):
     evaluated.append(step)
     return {'DetectionMasks_Precision/mAP': 0.1}
 
-  monkeypatch.setattr(model_lib_v2._Evaluator, 'evaluate', fake_evaluate)
+  monkeypatch.setattr(checkpoint_evaluator.CheckpointEvaluator, 'evaluate', fake_evaluate)
   return evaluated
 
 
