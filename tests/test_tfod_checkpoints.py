@@ -325,7 +325,8 @@ def test_continuous_eval_of_zoo_folder(zoo_mask5, root, monkeypatch):
 
   def fake_evaluate(model, configs, dataset, step, **kwargs):
     evaluated.append((step, holds_deterministic(model)))
-    return {'DetectionMasks_Precision/mAP': 0.25}
+    metrics = {'DetectionMasks_Precision/mAP': 0.25}
+    return (metrics, None) if kwargs.get('return_model_stats') else metrics
 
   monkeypatch.setattr(eval_util, 'evaluate', fake_evaluate)
   results = model_lib_v2.eval_continuously(
