@@ -1,7 +1,7 @@
 r"""Converts a COCO-format instance segmentation dataset to TFRecords (TF OD API format).
 
 Same flags and output names as the TF OD API's `create_coco_tf_record.py`, plus --num_shards,
---mask_type, --num_workers and --overwrite. Any split may be omitted: a split is converted when
+--mask_type, --num_workers, --overwrite, --classes and --keep_empty_images. Any split may be omitted: a split is converted when
 both its image folder and its annotations file are given. Writes
 <output_dir>/coco_{train,val,testdev}.record-NNNNN-of-NNNNN, <output_dir>/label_map.pbtxt (every
 category of the annotation files, with their ids) and <output_dir>/conversion_summary.txt, then
@@ -20,6 +20,12 @@ Example (the bundled sample data, from the repository root):
     --train_annotations_file=samples/data/coco128_seg/annotations/instances_train.json \
     --val_annotations_file=samples/data/coco128_seg/annotations/instances_val.json \
     --output_dir=/tmp/coco128_records --include_masks
+
+A class subset: --classes=person,car (category names or ids, mixed allowed, comma separated)
+writes only those categories' instances, renumbered 1..K in the order given, and a label map of
+just those K classes; the other instances are dropped and images left without an instance are
+dropped too, or written as negatives (no objects) with --keep_empty_images. The summary gives the
+mapping (`person (COCO id 1) -> 1`) and every count.
 
 Exit status 2, with one line naming the file, folder or flag, on a usage or input error (no split,
 a split with only one of its two flags, a missing or malformed input, an output folder that may
@@ -56,6 +62,13 @@ flags.DEFINE_enum('mask_type', 'png', ['png', 'numerical'],
                   'numerical: float list N*H*W (large; mask_type: NUMERICAL_MASKS).')
 flags.DEFINE_integer('num_workers', 1, 'Processes that read and encode images.')
 flags.DEFINE_boolean('progress', True, 'Show a progress bar (images/s) on stderr.')
+flags.DEFINE_string('classes', '',
+                    'Convert only these categories: comma-separated names and/or COCO category '
+                    'ids (e.g. person,car or 1,3), renumbered 1..K in this order in the records '
+                    'and label_map.pbtxt. Empty: every category, with its COCO id.')
+flags.DEFINE_boolean('keep_empty_images', False,
+                     'With --classes: write the images that have no instance of those classes '
+                     'as negatives (no objects) instead of dropping them.')
 
 FLAGS = flags.FLAGS
 _MAIN_PID = os.getpid()
@@ -113,7 +126,16 @@ def main(argv):
     inputs = [path for _, image_dir, annotations_file in splits
               for path in (image_dir, annotations_file)]
     output_folder.check_output_dir(FLAGS.output_dir, FLAGS.overwrite, inputs)
+    if FLAGS.keep_empty_images and not FLAGS.classes.strip():
+      raise config_validation.UsageError(
+          '--keep_empty_images only applies with --classes (without it every image is written, '
+          'with or without instances): remove it or give --classes.')
     loaded = coco_annotations.load_splits(splits)
+    classes = None
+    if FLAGS.classes.strip():
+      classes = coco_annotations.parse_classes_flag(FLAGS.classes)
+      # Checked here, before TensorFlow is imported, so a misspelt class fails at once.
+      coco_annotations.resolve_classes(classes, loaded[1])
     from object_detection.utils import quiet_logs  # pylint: disable=g-import-not-at-top
     quiet_logs.quiet_tensorflow_startup()  # before coco_tf_record imports TensorFlow
     from object_detection.dataset_tools import coco_tf_record  # pylint: disable=g-import-not-at-top
@@ -121,7 +143,8 @@ def main(argv):
         splits, FLAGS.output_dir, include_masks=FLAGS.include_masks,
         num_shards=FLAGS.num_shards, mask_type=FLAGS.mask_type,
         num_workers=FLAGS.num_workers, show_progress=FLAGS.progress, loaded=loaded,
-        overwrite=FLAGS.overwrite)
+        overwrite=FLAGS.overwrite, classes=classes,
+        keep_empty_images=FLAGS.keep_empty_images)
   except config_validation.ConfigError as e:  # ConversionError and UsageError included.
     print(config_validation.error_line(e), file=sys.stderr)
     sys.exit(2)

@@ -27,8 +27,10 @@ labels (M = max_number_of_boxes; rows >= num_groundtruth_boxes are padding with 
     original resolution, for COCO mask metrics against unresized ground truth.
 
 Which objects reach the model (as the TF OD API's `transform_input_data`): objects whose box has a
-NaN coordinate and objects of class id -1 (a class the decoder could not map, e.g. a class text
-not in the label map) are dropped from every per-box field; the first M of the rest are kept
+NaN coordinate and objects of class id -1 (a class the decoder could not map: a class text not in
+the label map, or a class/label not among its ids) are dropped from every per-box field (boxes,
+classes, weights, is_crowd, area, masks, ...), so a label map that lists a subset of the
+records' classes trains and evaluates on that subset; the first M of the rest are kept
 (`pad_to_max_boxes` warns, naming the record, when it clips). `train_input` / `eval_input` count
 the dropped objects per reason and class (`bad_examples.count_dropped_objects`), reported by
 `bad_examples.summary_lines()` after each evaluation and at the end of training.
@@ -38,7 +40,9 @@ Deliberate differences from the TF OD API's inputs.py (values are equal elsewher
     when the ground truth is provided); images are padded per batch (`padded_batch`), not to a
     static spatial shape, so keep_aspect_ratio_resizer without padding works with batch > 1.
   * A class id 0, below -1 or above num_classes is an error naming the record; the TF OD API
-    one-hots it to an all-zero row and trains on a box of no class.
+    one-hots it to an all-zero row and trains on a box of no class. With a label map (whose ids
+    config validation keeps <= num_classes) such ids cannot occur: the decoder gives -1 to any
+    class/label that is not a label map id, so those objects are dropped and counted instead.
   * Dropping objects also drops their groundtruth_weights / group_of rows; the TF OD API's
     `retain_groundtruth` leaves those unfiltered, which moves non-uniform image/object/weight
     values onto the wrong boxes.
@@ -284,7 +288,9 @@ def transform_input_data(tensor_dict, model_preprocess_fn, image_resizer_fn, num
   valid = tf.reduce_all(tf.logical_and(classes >= 1, classes <= num_classes))
   with tf.control_dependencies([tf.debugging.Assert(valid, [
       'Record image/source_id=', out.get(_F.source_id, ''), 'has label ids', classes,
-      'outside [1, num_classes=%d]: fix the label map or num_classes.' % num_classes])]):
+      'outside [1, num_classes=%d]: raise num_classes, or set the input reader\'s '
+      'label_map_path to the classes to train on (objects of the other classes are then '
+      'skipped and counted).' % num_classes])]):
     out[_F.groundtruth_classes] = tf.one_hot(classes - _LABEL_OFFSET, num_classes,
                                              dtype=tf.float32)
   out[_F.num_groundtruth_boxes] = tf.shape(out[_F.groundtruth_boxes])[0]

@@ -112,7 +112,8 @@ class SkippedRecords(object):
       if names and self._first_unrecognized is None:
         self._first_unrecognized = (names[0], source_id)
         first_unrecognized = True
-    when = 'the totals are reported after each evaluation and at the end of training'
+    when = ('further ones are counted, not logged; the totals are reported after each '
+            'evaluation and at the end of training')
     if first_nan:
       logging.warning('%s: skipping objects whose box has a NaN coordinate, as the TF OD API '
                       'does (first in record image/source_id=%s); %s.', self.name, source_id,

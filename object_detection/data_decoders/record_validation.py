@@ -23,6 +23,11 @@ from object_detection.utils import label_map_util
 # looking for one with objects before the file is taken as it is.
 _MAX_RECORDS_TO_FIND_OBJECTS = 50
 
+# When none of the class texts of the records checked is in the label map, up to this many
+# records per file are read looking for one that is before warning: a label map listing a
+# subset of the classes (e.g. person only) legitimately misses every text of many records.
+_MAX_RECORDS_TO_FIND_A_LABEL_MAP_TEXT = 500
+
 
 class RecordValidationError(config_validation.ConfigError):
   """A TFRecord file cannot be used as configured (the message names the file and the fix)."""
@@ -191,11 +196,31 @@ def _validate(files, load_instance_masks, instance_mask_type, label_map_proto_fi
         _check_classes(example, where, bool(label_map), field)
     report[path] = {'records_checked': len(examples), 'mask_type': seen_kind}
   if texts_seen and not texts_seen & set(label_map):
-    logging.warning(
-        'No class text of the first records of %s is in the label map %s (texts: %s): their '
-        'objects are skipped. Check %s.label_map_path.',
-        ', '.join(report), label_map_proto_file, ', '.join(sorted(texts_seen)[:10]), field)
+    texts_seen |= _texts_until_one_in(files, label_map)
+    if not texts_seen & set(label_map):
+      logging.warning(
+          'No class text of the first records of %s is in the label map %s (texts: %s): their '
+          'objects are skipped. Check %s.label_map_path.',
+          ', '.join(report), label_map_proto_file, ', '.join(sorted(texts_seen)[:10]), field)
   return report
+
+
+def _texts_until_one_in(files, label_map):
+  """Class texts of the files' first records, read until one is in `label_map` (or the limit)."""
+  texts = set()
+  for path in files:
+    try:
+      for raw in tf.data.TFRecordDataset(path).take(_MAX_RECORDS_TO_FIND_A_LABEL_MAP_TEXT):
+        feature = tf.train.Example.FromString(raw.numpy()).features.feature.get(
+            'image/object/class/text')
+        if feature is None:
+          continue
+        texts.update(t.decode('utf-8', 'replace') for t in feature.bytes_list.value if t)
+        if texts & set(label_map):
+          return texts
+    except Exception:  # pylint: disable=broad-except
+      continue  # Unreadable files are the first check's and the decoder's to report.
+  return texts
 
 
 def check_first_record(input_reader_config, field='input_reader'):

@@ -6,7 +6,10 @@ API's own: same feature keys and dtypes) and returns a dict keyed by
 
 Objects the TF OD API's decoder passes through and its input pipeline drops pass through here
 too: a class text not in the label map decodes to class id -1 (UNRECOGNIZED_CLASS_ID) and a box
-with a NaN coordinate stays NaN. `inputs.py` drops such objects (`filter_unrecognized_classes`,
+with a NaN coordinate stays NaN. One addition: with a label map, a record that stores only
+image/object/class/label (no texts) gets -1 for a label that is not an id of the label map (the
+TF OD API keeps such a label: it trains on it as a class the label map does not name, or as an
+all-zero one-hot row above num_classes). `inputs.py` drops such objects (`filter_unrecognized_classes`,
 `filter_groundtruth_with_nan_box_coordinates`) and counts them (`bad_examples`), so a label map
 that lists only some of the records' classes trains on those classes. The texts behind the -1
 ids are in the extra output UNRECOGNIZED_CLASS_TEXT_KEY, for that count.
@@ -64,8 +67,9 @@ _UNSUPPORTED_OPTIONS = (
 UNRECOGNIZED_CLASS_ID = -1
 
 # Extra key of `decode`'s output when a label map is given: string [N], the class text of each
-# object whose id is UNRECOGNIZED_CLASS_ID because the text is not in the label map, '' for the
-# other objects. Read (and removed) by the input pipeline's drop count (`bad_examples`).
+# object whose id is UNRECOGNIZED_CLASS_ID because the text is not in the label map (for a record
+# without texts, '<image/object/class/label N>' for a label N that is not a label map id), '' for
+# the other objects. Read (and removed) by the input pipeline's drop count (`bad_examples`).
 UNRECOGNIZED_CLASS_TEXT_KEY = 'unrecognized_class_text'
 
 # Extra keys of `decode`'s output with skip_bad_examples=True: bool scalar, true when every record
@@ -92,7 +96,8 @@ class TfExampleDecoder(object):
       and by `display_name` (the larger id when both match, see
       `label_map_util.get_class_text_to_id_dict`), as in the
       TF OD API; a text in neither gives UNRECOGNIZED_CLASS_ID (-1), as in the TF OD API (the
-      input pipeline drops those objects). Otherwise the ids are image/object/class/label.
+      input pipeline drops those objects). Otherwise the ids are image/object/class/label; with
+      a label map, a label that is not one of its ids gives -1 too (not in the TF OD API).
     groundtruth_weights: float32 [N], image/object/weight or ones when absent.
     groundtruth_is_crowd: bool [N], image/object/is_crowd or False when absent.
     groundtruth_area: float32 [N], image/object/area in pixels of the original image; when absent,
@@ -101,8 +106,9 @@ class TfExampleDecoder(object):
     groundtruth_instance_masks (only with load_instance_masks): uint8 [N, H, W], 0/1, whole
       image; [0, H, W] for a record without objects.
     UNRECOGNIZED_CLASS_TEXT_KEY (only with a label map): string [N], the text of each object of
-      class -1 because its text is not in the label map, '' for the others (not in the TF OD
-      API's output; the input pipeline uses it to name the skipped classes, then removes it).
+      class -1 because its text is not in the label map ('<image/object/class/label N>' for a
+      label N not in the label map of a record without texts), '' for the others (not in the TF
+      OD API's output; the input pipeline uses it to name the skipped classes, then removes it).
 
   Errors (tf.errors.InvalidArgumentError when the tensor is evaluated, naming the record's
   image/source_id and image/filename, and the feature): box count differs between the four
@@ -140,7 +146,8 @@ class TfExampleDecoder(object):
         converter) or NUMERICAL_MASKS (float list N*H*W). `input_reader_pb2` enum values, the
         ints 2 / 1 / 0 or names are accepted. The default is NUMERICAL_MASKS, as in the TF OD API.
       label_map_proto_file: optional label map path; class texts are looked up in it, by `name`
-        and by `display_name`; a text in neither gives class id -1.
+        and by `display_name`; a text in neither gives class id -1, and so does a class/label
+        that is not one of its ids in a record without texts.
       use_display_name: ignored, as in the TF OD API's decoder (which accepts and drops it):
         class texts are always looked up by both `name` and `display_name`.
       dct_method: JPEG DCT method passed to `tf.io.decode_jpeg` ('' = TF default).
@@ -176,7 +183,8 @@ class TfExampleDecoder(object):
     self._label_map_proto_file = label_map_proto_file
     if label_map_proto_file:
       # use_display_name plays no part: the TF OD API's decoder looks up both keys too.
-      label_map = label_map_util.get_class_text_to_id_dict(label_map_proto_file)
+      label_map_proto = label_map_util.load_labelmap(label_map_proto_file)
+      label_map = label_map_util.get_class_text_to_id_dict(label_map_proto)
       if not label_map:
         # An empty lookup table cannot be built, and every object would be dropped.
         raise label_map_util.LabelMapError(
@@ -186,6 +194,10 @@ class TfExampleDecoder(object):
       values = tf.constant(list(label_map.values()), dtype=tf.int64)
       self._label_table = tf.lookup.StaticHashTable(
           tf.lookup.KeyValueTensorInitializer(keys, values), default_value=UNRECOGNIZED_CLASS_ID)
+      # The label map's ids, for records that store only class/label: a label that is not one
+      # of them (a class the label map leaves out) is -1 like an unknown text.
+      self._label_map_ids = tf.constant(sorted(item.id for item in label_map_proto.item),
+                                        dtype=tf.int64)
 
     self.keys_to_features = {
         'image/encoded': tf.io.FixedLenFeature((), tf.string, default_value=''),
@@ -385,10 +397,17 @@ class TfExampleDecoder(object):
             ' (0-based); write the class name of every object (the TF OD API would give it the '
             'id of the label map\'s last item without a display_name)')
       use_texts = tf.size(texts) > 0
-      classes = tf.cond(use_texts, lambda: looked_up, lambda: labels)
+      known_label = tf.reduce_any(tf.equal(labels[:, None], self._label_map_ids[None, :]), axis=1)
+      # -1 stays -1 with no name (bad_examples counts it under '<image/object/class/label -1>').
+      unknown_label = tf.logical_and(tf.logical_not(known_label),
+                                     tf.not_equal(labels, UNRECOGNIZED_CLASS_ID))
+      classes = tf.cond(use_texts, lambda: looked_up,
+                        lambda: tf.where(unknown_label, tf.constant(UNRECOGNIZED_CLASS_ID,
+                                                                    tf.int64), labels))
       unrecognized = tf.cond(
           use_texts, lambda: tf.where(looked_up < 0, texts, ''),
-          lambda: tf.fill(tf.shape(labels), ''))
+          lambda: tf.where(unknown_label, tf.strings.join(
+              ['<image/object/class/label ', tf.as_string(labels), '>']), ''))
       hint = ''
     else:
       classes = labels

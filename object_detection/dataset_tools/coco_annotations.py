@@ -21,6 +21,10 @@ class ConversionError(config_validation.ConfigError):
   """An input file is missing or malformed; the message names the file and what is wrong."""
 
 
+class ClassesError(ConversionError, config_validation.UsageError):
+  """A `--classes` value names no class of the annotation files; the message names the flag."""
+
+
 def _fail(path, message):
   raise ConversionError('%s: %s' % (path, message))
 
@@ -244,3 +248,95 @@ def load_splits(splits):
       loaded[annotations_file] = load_coco_annotations(annotations_file)
   categories = merge_categories([(path, coco['categories']) for path, coco in loaded.items()])
   return loaded, categories
+
+
+# Class subsets (--classes).
+
+ClassChoice = collections.namedtuple('ClassChoice', [
+    'name',        # str, the category's name in the annotation file(s)
+    'source_id',   # int, its id in the annotation file(s) (the COCO category id)
+    'id',          # int, its id in the written records and label map: 1..K in the order given
+])
+
+_NAMES_LISTED = 12  # valid names shown in an unknown-class error
+
+
+def parse_classes_flag(value):
+  """Splits a `--classes` value ('person,car', '1,3', 'person,3') into its items.
+
+  Returns:
+    list of str, stripped, empty items (a trailing comma) left out; [] for an empty value.
+  """
+  return [item.strip() for item in str(value).split(',') if item.strip()]
+
+
+def resolve_classes(classes, categories, flag='--classes'):
+  """Maps chosen classes (names or category ids) to the K classes the conversion keeps.
+
+  An item is a category name of the annotation files, or a category id (an int, or a str of
+  digits that is not itself a category name). Names match exactly, else ignoring case when that
+  picks one category.
+
+  Args:
+    classes: sequence of str / int, in the order the new ids are given (1..K).
+    categories: dict category id -> name, all categories of the annotation files.
+    flag: how the classes were given, named in the errors.
+
+  Returns:
+    list of ClassChoice, in the order given, ids 1..K.
+
+  Raises:
+    ClassesError (a ConversionError and a UsageError): no class given; an item that is neither a name nor an id (the message names
+      `flag` and the value, suggests close names and lists valid ones); a class given twice.
+  """
+  if isinstance(classes, (str, bytes, numbers.Integral)):
+    raise ClassesError('%s must be a list of class names or ids, got %r.' % (flag, classes))
+  items = list(classes)
+  if not items:
+    raise ClassesError('%s names no class: give one or more category names or ids, e.g. '
+                          '%s=person,car.' % (flag, flag))
+  by_name = {}
+  by_lower_name = collections.defaultdict(list)
+  for category_id, name in categories.items():
+    by_name.setdefault(name, category_id)
+    by_lower_name[name.lower()].append(category_id)
+  chosen, given_as = [], {}
+  for item in items:
+    category_id = _resolve_class(item, categories, by_name, by_lower_name, flag)
+    if category_id in given_as:
+      raise ClassesError('%s lists %r (category id %d) twice (as %r and %r): give each class '
+                         'once.' % (flag, categories[category_id], category_id,
+                                    given_as[category_id], item))
+    given_as[category_id] = item
+    chosen.append(ClassChoice(name=categories[category_id], source_id=category_id,
+                              id=len(chosen) + 1))
+  return chosen
+
+
+def _resolve_class(item, categories, by_name, by_lower_name, flag):
+  """The category id of one `--classes` item (name or id)."""
+  if isinstance(item, bool) or not isinstance(item, (str, numbers.Integral)):
+    raise ClassesError('%s: %r is neither a class name nor a category id.' % (flag, item))
+  if isinstance(item, str):
+    if item in by_name:
+      return by_name[item]
+    if len(by_lower_name.get(item.lower(), ())) == 1:
+      return by_lower_name[item.lower()][0]
+    if item.isdigit():
+      item = int(item)
+  if isinstance(item, numbers.Integral):
+    if int(item) in categories:
+      return int(item)
+    raise ClassesError('%s: %d is not a category id of the annotation file(s) (ids %d..%d, %d '
+                          'categories; e.g. %s).' % (
+                              flag, item, min(categories), max(categories), len(categories),
+                              ', '.join('%d=%s' % (i, categories[i])
+                                        for i in sorted(categories)[:_NAMES_LISTED // 2])))
+  import difflib  # pylint: disable=g-import-not-at-top
+  close = difflib.get_close_matches(item, list(by_name), n=3, cutoff=0.6)
+  hint = ' (did you mean %s?)' % ' or '.join(repr(c) for c in close) if close else ''
+  names = [categories[i] for i in sorted(categories)]
+  listed = ', '.join(names[:_NAMES_LISTED]) + (
+      ' and %d more' % (len(names) - _NAMES_LISTED) if len(names) > _NAMES_LISTED else '')
+  raise ClassesError('%s: %r is not a category name or id of the annotation file(s)%s; valid '
+                        'names (%d): %s.' % (flag, item, hint, len(names), listed))

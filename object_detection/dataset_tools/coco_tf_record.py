@@ -31,6 +31,13 @@ empty or unusable segmentation (odd-length or < 3-point polygons included) or a 
 annotations whose image_id is not in `images`. Images turned upright from their EXIF orientation
 are counted too.
 
+Class subsets (`convert(..., classes=[...])`, `--classes=person,car`): only the instances of the
+chosen categories are written, renumbered 1..K in the order given (class/label = the new id,
+class/text = the category name), and the label map lists just those K classes. The other
+categories' instances are dropped and counted; images left without a written instance are dropped
+and counted, or written as negatives (no objects) with `keep_empty_images`. A split without
+annotations (testdev) keeps all its images.
+
 `convert` writes into a temporary folder beside the output folder and swaps it in whole at the
 end (`output_folder`): a killed or failed run leaves the previous output as it was.
 
@@ -65,6 +72,8 @@ load_coco_annotations = coco_annotations.load_coco_annotations
 ann_to_rle = coco_annotations.ann_to_rle
 ann_to_mask = coco_annotations.ann_to_mask
 merge_categories = coco_annotations.merge_categories
+resolve_classes = coco_annotations.resolve_classes
+ClassChoice = coco_annotations.ClassChoice
 
 MASK_TYPES = ('png', 'numerical')
 
@@ -113,7 +122,12 @@ SplitSummary = collections.namedtuple('SplitSummary', [
     'seconds',           # float, conversion time
     'images_rotated',    # int, written upright from their EXIF orientation
     'images_kept_as_stored',  # int, EXIF orientation not applied: the JSON size is the stored one
-])
+    # With a class subset (`classes`), else 0:
+    'instances_other_classes',  # int, annotations of the other categories, not written
+    'images_without_chosen_class',  # int, images without a written instance of the chosen
+                                    # classes: dropped, or written as negatives (no objects)
+                                    # with keep_empty_images
+], defaults=(0, 0))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -327,10 +341,31 @@ def _check_options(mask_type, num_shards, num_workers):
     raise ConversionError('--num_workers must be >= 1, got %d.' % num_workers)
 
 
+def _subset_tasks(coco, class_map, keep_all_images):
+  """(image, annotations) tasks of a class subset, the annotations renumbered to the new ids.
+
+  Returns:
+    (tasks, instances of other classes, images dropped before encoding because no annotation of
+    the chosen classes is left; 0 with keep_all_images).
+  """
+  tasks, other_classes, dropped_images = [], 0, 0
+  for image in coco['images']:
+    annotations = coco['annotations_by_image'].get(image['id'], [])
+    # Shallow copies: the loaded annotations stay as in the file (the caller may reuse them).
+    kept = [dict(ann, category_id=class_map[ann['category_id']]) for ann in annotations
+            if ann['category_id'] in class_map]
+    other_classes += len(annotations) - len(kept)
+    if kept or keep_all_images:
+      tasks.append((image, kept))
+    else:
+      dropped_images += 1
+  return tasks, other_classes, dropped_images
+
+
 def create_tf_record_from_coco_annotations(annotations_file, image_dir, output_path,
                                            include_masks=False, num_shards=1, mask_type='png',
                                            num_workers=1, split='train', show_progress=True,
-                                           coco=None):
+                                           coco=None, classes=None, keep_empty_images=False):
   """Writes one split's TFRecord shards, in place (`convert` makes a whole output atomic).
 
   Args:
@@ -344,6 +379,12 @@ def create_tf_record_from_coco_annotations(annotations_file, image_dir, output_p
     split: name used in the progress bar and summary.
     show_progress: show a tqdm bar (images/s) on stderr.
     coco: the `load_coco_annotations(annotations_file)` result when already loaded.
+    classes: None (every category, with its JSON id), or the list of `ClassChoice` to keep
+      (`resolve_classes`): only their instances are written, with the new ids; an image left
+      without a written instance is dropped (counted in images_without_chosen_class) unless
+      `keep_empty_images`. A file without annotations (testdev) keeps all its images.
+    keep_empty_images: with `classes`, write the images without an instance of those classes
+      as negatives (no objects) instead of dropping them.
 
   Returns:
     SplitSummary.
@@ -359,8 +400,20 @@ def create_tf_record_from_coco_annotations(annotations_file, image_dir, output_p
   if coco is None:
     coco = load_coco_annotations(annotations_file)
   categories = coco['categories']
-  tasks = [(image, coco['annotations_by_image'].get(image['id'], []))
-           for image in coco['images']]
+  other_classes = images_without_class = 0
+  # Images are sorted out by class only where there are annotations (not in testdev).
+  by_class = bool(classes is not None and coco['num_annotations'] and split != 'testdev')
+  if classes is None:
+    tasks = [(image, coco['annotations_by_image'].get(image['id'], []))
+             for image in coco['images']]
+  else:
+    class_map = {c.source_id: c.id for c in classes}
+    categories = {c.id: c.name for c in classes}
+    tasks, other_classes, images_without_class = _subset_tasks(
+        coco, class_map, keep_all_images=keep_empty_images or not by_class)
+  # Images whose chosen-class instances were all skipped (bad box / mask) are dropped too: an
+  # image that shows a chosen class must not become a negative.
+  drop_empty = by_class and not keep_empty_images
 
   skipped = collections.Counter({reason: 0 for reason in IMAGE_SKIP_REASONS +
                                  INSTANCE_SKIP_REASONS})
@@ -391,6 +444,9 @@ def create_tf_record_from_coco_annotations(annotations_file, image_dir, output_p
       if serialized is None:
         skipped_images.append(skipped_image)
         continue
+      if drop_empty and not labels:
+        images_without_class += 1
+        continue
       exif_outcomes[exif] += 1
       writers[images_written % num_shards].write(serialized)
       images_written += 1
@@ -398,6 +454,8 @@ def create_tf_record_from_coco_annotations(annotations_file, image_dir, output_p
       category_counts.update(labels)
       if not labels:
         images_without_instances += 1
+        if by_class:
+          images_without_class += 1  # kept as a negative (keep_empty_images)
     progress.close()
     if pool is not None:
       pool.close()
@@ -419,7 +477,8 @@ def create_tf_record_from_coco_annotations(annotations_file, image_dir, output_p
       skipped=dict(skipped), skipped_images=skipped_images, categories=categories,
       category_counts=dict(category_counts), seconds=time.time() - start,
       images_rotated=exif_outcomes[coco_images.EXIF_ROTATED],
-      images_kept_as_stored=exif_outcomes[coco_images.EXIF_KEPT_AS_STORED])
+      images_kept_as_stored=exif_outcomes[coco_images.EXIF_KEPT_AS_STORED],
+      instances_other_classes=other_classes, images_without_chosen_class=images_without_class)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -452,7 +511,8 @@ def write_label_map(categories, path):
 
 
 def convert(splits, output_dir, include_masks=False, num_shards=1, mask_type='png',
-            num_workers=1, show_progress=True, loaded=None, overwrite=False):
+            num_workers=1, show_progress=True, loaded=None, overwrite=False, classes=None,
+            keep_empty_images=False):
   """Converts several splits into `output_dir`, replacing it whole at the end.
 
   Writes the shards of every split, `label_map.pbtxt` and `conversion_summary.txt` (the text of
@@ -462,7 +522,8 @@ def convert(splits, output_dir, include_masks=False, num_shards=1, mask_type='pn
 
   The label map lists every category of the annotation files (not only those with instances),
   with the JSON's ids, so the ids are the same for every split and match the records'
-  image/object/class/label.
+  image/object/class/label. With `classes` it lists just those K classes, renumbered 1..K in the
+  order given (names kept), and the records carry the new ids.
 
   Args:
     splits: list of (split name in SPLIT_RECORD_NAMES, image_dir, annotations_file).
@@ -472,14 +533,29 @@ def convert(splits, output_dir, include_masks=False, num_shards=1, mask_type='pn
       `create_tf_record_from_coco_annotations`.
     loaded: the `coco_annotations.load_splits(splits)` result when already loaded.
     overwrite: replace `output_dir` even when it holds other files (they are deleted).
+    classes: None (every category), or a sequence of category names (str) and/or category ids
+      (int, or str of digits) of the annotation files: only those classes are converted (see
+      `create_tf_record_from_coco_annotations`), renumbered 1..K in this order.
+    keep_empty_images: with `classes`, write the images without an instance of those classes
+      as negatives (no objects) instead of dropping them.
 
   Returns:
     dict with `splits` (list of SplitSummary, output_files under `output_dir`),
-    `label_map_path`, `summary_path`, `categories` (id -> name), `include_masks`, `mask_type`.
+    `label_map_path`, `summary_path`, `categories` (id -> name, as in the label map: the new ids
+    with `classes`), `include_masks`, `mask_type`, and, summed over the splits:
+    `instances_written` (int); with `classes` (else None / 0): `classes` (list of
+    `ClassChoice(name, source_id, id)`, in the order given), `keep_empty_images` (bool),
+    `instances_other_classes` (int, instances of the other categories, dropped),
+    `images_dropped_without_class` (int, images without a written instance of the chosen
+    classes that were dropped), `images_kept_as_negatives` (int, such images written with no
+    objects, keep_empty_images).
 
   Raises:
     ConversionError: missing or malformed input, no split given, bad option values, or an output
-      folder that may not be replaced (see `output_folder.check_output_dir`).
+      folder that may not be replaced (see `output_folder.check_output_dir`);
+      coco_annotations.ClassesError (a ConversionError) when `classes` names a class that is not
+      in the annotation files, names one twice or is empty, or `keep_empty_images` is given
+      without `classes`.
     output_folder.OutputWriteError: writing or swapping in the new output failed; `output_dir`
       is unchanged.
   """
@@ -501,6 +577,14 @@ def convert(splits, output_dir, include_masks=False, num_shards=1, mask_type='pn
     # the (long) train conversion.
     loaded = coco_annotations.load_splits(splits)
   coco_by_file, categories = loaded
+  chosen = None
+  if classes is not None:
+    chosen = resolve_classes(classes, categories)
+    categories = {c.id: c.name for c in chosen}
+  elif keep_empty_images:
+    raise coco_annotations.ClassesError(
+        '--keep_empty_images only applies with --classes (without it every image is written, '
+        'with or without instances): remove it or give --classes.')
   with output_folder.Replacement(output_dir, overwrite, inputs) as out:
     summaries = []
     try:
@@ -509,15 +593,22 @@ def convert(splits, output_dir, include_masks=False, num_shards=1, mask_type='pn
             annotations_file, image_dir, os.path.join(out.temp_dir, SPLIT_RECORD_NAMES[split]),
             include_masks=include_masks, num_shards=num_shards, mask_type=mask_type,
             num_workers=num_workers, split=split, show_progress=show_progress,
-            coco=coco_by_file[annotations_file]))
+            coco=coco_by_file[annotations_file], classes=chosen,
+            keep_empty_images=keep_empty_images))
       write_label_map(categories, os.path.join(out.temp_dir, LABEL_MAP_NAME))
       # The summary names the files where they will be, not where they are being written.
       summaries = [s._replace(output_files=[os.path.join(output_dir, os.path.basename(p))
                                             for p in s.output_files]) for s in summaries]
+      without_class = sum(s.images_without_chosen_class for s in summaries)
       result = {'splits': summaries, 'label_map_path': os.path.join(output_dir, LABEL_MAP_NAME),
                 'summary_path': os.path.join(output_dir, SUMMARY_NAME),
                 'categories': categories, 'include_masks': include_masks,
-                'mask_type': mask_type}
+                'mask_type': mask_type,
+                'instances_written': sum(s.instances_written for s in summaries),
+                'classes': chosen, 'keep_empty_images': bool(keep_empty_images),
+                'instances_other_classes': sum(s.instances_other_classes for s in summaries),
+                'images_dropped_without_class': 0 if keep_empty_images else without_class,
+                'images_kept_as_negatives': without_class if keep_empty_images else 0}
       with open(os.path.join(out.temp_dir, SUMMARY_NAME), 'w') as fid:
         fid.write(format_summary(result) + '\n')
     except (OSError, tf.errors.OpError) as e:
@@ -532,11 +623,24 @@ def convert(splits, output_dir, include_masks=False, num_shards=1, mask_type='pn
 def format_summary(result):
   """Returns the human-readable summary printed at the end of a conversion."""
   lines = []
+  chosen = result.get('classes')
+  if chosen:
+    lines.append('classes (--classes): %s' % ', '.join(
+        '%s (COCO id %d) -> %d' % (c.name, c.source_id, c.id) for c in chosen))
   for s in result['splits']:
     lines.append('[%s] %s' % (s.split, s.annotations_file))
     lines.append('  images written:    %d of %d (%d with no instances, kept)' % (
         s.images_written, s.images_total, s.images_without_instances))
     lines.append('  instances written: %d of %d' % (s.instances_written, s.instances_total))
+    if chosen:
+      lines.append('  instances of other classes: %d (dropped)' % s.instances_other_classes)
+      if result.get('keep_empty_images'):
+        lines.append('  images without an instance of the chosen classes: %d (written as '
+                     'negatives, no objects: --keep_empty_images)' % s.images_without_chosen_class)
+      else:
+        lines.append('  images without an instance of the chosen classes: %d (dropped; '
+                     '--keep_empty_images writes them as negatives)'
+                     % s.images_without_chosen_class)
     lines.append('  classes with instances: %d of %d categories' % (
         len(s.category_counts), len(s.categories)))
     lines.append('  skipped images:')
@@ -559,9 +663,14 @@ def format_summary(result):
       result['mask_type'], 'PNG_MASKS' if result['mask_type'] == 'png' else 'NUMERICAL_MASKS')
                                if result['include_masks'] else
                                'none (pass --include_masks for Mask R-CNN)'))
-  lines.append('label map: %s lists all %d categories of the annotation file(s), with their '
-               'JSON ids (stable across splits); largest id %d: the model config needs '
-               'num_classes >= %d.' % (result['label_map_path'], len(categories),
-                                       max(categories) if categories else 0,
-                                       max(categories) if categories else 0))
+  if chosen:
+    lines.append('label map: %s lists the %d chosen classes, renumbered 1..%d as above (the '
+                 'records carry these ids): the model config needs num_classes: %d.' % (
+                     result['label_map_path'], len(chosen), len(chosen), len(chosen)))
+  else:
+    lines.append('label map: %s lists all %d categories of the annotation file(s), with their '
+                 'JSON ids (stable across splits); largest id %d: the model config needs '
+                 'num_classes >= %d.' % (result['label_map_path'], len(categories),
+                                         max(categories) if categories else 0,
+                                         max(categories) if categories else 0))
   return '\n'.join(lines)
