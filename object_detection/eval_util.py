@@ -338,28 +338,14 @@ class _SideBySideWriter(object):
 
 
 def _write_summaries(summary_writer, metrics, step, model_stats=None):
-  """Scalars for every metric, and the complexity lines as text (once per model)."""
+  """Scalars for every metric, and the model's complexity lines as text."""
   with summary_writer.as_default():
     for key, value in metrics.items():
       tf.summary.scalar(key, value, step=step)
     if model_stats:
-      tf.summary.text('model_complexity', '\n\n'.join(complexity_lines(model_stats)),
-                      step=step)
+      lines = model_stats_lib.complexity_lines(model_stats)
+      tf.summary.text('model_complexity', '\n\n'.join(lines), step=step)
   summary_writer.flush()
-
-
-def complexity_lines(model_stats):
-  """Printable lines for a `model_stats.model_stats` dict (parameters in M, GFLOPs per image)."""
-  lines_fn = getattr(model_stats_lib, 'complexity_lines', None)
-  if lines_fn is not None:
-    return lines_fn(model_stats)
-  lines = ['Parameters: %.2f M (%.2f M trainable)' % (
-      model_stats['num_parameters'] / 1e6, model_stats['num_trainable_parameters'] / 1e6)]
-  if model_stats.get('gflops_per_image') is not None:
-    height, width = model_stats['gflops_image_size']
-    lines.append('GFLOPs per image: %.2f at %dx%d' % (model_stats['gflops_per_image'], height,
-                                                     width))
-  return lines
 
 
 def _write_metrics_json(model_dir, record):

@@ -14,6 +14,7 @@ import tensorflow as tf
 from object_detection.builders import dataset_builder
 from object_detection.data_decoders import bad_examples
 from object_detection.utils import checkpoint_utils
+from object_detection.utils import model_stats
 
 
 class CheckpointEvaluator(object):
@@ -104,7 +105,7 @@ class CheckpointEvaluator(object):
         print('  %s: %.4f' % (key, metrics[key]))
     if stats and not self._complexity_printed:
       # The same model every time: its size is said once per run.
-      for line in eval_util.complexity_lines(stats):
+      for line in model_stats.complexity_lines(stats):
         print('  ' + line)
       self._complexity_printed = True
     for line in bad_examples.summary_lines():
