@@ -9,7 +9,9 @@ Usage:
 
 Writes `output_directory/checkpoint/`, `output_directory/saved_model/` (signature
 `serving_default`) and `output_directory/pipeline.config`; see docs/export.md for the inputs and
-outputs. The output directory is written atomically (temporary folder renamed at the end).
+outputs. With `--output_format=openvino` it also writes the OpenVINO IR `output_directory/openvino/
+model.xml` + `model.bin` (FP32, converted from that SavedModel; needs pip install -e ".[openvino]";
+docs/openvino.md). The output directory is written atomically (temporary folder renamed at the end).
 Exit status 2 with a one-line message on a config error, a missing flag or an unusable checkpoint
 (docs/errors.md).
 """
@@ -44,6 +46,10 @@ flags.DEFINE_string('config_override', '',
 flags.DEFINE_boolean('output_masks_reframed', True,
                      'Add detection_masks_reframed: uint8 0/1 masks [1, max_det, H, W] at the '
                      'input image size (Mask R-CNN only).')
+flags.DEFINE_enum('output_format', 'saved_model', ['saved_model', 'openvino'],
+                  'saved_model: the SavedModel only. openvino: also the OpenVINO IR '
+                  'output_directory/openvino/model.xml + model.bin (FP32; input_type image_tensor '
+                  'or float_image_tensor; docs/openvino.md).')
 flags.DEFINE_enum('use_moving_average', 'auto', ['auto', 'true', 'false'],
                   'Export the exponential-moving-average weights. auto: when the config trained '
                   'with train_config.optimizer.use_moving_average.')
@@ -66,11 +72,19 @@ def main(argv):
   use_moving_average = {'auto': None, 'true': True, 'false': False}[FLAGS.use_moving_average]
   try:
     _check_flags(config_validation.UsageError)
+    extra_outputs_fn = None
+    if FLAGS.output_format == 'openvino':
+      from object_detection import export_openvino  # pylint: disable=g-import-not-at-top
+      # Before the (slow) model build: a string input or a missing package fails at once.
+      export_openvino.check_input_type(FLAGS.input_type)
+      export_openvino.check_openvino_available()
+      extra_outputs_fn = export_openvino.write_ir_into_export
     pipeline_config = exporter_lib_v2.load_pipeline_config(FLAGS.pipeline_config_path,
                                                            FLAGS.config_override)
     output_directory = exporter_lib_v2.export_inference_graph(
         FLAGS.input_type, pipeline_config, FLAGS.trained_checkpoint_dir, FLAGS.output_directory,
-        output_masks_reframed=FLAGS.output_masks_reframed, use_moving_average=use_moving_average)
+        output_masks_reframed=FLAGS.output_masks_reframed, use_moving_average=use_moving_average,
+        extra_outputs_fn=extra_outputs_fn)
   except exporter_lib_v2.ExportError as e:
     # About the checkpoint or output folder, not the config: not prefixed with the config path.
     print(config_validation.error_line(e), file=sys.stderr)
@@ -81,6 +95,8 @@ def main(argv):
     sys.exit(2)
   print('Exported %s SavedModel to %s/saved_model (signature serving_default)' % (
       FLAGS.input_type, output_directory))
+  if FLAGS.output_format == 'openvino':
+    print('Exported OpenVINO IR (FP32) to %s/openvino/model.xml and model.bin' % output_directory)
 
 
 if __name__ == '__main__':

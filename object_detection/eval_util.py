@@ -161,8 +161,9 @@ def _to_str(value):
   return str(value)
 
 
-def _image_id(features, i, counter):
-  """source_id of image i (falls back to key, then a running counter)."""
+def image_id_of(features, i, counter):
+  """The COCO image id of batch element i: its `source_id` (str), else its `key`, else
+  'image_<counter>' for records without either."""
   for key in (_IN.source_id, _IN.key):
     if key in features:
       value = _to_str(features[key][i].numpy())
@@ -171,8 +172,23 @@ def _image_id(features, i, counter):
   return 'image_%d' % counter
 
 
-def _groundtruth_for_image(labels, i, height, width, needs_masks, image_id):
-  """Numpy ground truth of image i at the original resolution (absolute boxes, label ids)."""
+def groundtruth_for_image(labels, i, height, width, needs_masks, image_id):
+  """Numpy ground truth of batch element i at its original resolution, for the COCO evaluators.
+
+  Args:
+    labels: eval labels of `inputs.eval_input` (padded per-box fields, normalized boxes).
+    i: batch index; height, width: the image's original size in pixels.
+    needs_masks: also return `original_groundtruth_instance_masks` cropped to [n, height, width].
+    image_id: named in the error message.
+
+  Returns:
+    dict: groundtruth_boxes float64 [n, 4] absolute pixels (ymin, xmin, ymax, xmax),
+    groundtruth_classes int64 [n] label-map ids, and when present groundtruth_is_crowd bool [n],
+    groundtruth_instance_masks uint8 [n, height, width], groundtruth_area float64 [n].
+
+  Raises:
+    ValueError: masks needed but the labels have none (load_instance_masks is off).
+  """
   n = int(labels[_IN.num_groundtruth_boxes][i])
   boxes = labels[_IN.groundtruth_boxes][i, :n].numpy().astype(np.float64)
   boxes = boxes * np.array([height, width, height, width], np.float64)
@@ -282,7 +298,7 @@ def _unique_batches(eval_dataset, state):
   seen_image_ids = set()
   num_images = 0
   for features, labels in eval_dataset:
-    batch_ids = [_image_id(features, i, num_images + i)
+    batch_ids = [image_id_of(features, i, num_images + i)
                  for i in range(int(features[_IN.original_image_spatial_shape].shape[0]))]
     if batch_ids and all(image_id in seen_image_ids for image_id in batch_ids):
       state['repeated'] = True
@@ -424,7 +440,7 @@ def evaluate(detection_model, configs, eval_dataset, global_step, summary_writer
     for i, image_id in enumerate(batch_ids):
       height, width = int(original_shapes[i][0]), int(original_shapes[i][1])
       first_image_size = first_image_size or (height, width)
-      gt = _groundtruth_for_image(labels, i, height, width, needs_masks, image_id)
+      gt = groundtruth_for_image(labels, i, height, width, needs_masks, image_id)
       det, det_boxes_normalized = _detections_for_image(detections, i, height, width,
                                                         needs_masks, image_id)
       for evaluator in evaluators:

@@ -59,7 +59,8 @@ SIGNATURE_NAME = 'serving_default'
 INPUT_TYPES = ('image_tensor', 'float_image_tensor', 'encoded_image_string_tensor',
                'tf_example')
 # The files and folders an export directory holds (anything else there is not ours to replace).
-_EXPORT_ENTRIES = frozenset(['checkpoint', 'saved_model', 'pipeline.config'])
+# openvino/: the IR of `exporter_main.py --output_format=openvino` (export_openvino.py).
+_EXPORT_ENTRIES = frozenset(['checkpoint', 'saved_model', 'pipeline.config', 'openvino'])
 LABEL_ID_OFFSET = 1
 _EXPORTED_FIELDS = frozenset([
     _DETECTION_FIELDS.num_detections, _DETECTION_FIELDS.detection_boxes,
@@ -338,7 +339,7 @@ def _replace_directory(tmp_directory, output_directory):
 
 
 def save_detection_model(detection_model, input_type, output_directory, pipeline_config=None,
-                         output_masks_reframed=True):
+                         output_masks_reframed=True, extra_outputs_fn=None):
   """Writes checkpoint/, saved_model/ (and pipeline.config) for a built, restored model.
 
   Args:
@@ -347,6 +348,9 @@ def save_detection_model(detection_model, input_type, output_directory, pipeline
     output_directory: str, replaced atomically (see the module docstring).
     pipeline_config: optional TrainEvalPipelineConfig, written as pipeline.config.
     output_masks_reframed: whether to add `detection_masks_reframed`.
+    extra_outputs_fn: optional callable(temporary export directory), called once saved_model/ is
+      written there and before the folder is moved into place, to add more outputs (e.g.
+      `export_openvino.write_ir_into_export`), so they are as atomic as the SavedModel.
 
   Returns:
     str, the absolute output directory.
@@ -369,6 +373,8 @@ def save_detection_model(detection_model, input_type, output_directory, pipeline
                         signatures={SIGNATURE_NAME: concrete_function})
     if pipeline_config is not None:
       _save_pipeline_config(pipeline_config, tmp_directory)
+    if extra_outputs_fn is not None:
+      extra_outputs_fn(tmp_directory)
     _replace_directory(tmp_directory, output_directory)
   except BaseException:
     shutil.rmtree(tmp_directory, ignore_errors=True)
@@ -421,7 +427,8 @@ def build_and_restore_model(pipeline_config, trained_checkpoint_dir, use_moving_
 
 
 def export_inference_graph(input_type, pipeline_config, trained_checkpoint_dir, output_directory,
-                           output_masks_reframed=True, use_moving_average=None):
+                           output_masks_reframed=True, use_moving_average=None,
+                           extra_outputs_fn=None):
   """Exports the trained model (TF OD API `exporter_lib_v2.export_inference_graph`).
 
   Args:
@@ -432,6 +439,7 @@ def export_inference_graph(input_type, pipeline_config, trained_checkpoint_dir, 
     output_directory: where checkpoint/, saved_model/ and pipeline.config are written.
     output_masks_reframed: whether to add `detection_masks_reframed`.
     use_moving_average: None = from the config; True/False forces it.
+    extra_outputs_fn: see `save_detection_model`.
 
   Returns:
     str, the absolute output directory.
@@ -445,4 +453,4 @@ def export_inference_graph(input_type, pipeline_config, trained_checkpoint_dir, 
   detection_model, _ = build_and_restore_model(pipeline_config, trained_checkpoint_dir,
                                                use_moving_average)
   return save_detection_model(detection_model, input_type, output_directory, pipeline_config,
-                              output_masks_reframed)
+                              output_masks_reframed, extra_outputs_fn)

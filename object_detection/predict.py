@@ -29,6 +29,10 @@ image_id: read from the COCO annotation file when --coco_annotations_path is giv
 is not an integer (or repeats an id already taken) get max(integer ids) + 1, + 2, ... in sorted
 file-name order. image_ids.json records the mapping.
 
+`--model` takes an OpenVINO IR instead (`exported/my_model/openvino/model.xml`, from
+`exporter_main.py --output_format=openvino`; needs the openvino package) or a SavedModel folder
+(same as --saved_model_dir); both run through `object_detection.inference_backends`.
+
 Works with any input type of `exporter_main.py` (`image_tensor`, `float_image_tensor`,
 `encoded_image_string_tensor`, `tf_example`). Images that cannot be read or decoded are reported,
 skipped and counted; the others are still processed. At the end it prints how many detections
@@ -59,6 +63,7 @@ import PIL.Image
 import tensorflow as tf
 import tqdm
 
+from object_detection import inference_backends
 from object_detection.core import standard_fields as fields
 from object_detection.metrics import coco_tools
 from object_detection.utils import visualization_utils
@@ -240,47 +245,8 @@ def check_saved_model_dir(saved_model_dir):
         'exporter_main.py (e.g. exported/my_model/saved_model).' % saved_model_dir)
 
 
-class SavedModelRunner(object):
-  """Calls an exported `serving_default` signature on one decoded image at a time."""
-
-  def __init__(self, saved_model_dir):
-    check_saved_model_dir(saved_model_dir)
-    self._loaded = tf.saved_model.load(saved_model_dir)
-    self._fn = self._loaded.signatures['serving_default']
-    spec = list(self._fn.structured_input_signature[1].values())[0]
-    self._input_name = list(self._fn.structured_input_signature[1].keys())[0]
-    if spec.dtype == tf.string:
-      input_type = getattr(self._loaded, 'input_type', None)
-      self.input_type = (input_type.numpy().decode() if input_type is not None
-                         else 'encoded_image_string_tensor')
-    elif spec.dtype == tf.uint8:
-      self.input_type = 'image_tensor'
-    else:
-      self.input_type = 'float_image_tensor'
-
-  def __call__(self, image, encoded):
-    """Runs the model.
-
-    Args:
-      image: uint8 numpy [H, W, 3], the decoded image.
-      encoded: bytes, the image file contents.
-
-    Returns:
-      dict of numpy outputs with the batch dimension removed.
-    """
-    if self.input_type == 'image_tensor':
-      value = tf.constant(image[np.newaxis], tf.uint8)
-    elif self.input_type == 'float_image_tensor':
-      value = tf.constant(image[np.newaxis], tf.float32)
-    elif self.input_type == 'tf_example':
-      example = tf.train.Example(features=tf.train.Features(feature={
-          fields.TfExampleFields.image_encoded: tf.train.Feature(
-              bytes_list=tf.train.BytesList(value=[encoded]))}))
-      value = tf.constant([example.SerializeToString()])
-    else:
-      value = tf.constant([encoded])
-    outputs = self._fn(**{self._input_name: value})
-    return {key: value.numpy()[0] for key, value in outputs.items()}
+# The runner lives with the other backends (object_detection/inference_backends.py).
+SavedModelRunner = inference_backends.SavedModelRunner
 
 
 def decode_image(encoded):
@@ -379,7 +345,7 @@ def run_predictions(saved_model_dir, image_dir, output_dir, label_map_path=None,
   """Runs the SavedModel on every image of `image_dir` (see the module docstring).
 
   Args:
-    saved_model_dir: the `saved_model` folder of an export.
+    saved_model_dir: the `saved_model` folder of an export, or an OpenVINO IR `model.xml`.
     image_dir: folder of images (not recursive).
     output_dir: created if missing.
     label_map_path: optional label map for class names on the overlays.
@@ -405,7 +371,11 @@ def run_predictions(saved_model_dir, image_dir, output_dir, label_map_path=None,
   """
   if overlay_format not in ('png', 'jpg'):
     raise PredictUsageError('--overlay_format must be "png" or "jpg", got %r.' % (overlay_format,))
-  check_saved_model_dir(saved_model_dir)
+  is_ir = saved_model_dir.lower().endswith('.xml')
+  if is_ir:
+    inference_backends.resolve_model_path(saved_model_dir)  # before anything is written
+  else:
+    check_saved_model_dir(saved_model_dir)
   file_names = list_images(image_dir)
   overlays = overlay_names(file_names, overlay_format)
   check_output_dir(image_dir, output_dir, file_names,
@@ -413,7 +383,11 @@ def run_predictions(saved_model_dir, image_dir, output_dir, label_map_path=None,
                    (sorted(overlays.values()) if write_overlays else []))
   image_ids = assign_image_ids(file_names, coco_annotations_path)
   category_index = load_category_index(label_map_path)
-  runner = SavedModelRunner(saved_model_dir)
+  if is_ir:
+    backend = inference_backends.load_backend(saved_model_dir)
+    runner = lambda image, encoded: backend.detect(image, encoded)
+  else:
+    runner = SavedModelRunner(saved_model_dir)
   os.makedirs(output_dir, exist_ok=True)
   results = []  # Mask results (box results for a box-only model).
   box_results_all = []
@@ -491,6 +465,8 @@ def summary_lines(summary, min_score_thresh):
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('saved_model_dir', None, 'The saved_model folder written by exporter_main.py.')
+flags.DEFINE_string('model', None, 'Instead of --saved_model_dir: an OpenVINO IR model.xml '
+                    '(exporter_main.py --output_format=openvino) or a saved_model folder.')
 flags.DEFINE_string('image_dir', None, 'Folder of images (.jpg, .jpeg, .png, .bmp, .gif, .webp).')
 flags.DEFINE_string('output_dir', None, 'Where overlays, detections.json and image_ids.json go.')
 flags.DEFINE_string('label_map_path', None, 'Label map (pbtxt) for class names on the overlays.')
@@ -511,10 +487,14 @@ REQUIRED_FLAGS = ('saved_model_dir', 'image_dir', 'output_dir')
 def main(argv):
   del argv
   try:
+    if FLAGS.model and FLAGS.saved_model_dir:
+      raise PredictUsageError('pass --model or --saved_model_dir, not both.')
+    if FLAGS.model:
+      FLAGS.saved_model_dir = FLAGS.model
     missing = [name for name in REQUIRED_FLAGS if not getattr(FLAGS, name)]
     if missing:
-      raise PredictUsageError('missing %s: predict needs --saved_model_dir, --image_dir and '
-                              '--output_dir.' % ', '.join('--' + name for name in missing))
+      raise PredictUsageError('missing %s: predict needs --saved_model_dir (or --model), '
+                              '--image_dir and --output_dir.' % ', '.join('--' + name for name in missing))
     summary = run_predictions(
         FLAGS.saved_model_dir, FLAGS.image_dir, FLAGS.output_dir,
         label_map_path=FLAGS.label_map_path, min_score_thresh=FLAGS.min_score_thresh,
