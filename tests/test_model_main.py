@@ -28,8 +28,8 @@ TF_OD_API_COCO_METRICS = ('Precision/mAP', 'Precision/mAP@.50IOU', 'Precision/mA
 
 
 def _printed_metrics(stdout):
-  """{key: value} of the lines run_sample.py prints under its '== 4/4 COCO metrics' header."""
-  lines = stdout.split('== 4/4 COCO metrics', 1)[1].splitlines()[1:]
+  """{key: value} of the lines run_sample.py prints under its '== 4/5 COCO metrics' header."""
+  lines = stdout.split('== 4/5 COCO metrics', 1)[1].splitlines()[1:]
   printed = {}
   for line in lines:
     match = re.match(r'^  (\S.*?)\s+(-?\d+\.\d+)$', line)
@@ -120,24 +120,30 @@ def test_sample_configs_parse_and_validate(name):
 
 @pytest.mark.slow
 def test_run_sample_end_to_end(tmp_path):
-  """The README's main job, shortened: convert, 2 training steps, eval, COCO metrics printed."""
+  """The README's main job, shortened: convert `person`, 2 training steps, eval, metrics, overlays."""
   model_dir = tmp_path / 'model'
   result = _run(['samples/run_sample.py', '--num_train_steps=2', '--eval_every_n=2',
-                 '--checkpoint_every_n=2', '--sample_1_of_n_eval_examples=5',
+                 '--checkpoint_every_n=2', '--sample_1_of_n_eval_examples=5', '--num_overlays=2',
                  '--data_dir=%s' % (tmp_path / 'data'), '--model_dir=%s' % model_dir],
                 timeout=900)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
   out = result.stdout
   assert 'DetectionMasks_Precision/mAP' in out and 'DetectionBoxes_Precision/mAP' in out
   assert (tmp_path / 'data' / 'coco_train.record-00000-of-00001').exists()
+  # The default class subset: the label map lists person alone, as id 1.
+  from object_detection.utils import label_map_util  # pylint: disable=g-import-not-at-top
+  label_map = label_map_util.load_labelmap(str(tmp_path / 'data' / 'label_map.pbtxt'))
+  assert [(item.id, item.name) for item in label_map.item] == [(1, 'person')]
+  assert '== 3/5 Training' in out and '(1 class: person, 2 steps)' in out, out[-3000:]
   # The default sample fine-tunes from the converted ImageNet Lite0 weights.
   assert 'restored 240 of 240 variables' in out, out[-3000:]
   assert (model_dir / 'ckpt-2.index').exists()
   assert (model_dir / 'pipeline.config').exists()
   with open(model_dir / 'eval' / 'metrics_2.json') as f:
     record = json.load(f)
-  # 1 of 5 of the 25 val images, at the final step.
-  assert record['global_step'] == 2 and record['num_images'] == 5, record
+  # 1 of 5 of the 10 val images that show a person, at the final step.
+  assert record['global_step'] == 2 and record['num_images'] == 2, record
+  assert 'over 1 class: person, on the 2 val images that show them' in out, out[-3000:]
   metrics = record['metrics']
   # The TF OD API's COCO box and mask metric keys, all finite.
   for prefix in ('DetectionBoxes_', 'DetectionMasks_'):
@@ -156,5 +162,19 @@ def test_run_sample_end_to_end(tmp_path):
   with open(model_dir / 'run_sample_summary.json') as f:
     summary = json.load(f)
   assert summary['step'] == 2
+  assert summary['classes'] == [{'name': 'person', 'coco_id': 1, 'id': 1}]
   assert summary['metrics'] == {key: metrics[key] for key in summary['metrics']}
   assert set(printed) == set(summary['metrics'])
+  # The overlays: the first 2 person val images (ids 36 and 165), drawn by the exported model.
+  assert (model_dir / 'exported' / 'saved_model' / 'saved_model.pb').exists()
+  overlays = model_dir / 'overlays'
+  assert sorted(n for n in os.listdir(overlays) if n.endswith('.png')) == [
+      '000000000036.png', '000000000165.png']
+  with open(overlays / 'detections.json') as f:
+    assert {d['image_id'] for d in json.load(f)} <= {36, 165}
+  assert summary['overlays']['dir'] == str(overlays) and summary['overlays']['images'] == 2
+  above = summary['overlays']['detections_above_thresh']
+  assert ('Overlays: %s (2 images, %d detections with score >= 0.5; same drawing: python -m '
+          'object_detection.predict --saved_model_dir=' % (overlays, above)) in out, out[-3000:]
+  if not above:  # after 2 steps, usually: predict's warning says so
+    assert 'WARNING: no detection reached --min_score_thresh=0.5' in result.stderr
