@@ -50,6 +50,14 @@ flags.DEFINE_enum('output_format', 'saved_model', ['saved_model', 'openvino'],
                   'saved_model: the SavedModel only. openvino: also the OpenVINO IR '
                   'output_directory/openvino/model.xml + model.bin (FP32; input_type image_tensor '
                   'or float_image_tensor; docs/openvino.md).')
+# The TF OD API's side-input flags (Context R-CNN / LSTM exports), accepted so its export scripts
+# run unchanged; this project's models take no side inputs.
+flags.DEFINE_boolean('use_side_inputs', False,
+                     'TF OD API flag: export a signature with side inputs. Not supported (the '
+                     'Faster R-CNN / Mask R-CNN models built here take none); false is accepted.')
+flags.DEFINE_string('side_input_shapes', '', 'TF OD API flag; only with --use_side_inputs.')
+flags.DEFINE_string('side_input_types', '', 'TF OD API flag; only with --use_side_inputs.')
+flags.DEFINE_string('side_input_names', '', 'TF OD API flag; only with --use_side_inputs.')
 flags.DEFINE_enum('use_moving_average', 'auto', ['auto', 'true', 'false'],
                   'Export the exponential-moving-average weights. auto: when the config trained '
                   'with train_config.optimizer.use_moving_average.')
@@ -62,6 +70,16 @@ def _check_flags(usage_error):
                         ('output_directory', 'exported/my_model')):
     if not FLAGS[name].value:
       raise usage_error('--%s is required (e.g. --%s=%s).' % (name, name, example))
+  if FLAGS.use_side_inputs:
+    raise usage_error('--use_side_inputs: the Faster R-CNN / Mask R-CNN models this project '
+                      'builds take no side inputs (the TF OD API uses them for Context R-CNN and '
+                      'LSTM models); remove the flag and the --side_input_* flags.')
+  ignored = [name for name in ('side_input_shapes', 'side_input_types', 'side_input_names')
+             if FLAGS[name].value]
+  if ignored:
+    # As the TF OD API: without --use_side_inputs these flags are not read.
+    print('Note: %s ignored without --use_side_inputs.' % ', '.join('--' + n for n in ignored),
+          file=sys.stderr)
 
 
 def main(argv):

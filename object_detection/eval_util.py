@@ -32,8 +32,6 @@ from object_detection.utils import visualization_utils as vutils
 
 _IN = fields.InputDataFields
 _DET = fields.DetectionResultFields
-# `postprocess` gives 0-based class indices; label-map ids are 1-based (TF OD API b/63711816).
-LABEL_ID_OFFSET = 1
 
 # metrics_set name -> (evaluator class, needs masks).
 EVAL_METRICS_CLASS_DICT = {
@@ -114,8 +112,8 @@ def evaluator_options_from_eval_config(eval_config):
   }
 
 
-def _category_index_from_configs(configs, num_classes):
-  """Category index from `eval_input_config.label_map_path`, or 'class_<id>' names."""
+def category_index_from_configs(configs, num_classes):
+  """{id: {'id', 'name'}} from the eval input's `label_map_path`, or 'class_<id>' names."""
   eval_input_config = configs.get('eval_input_config') if configs else None
   if eval_input_config is None and configs and configs.get('eval_input_configs'):
     eval_input_config = configs['eval_input_configs'][0]
@@ -193,8 +191,8 @@ def groundtruth_for_image(labels, i, height, width, needs_masks, image_id):
   boxes = labels[_IN.groundtruth_boxes][i, :n].numpy().astype(np.float64)
   boxes = boxes * np.array([height, width, height, width], np.float64)
   classes_one_hot = labels[_IN.groundtruth_classes][i, :n].numpy()
-  classes = np.argmax(classes_one_hot, axis=1).astype(np.int64) + 1 if n else np.zeros(
-      0, np.int64)
+  classes = (np.argmax(classes_one_hot, axis=1).astype(np.int64) + fields.LABEL_ID_OFFSET
+             if n else np.zeros(0, np.int64))
   gt = {_IN.groundtruth_boxes: boxes, _IN.groundtruth_classes: classes}
   if _IN.groundtruth_is_crowd in labels:
     gt[_IN.groundtruth_is_crowd] = labels[_IN.groundtruth_is_crowd][i, :n].numpy().astype(bool)
@@ -237,8 +235,8 @@ def _detections_for_image(detections, i, height, width, needs_masks, image_id):
       _DET.detection_boxes: boxes,
       _DET.detection_scores: detections[_DET.detection_scores][i, :n].numpy(),
       # The model's classes are 0-based; label-map ids start at 1 (the TF OD API's label_id_offset).
-      _DET.detection_classes: np.round(
-          detections[_DET.detection_classes][i, :n].numpy()).astype(np.int64) + LABEL_ID_OFFSET,
+      _DET.detection_classes: (np.round(detections[_DET.detection_classes][i, :n].numpy())
+                               .astype(np.int64) + fields.LABEL_ID_OFFSET),
   }
   if needs_masks:
     if _DET.detection_masks not in detections:
@@ -416,7 +414,7 @@ def evaluate(detection_model, configs, eval_dataset, global_step, summary_writer
   eval_config = configs['eval_config']
   step = int(global_step.numpy()) if hasattr(global_step, 'numpy') else int(global_step)
   if category_index is None:
-    category_index = _category_index_from_configs(configs, int(detection_model.num_classes))
+    category_index = category_index_from_configs(configs, int(detection_model.num_classes))
   evaluators = get_evaluators(eval_config, list(category_index.values()))
   needs_masks = any(isinstance(e, coco_evaluation.CocoMaskEvaluator) for e in evaluators)
   if num_visualizations is None:

@@ -81,16 +81,6 @@ def load_eval_configs(pipeline_config_path, config_override=None, eval_input_pat
   return configs
 
 
-def _category_index(configs):
-  from object_detection.utils import label_map_util  # pylint: disable=g-import-not-at-top
-  label_map_path = configs['eval_input_configs'][0].label_map_path
-  if label_map_path:
-    return label_map_util.create_category_index_from_labelmap(label_map_path)
-  num_classes = configs['model'].faster_rcnn.num_classes
-  logging.warning('eval_input_reader.label_map_path is empty: categories are named class_<id>.')
-  return {i: {'id': i, 'name': 'class_%d' % i} for i in range(1, num_classes + 1)}
-
-
 def detections_for_evaluator(detections, height, width, needs_masks):
   """The evaluator's detection dict of one image from `backend.detect` outputs.
 
@@ -150,7 +140,9 @@ def evaluate_backend(backend, configs, max_images=None, progress=True):
   eval_config = copy.deepcopy(configs['eval_config'])
   eval_config.retain_original_images = True  # the exported model takes the decoded image
   eval_input_config = configs['eval_input_configs'][0]
-  evaluators = eval_util.get_evaluators(eval_config, list(_category_index(configs).values()))
+  category_index = eval_util.category_index_from_configs(
+      configs, configs['model'].faster_rcnn.num_classes)
+  evaluators = eval_util.get_evaluators(eval_config, list(category_index.values()))
   needs_masks = any(isinstance(e, coco_evaluation.CocoMaskEvaluator) for e in evaluators)
   # model=None: the pipeline only resizes (its resized image is not used), ground truth as in
   # checkpoint evaluation, one image per batch.

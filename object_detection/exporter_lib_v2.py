@@ -61,7 +61,6 @@ INPUT_TYPES = ('image_tensor', 'float_image_tensor', 'encoded_image_string_tenso
 # The files and folders an export directory holds (anything else there is not ours to replace).
 # openvino/: the IR of `exporter_main.py --output_format=openvino` (export_openvino.py).
 _EXPORT_ENTRIES = frozenset(['checkpoint', 'saved_model', 'pipeline.config', 'openvino'])
-LABEL_ID_OFFSET = 1
 _EXPORTED_FIELDS = frozenset([
     _DETECTION_FIELDS.num_detections, _DETECTION_FIELDS.detection_boxes,
     _DETECTION_FIELDS.detection_scores, _DETECTION_FIELDS.detection_classes,
@@ -135,7 +134,8 @@ class DetectionInferenceModule(tf.Module):
     detections = self._model.postprocess(prediction_dict, true_image_shapes)
     # postprocess gives 0-based classes; label-map ids start at 1 (as the TF OD API's exporter).
     detections[_DETECTION_FIELDS.detection_classes] = (
-        tf.cast(detections[_DETECTION_FIELDS.detection_classes], tf.float32) + LABEL_ID_OFFSET)
+        tf.cast(detections[_DETECTION_FIELDS.detection_classes], tf.float32) +
+        fields.LABEL_ID_OFFSET)
     # As the TF OD API: every output is float32 (TF Serving clients expect that). Its Mask R-CNN
     # SavedModel also returns the intermediate tensors of the prediction dict (features, proposals);
     # only the detection fields are exported here.

@@ -400,6 +400,21 @@ def test_exporter_subprocess_missing_flag(setup):
   assert 'Traceback' not in result.stderr
 
 
+def test_exporter_refuses_side_inputs(setup):
+  # The TF OD API's --use_side_inputs (Context R-CNN / LSTM exports) has no model here.
+  result = _run(['exporter_main.py', '--pipeline_config_path=%s' % setup['config'],
+                 '--trained_checkpoint_dir=%s' % setup['tmp'],
+                 '--output_directory=%s' % (setup['tmp'] / 'exported'), '--use_side_inputs',
+                 '--side_input_shapes=1/2', '--side_input_types=tf.float32',
+                 '--side_input_names=context'])
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert _error_lines(result.stderr) == [
+      'Usage error: --use_side_inputs: the Faster R-CNN / Mask R-CNN models this project builds '
+      'take no side inputs (the TF OD API uses them for Context R-CNN and LSTM models); remove '
+      'the flag and the --side_input_* flags.']
+  assert not (setup['tmp'] / 'exported').exists()
+
+
 def test_exporter_subprocess_config_error(setup):
   """exporter_main defines the same absl flags as model_main, so it runs in its own process."""
   result = _run(['exporter_main.py', '--pipeline_config_path=%s' % setup['config'],

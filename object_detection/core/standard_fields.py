@@ -97,6 +97,11 @@ class InputDataFields(object):
   image_timestamps = 'image_timestamps'
 
 
+# `DetectionModel.postprocess` gives 0-based class indices; label-map ids (evaluation, exported
+# `detection_classes`) are 1-based: id = index + LABEL_ID_OFFSET (the TF OD API's label_id_offset).
+LABEL_ID_OFFSET = 1
+
+
 class DetectionResultFields(object):
   """Names of the detection outputs (`postprocess`, exported SavedModel).
 
