@@ -76,19 +76,19 @@ def _spread_predictions(model):
   spreads the scores (gaps > 1e-4) and moves the mask probabilities away from 0.5; the objectness
   kernels likewise.
   """
+  # Found by the model part they belong to: Keras layer names ('dense', 'dense_1', ...) depend on
+  # what else the test process built before.
   scaled = []
-  for variable in model.variables:
-    name = variable.name
-    if name.startswith(('dense/kernel', 'dense_1/kernel')) or 'ClassPredictor_dense/kernel' in name:
-      variable.assign(variable * 60.0)
-      scaled.append(name)
-    elif 'MaskPredictor' in name and 'kernel' in name:
-      variable.assign(variable * 3000.0)
-      scaled.append(name)
-    elif 'FirstStageBoxPredictor' in name and 'ClassPredictor/kernel' in name:
-      # Distinct objectness: the proposals kept by the first-stage NMS are not a tie-break.
-      variable.assign(variable * 1e5)
-      scaled.append(name)
+  parts = ((model._feature_extractor_for_box_classifier_features, 'kernel', 60.0),  # pylint: disable=protected-access
+           (model._mask_rcnn_box_predictor, 'ClassPredictor', 60.0),  # pylint: disable=protected-access
+           (model._mask_rcnn_box_predictor, 'MaskPredictor', 3000.0),  # pylint: disable=protected-access
+           # Distinct objectness: the proposals kept by the first-stage NMS are not a tie-break.
+           (model._first_stage_box_predictor, 'ClassPredictor', 1e5))  # pylint: disable=protected-access
+  for part, marker, factor in parts:
+    for variable in part.variables:
+      if 'kernel' in variable.name and marker in variable.name:
+        variable.assign(variable * factor)
+        scaled.append(variable.name)
   assert len(scaled) == 9, scaled
 
 
