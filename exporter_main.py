@@ -58,6 +58,11 @@ flags.DEFINE_boolean('use_side_inputs', False,
 flags.DEFINE_string('side_input_shapes', '', 'TF OD API flag; only with --use_side_inputs.')
 flags.DEFINE_string('side_input_types', '', 'TF OD API flag; only with --use_side_inputs.')
 flags.DEFINE_string('side_input_names', '', 'TF OD API flag; only with --use_side_inputs.')
+flags.DEFINE_boolean('jit_compile', False,
+                     'Serve with an XLA-compiled function (preprocess, predict, postprocess; '
+                     'compiled once per input size). The config must select the TF OD API\'s '
+                     'static-shape path, which is checked first (docs/accelerators.md). '
+                     'SavedModel only.')
 flags.DEFINE_enum('use_moving_average', 'auto', ['auto', 'true', 'false'],
                   'Export the exponential-moving-average weights. auto: when the config trained '
                   'with train_config.optimizer.use_moving_average.')
@@ -70,6 +75,10 @@ def _check_flags(usage_error):
                         ('output_directory', 'exported/my_model')):
     if not FLAGS[name].value:
       raise usage_error('--%s is required (e.g. --%s=%s).' % (name, name, example))
+  if FLAGS.jit_compile and FLAGS.output_format == 'openvino':
+    raise usage_error('--jit_compile applies to the SavedModel\'s TensorFlow function, not to '
+                      'the OpenVINO IR (OpenVINO compiles the graph itself): remove one of '
+                      '--jit_compile and --output_format=openvino.')
   if FLAGS.use_side_inputs:
     raise usage_error('--use_side_inputs: the Faster R-CNN / Mask R-CNN models this project '
                       'builds take no side inputs (the TF OD API uses them for Context R-CNN and '
@@ -102,7 +111,7 @@ def main(argv):
     output_directory = exporter_lib_v2.export_inference_graph(
         FLAGS.input_type, pipeline_config, FLAGS.trained_checkpoint_dir, FLAGS.output_directory,
         output_masks_reframed=FLAGS.output_masks_reframed, use_moving_average=use_moving_average,
-        extra_outputs_fn=extra_outputs_fn)
+        extra_outputs_fn=extra_outputs_fn, jit_compile=FLAGS.jit_compile)
   except exporter_lib_v2.ExportError as e:
     # About the checkpoint or output folder, not the config: not prefixed with the config path.
     print(config_validation.error_line(e), file=sys.stderr)

@@ -10,6 +10,9 @@ Evaluate every new checkpoint (stops after the final one, or after --eval_timeou
   python model_main.py --pipeline_config_path=... --model_dir=runs/x \
       --checkpoint_dir=runs/x
 
+Several GPUs, machines (--num_workers with TF_CONFIG) or a TPU (--use_tpu --tpu_name): see
+docs/distributed.md.
+
 Input paths in the config are resolved relative to the current directory.
 Exit status: 0 on success, 1 on a NaN/Inf loss or a runtime failure, 2 on a config, input-file
 or flag error (one line on stderr, no traceback; docs/errors.md lists them).
@@ -54,8 +57,9 @@ flags.DEFINE_integer('seed', None, 'Seed every random generator and enable TF op
                      'order kept): same initial weights and batches; short runs repeat bit for '
                      'bit, long CPU runs drift slightly (docs/training.md). Unset: as in the TF '
                      'OD API.', lower_bound=0)
-flags.DEFINE_bool('jit_compile', False, 'XLA-compile the train step: not supported by this model '
-                  '(refused with the reason, see docs/training.md).')
+flags.DEFINE_bool('jit_compile', False, 'XLA-compile the train step (and the evaluation step): '
+                  'the config must select the TF OD API\'s static-shape path, which is checked '
+                  'first (docs/accelerators.md).')
 
 FLAGS = flags.FLAGS
 
@@ -67,6 +71,7 @@ def _check_flags():
     config_validation.UsageError: naming the flag and what to do.
   """
   # pylint: disable=g-import-not-at-top
+  from object_detection.training import strategy
   from object_detection.utils import config_validation
   # pylint: enable=g-import-not-at-top
   usage = config_validation.UsageError
@@ -78,7 +83,7 @@ def _check_flags():
     if not os.path.isdir(FLAGS.checkpoint_dir):
       raise usage('--checkpoint_dir=%s does not exist; point it at the training model_dir '
                   '(or a TF2 model zoo / exported folder).' % FLAGS.checkpoint_dir)
-    for name in ('eval_every_n', 'jit_compile'):
+    for name in ('eval_every_n',):
       if FLAGS[name].present:
         raise usage('--%s only applies to training, but --checkpoint_dir selects evaluation; '
                     'remove one of them.' % name)
@@ -90,6 +95,13 @@ def _check_flags():
       raise usage('--%s=%d: it must be >= 1.' % (name, FLAGS[name].value))
   if FLAGS.eval_timeout < 0:
     raise usage('--eval_timeout=%d: it must be >= 0 seconds.' % FLAGS.eval_timeout)
+  if FLAGS.num_workers < 1:
+    raise usage('--num_workers=%d: it must be >= 1.' % FLAGS.num_workers)
+  if not FLAGS.checkpoint_dir and not FLAGS.use_tpu and FLAGS.num_workers > 1:
+    if FLAGS.eval_every_n:
+      raise usage('--eval_every_n is not supported with --num_workers > 1: evaluate as a separate '
+                  'job, model_main.py --checkpoint_dir=<model_dir> (docs/distributed.md).')
+    strategy.check_cluster(FLAGS.num_workers)  # TF_CONFIG, before TensorFlow starts
 
 
 def _mode():
@@ -113,12 +125,14 @@ def main(unused_argv):
   from object_detection.builders import dataset_builder
   from object_detection.training import checkpointing
   from object_detection.training import determinism
-  from object_detection.training import train_step
+  from object_detection.training import strategy
   # pylint: enable=g-import-not-at-top
   try:
-    if FLAGS.jit_compile:
-      # Refused before the config is even read: the reason is the model's ops, not the config.
-      raise train_step.JitCompileError(train_step.JIT_UNSUPPORTED)
+    distribution = None
+    if not FLAGS.checkpoint_dir and (FLAGS.use_tpu or FLAGS.num_workers > 1):
+      # Before any other TensorFlow op (the config checks read records): MultiWorkerMirroredStrategy
+      # configures the runtime's collective ops, which only works at startup (as does TPU init).
+      distribution = strategy.get_strategy(FLAGS.use_tpu, FLAGS.tpu_name, FLAGS.num_workers)
     if FLAGS.seed is not None:
       determinism.make_deterministic(FLAGS.seed)
     # Every config and input check runs here, before a model or dataset is built.
@@ -138,6 +152,7 @@ def main(unused_argv):
           checkpoint_dir=FLAGS.checkpoint_dir,
           timeout=FLAGS.eval_timeout,
           eval_on_train_data=FLAGS.eval_on_train_data,
+          jit_compile=FLAGS.jit_compile,
           configs=configs)
     else:
       model_lib_v2.train_loop(
@@ -148,6 +163,7 @@ def main(unused_argv):
           use_tpu=FLAGS.use_tpu,
           tpu_name=FLAGS.tpu_name,
           num_workers=FLAGS.num_workers,
+          strategy=distribution,
           checkpoint_every_n=FLAGS.checkpoint_every_n,
           record_summaries=FLAGS.record_summaries,
           eval_every_n=FLAGS.eval_every_n,
@@ -157,8 +173,8 @@ def main(unused_argv):
   except config_validation.ConfigError as e:
     # Config, input-file and flag errors (every project error type of bad input subclasses it).
     # These name their own subject (the flag, the record file, the checkpoint), not the config.
-    own_subject = (train_step.JitCompileError, dataset_builder.CorruptRecordError,
-                   checkpointing.ResumeError)
+    own_subject = (dataset_builder.CorruptRecordError, checkpointing.ResumeError,
+                   strategy.StrategyError)
     path = None if isinstance(e, own_subject) else FLAGS.pipeline_config_path
     print(config_validation.error_line(e, path), file=sys.stderr)
     sys.exit(2)

@@ -190,3 +190,17 @@ def eval_timing(timed, returned_at, excluded_seconds=0.0):
           "image_seconds_all": per_image, "first_image_seconds": per_image[0],
           "metrics_seconds": metrics, "excluded_seconds": excluded_seconds,
           "total_seconds": returned_at - marks[0] - excluded_seconds}
+
+
+def set_static_shapes(configs):
+  """Puts a configs dict on the TF OD API's static-shape path (what --jit_compile needs,
+  object_detection/training/xla.py): the fields its TPU configs set, plus padded second-stage
+  NMS and padded ground truth."""
+  faster_rcnn = configs['model'].faster_rcnn
+  for field in ('use_static_shapes', 'use_static_shapes_for_eval', 'use_matmul_crop_and_resize',
+                'use_static_balanced_label_sampler', 'use_matmul_gather_in_matcher',
+                'clip_anchors_to_image'):
+    setattr(faster_rcnn, field, True)
+  faster_rcnn.second_stage_post_processing.batch_non_max_suppression.use_static_shapes = True
+  configs['train_config'].unpad_groundtruth_tensors = False
+  return configs

@@ -19,9 +19,13 @@ after --warmup is reported. With FLOP counting on, the FLOPs of one call are cou
 traced graph (benchmarks/flops.py): ours on the exporter's serving computation
 (`DetectionInferenceModule._run_inference_on_images`), the Model Garden's on its call.
 
+--jit_compile (ours): the config on the static-shape path (common.set_static_shapes), exported
+with `exporter_lib_v2.export_inference_graph(..., jit_compile=True)` (an XLA-compiled serving
+function); --static_shapes: the same config exported without XLA.
+
 Usage:
   python benchmarks/inference.py --side ours --image_size 512 [--config fpn|c4 --steps 5
-      --warmup 2 --no_flops --output_json out.json]
+      --warmup 2 --no_flops --jit_compile --static_shapes --output_json out.json]
 """
 import argparse
 import os
@@ -41,7 +45,7 @@ IMAGE = common.IMAGE
 load_image = common.load_image
 
 
-def load_configs(config, image_size, work_dir):
+def load_configs(config, image_size, work_dir, static_shapes=False):
   """The pipeline configs dict: the FPN sample config resized, or the C4 benchmark config."""
   from object_detection.utils import config_util  # pylint: disable=g-import-not-at-top
   if config == 'c4':
@@ -53,10 +57,12 @@ def load_configs(config, image_size, work_dir):
   resizer = configs['model'].faster_rcnn.image_resizer.keep_aspect_ratio_resizer
   resizer.min_dimension = image_size
   resizer.max_dimension = image_size
+  if static_shapes:
+    common.set_static_shapes(configs)
   return configs
 
 
-def export_random_init(image_size, work_dir, config='fpn'):
+def export_random_init(image_size, work_dir, config='fpn', jit_compile=False, static_shapes=False):
   """Writes a random-init checkpoint and exports it; returns (saved_model_dir, seconds)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   # pylint: disable=g-import-not-at-top
@@ -65,7 +71,7 @@ def export_random_init(image_size, work_dir, config='fpn'):
   from object_detection.utils import checkpoint_utils
   from object_detection.utils import config_util
   # pylint: enable=g-import-not-at-top
-  configs = load_configs(config, image_size, work_dir)
+  configs = load_configs(config, image_size, work_dir, static_shapes or jit_compile)
   pipeline_config = config_util.create_pipeline_proto_from_configs(configs)
   model = model_builder.build(configs['model'], is_training=False)
   checkpoint_utils.build_model_variables(model, (image_size, image_size))
@@ -73,22 +79,27 @@ def export_random_init(image_size, work_dir, config='fpn'):
   tf.train.Checkpoint(model=model).save(os.path.join(ckpt_dir, 'ckpt'))
   start = time.perf_counter()
   out = exporter_lib_v2.export_inference_graph('image_tensor', pipeline_config, ckpt_dir,
-                                               os.path.join(work_dir, 'exported'))
+                                               os.path.join(work_dir, 'exported'),
+                                               jit_compile=jit_compile)
   seconds = time.perf_counter() - start
   return os.path.join(out, 'saved_model'), seconds
 
 
-def run_ours(image_size, steps, warmup, with_flops, config='fpn'):
+def run_ours(image_size, steps, warmup, with_flops, config='fpn', jit_compile=False,
+             static_shapes=False):
   work_dir = tempfile.mkdtemp(prefix='bench_inference_')
   try:
-    return _run_ours(image_size, steps, warmup, with_flops, work_dir, config)
+    return _run_ours(image_size, steps, warmup, with_flops, work_dir, config, jit_compile,
+                     static_shapes)
   finally:
     shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def _run_ours(image_size, steps, warmup, with_flops, work_dir, config):
+def _run_ours(image_size, steps, warmup, with_flops, work_dir, config, jit_compile=False,
+              static_shapes=False):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  saved_model_dir, export_seconds = export_random_init(image_size, work_dir, config)
+  saved_model_dir, export_seconds = export_random_init(image_size, work_dir, config, jit_compile,
+                                                       static_shapes)
   loaded = tf.saved_model.load(saved_model_dir)
   serve = loaded.signatures['serving_default']
   image = tf.constant(load_image(image_size)[np.newaxis])
@@ -123,8 +134,9 @@ def _run_ours(image_size, steps, warmup, with_flops, work_dir, config):
   return result
 
 
-def run_mg(image_size, steps, warmup, with_flops, config='fpn'):
-  del config  # the Model Garden peer is ResNet-50-FPN only
+def run_mg(image_size, steps, warmup, with_flops, config='fpn', jit_compile=False,
+           static_shapes=False):
+  del config, jit_compile, static_shapes  # the Model Garden peer is ResNet-50-FPN only
   import model_garden  # pylint: disable=g-import-not-at-top
   return model_garden.inference_benchmark(image_size, steps, warmup, image=load_image(image_size),
                                           with_flops=with_flops)
@@ -141,14 +153,20 @@ def main():
   parser.add_argument('--steps', type=int, default=5)
   parser.add_argument('--warmup', type=int, default=2)
   parser.add_argument('--no_flops', action='store_true')
+  parser.add_argument('--jit_compile', action='store_true',
+                      help='ours: static-shape config, XLA-compiled serving function')
+  parser.add_argument('--static_shapes', action='store_true',
+                      help='ours: static-shape config, no XLA')
   parser.add_argument('--output_json', default='')
   args = parser.parse_args()
   if args.side == 'mg' and args.config != 'fpn':
     parser.error('--config c4 is ours only (its peer is benchmarks/tfod_peer.py --mode inference)')
   run = run_ours if args.side == 'ours' else run_mg
-  result = run(args.image_size, args.steps, args.warmup, not args.no_flops, args.config)
+  result = run(args.image_size, args.steps, args.warmup, not args.no_flops, args.config,
+               args.jit_compile, args.static_shapes)
   result.update({'side': args.side, 'config': args.config, 'image_size': args.image_size,
-                 'steps': args.steps, 'warmup': args.warmup})
+                 'steps': args.steps, 'warmup': args.warmup, 'jit_compile': args.jit_compile,
+                 'static_shapes': args.static_shapes or args.jit_compile})
   line = '%-4s inference %dx%d: %.1f ms/image' % (args.side, args.image_size, args.image_size,
                                                    result['ms_per_image'])
   if 'flops' in result:

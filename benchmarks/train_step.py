@@ -25,7 +25,11 @@ loss + gradients (benchmarks/flops.py) on the last batch, plus the optimizer upd
 Usage:
   python benchmarks/train_step.py --model resnet50 [--image_size 512 --batch_size 2
       --steps 5 --warmup 2 --records DIR --output_json out.json --jit_compile
-      --inter_op_threads N --intra_op_threads N --no_flops]
+      --static_shapes --use_bfloat16 --inter_op_threads N --intra_op_threads N --no_flops]
+
+--static_shapes puts the config on the TF OD API's static-shape path (common.set_static_shapes);
+--jit_compile implies it (XLA needs it). --use_bfloat16 sets train_config.use_bfloat16 (bfloat16
+compute, float32 variables and losses).
 """
 import argparse
 import os
@@ -44,6 +48,7 @@ OUR_CONFIGS = {
     'resnet50': 'mask_rcnn_resnet50_fpn_coco.config',
     'efficientnet_b2': 'mask_rcnn_efficientnet_b2_fpn_480.config',
     'mobilenet_v2': 'mask_rcnn_sample_cpu.config',
+    'lite0_sample': 'mask_rcnn_efficientnet_lite0_fpn_sample_cpu.config',
     'resnet50_c4': os.path.basename(common.C4_CONFIG),
 }
 MODELS = tuple(OUR_CONFIGS) + ('mg_resnet50',)
@@ -89,7 +94,8 @@ def load_our_configs(config_name, image_size, batch_size, num_steps, records):
   return configs
 
 
-def run_ours(model, image_size, batch_size, steps, warmup, records, with_flops, jit_compile):
+def run_ours(model, image_size, batch_size, steps, warmup, records, with_flops, jit_compile,
+             static_shapes=False, use_bfloat16=False):
   """Runs model_lib_v2.train_loop for warmup + steps steps, timing each; returns a dict."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   # pylint: disable=g-import-not-at-top
@@ -105,6 +111,9 @@ def run_ours(model, image_size, batch_size, steps, warmup, records, with_flops, 
     configs = load_c4_configs(image_size, batch_size, num_steps, records, model_dir)
   else:
     configs = load_our_configs(OUR_CONFIGS[model], image_size, batch_size, num_steps, records)
+  if static_shapes or jit_compile:
+    common.set_static_shapes(configs)
+  configs['train_config'].use_bfloat16 = use_bfloat16
   marks = []        # perf_counter at logger creation and after each step
   step_calls = []   # seconds of each tf.function step call
   captured = {}
@@ -162,6 +171,7 @@ def run_ours(model, image_size, batch_size, steps, warmup, records, with_flops, 
   result = {
       'model': model, 'config': OUR_CONFIGS[model], 'image_size': image_size,
       'batch_size': batch_size, 'steps': steps, 'warmup': warmup, 'jit_compile': jit_compile,
+      'static_shapes': bool(static_shapes or jit_compile), 'use_bfloat16': use_bfloat16,
       'loop_seconds': float(np.median(intervals[warmup:])),
       'step_seconds': float(np.median(step_calls[warmup:])),
       'loop_seconds_all': intervals[warmup:], 'step_seconds_all': step_calls[warmup:],
@@ -212,6 +222,10 @@ def main():
                       help='create_coco_tf_record.py output dir (PNG masks); made if empty')
   parser.add_argument('--no_flops', action='store_true')
   parser.add_argument('--jit_compile', action='store_true', help='ours only: XLA train step')
+  parser.add_argument('--static_shapes', action='store_true',
+                      help='ours only: the static-shape path without XLA')
+  parser.add_argument('--use_bfloat16', action='store_true',
+                      help='ours only: train_config.use_bfloat16 (bfloat16 compute)')
   parser.add_argument('--inter_op_threads', type=int, default=0,
                       help='tf.config.threading inter-op threads (0 = TF default)')
   parser.add_argument('--intra_op_threads', type=int, default=0,
@@ -228,12 +242,16 @@ def main():
                     not args.no_flops)
   else:
     result = run_ours(args.model, args.image_size, args.batch_size, args.steps, args.warmup,
-                      records, not args.no_flops, args.jit_compile)
+                      records, not args.no_flops, args.jit_compile, args.static_shapes,
+                      args.use_bfloat16)
   result['images_per_second'] = args.batch_size / result['loop_seconds']
   result['inter_op_threads'] = args.inter_op_threads
   result['intra_op_threads'] = args.intra_op_threads
+  variant = ''.join(name for name, on in ((' xla', args.jit_compile),
+                                           (' static', args.static_shapes and not args.jit_compile),
+                                           (' bf16', args.use_bfloat16)) if on)
   line = '%-16s %dx%d batch %d: %.2f s/step loop (%.2f s step only), %.2f images/s' % (
-      args.model, args.image_size, args.image_size, args.batch_size, result['loop_seconds'],
+      args.model + variant, args.image_size, args.image_size, args.batch_size, result['loop_seconds'],
       result['step_seconds'], result['images_per_second'])
   if result.get('peak_rss_mb'):
     line += ', peak RSS %.0f MB' % result['peak_rss_mb']

@@ -133,19 +133,24 @@ _MODEL_LABEL_KEYS = (_IN.num_groundtruth_boxes, _IN.groundtruth_boxes, _IN.groun
                      _IN.groundtruth_instance_masks, _IN.groundtruth_labeled_classes)
 
 
-def _make_compute_fn(detection_model, add_regularization_loss=True):
-  """features, labels -> (detections dict, losses dict)."""
+def _make_compute_fn(detection_model, add_regularization_loss=True, jit_compile=False):
+  """features, labels -> (detections dict, losses dict).
+
+  jit_compile: one XLA computation for predict, losses and postprocess. The ground truth then keeps
+  its padding rows (weight 0; the losses are unchanged), as the TF OD API's eval on TPU does.
+  """
   def compute(features, labels):
     if labels[_IN.groundtruth_boxes].shape[0] is None:
       raise ValueError('The eval dataset must have a static batch size '
                        '(drop_remainder or a known batch_size).')
     prediction_dict, losses = train_step.predict_and_compute_losses(
-        detection_model, features, labels, add_regularization_loss)
+        detection_model, features, labels, add_regularization_loss,
+        unpad_groundtruth_tensors=not jit_compile)
     detections = detection_model.postprocess(prediction_dict, features[_IN.true_image_shape])
     return detections, losses
   # Traced with the concrete shapes of each batch (the per-image ground-truth lists need a static
   # batch size); a final partial batch costs one extra trace.
-  fn = tf.function(compute, reduce_retracing=False)
+  fn = tf.function(compute, reduce_retracing=False, jit_compile=jit_compile or None)
 
   def call(features, labels):
     return fn({k: features[k] for k in _MODEL_FEATURE_KEYS if k in features},
@@ -382,7 +387,7 @@ def _add_loss_regularization(configs):
 
 def evaluate(detection_model, configs, eval_dataset, global_step, summary_writer=None,
              model_dir=None, num_visualizations=None, category_index=None,
-             compute_model_stats=True, return_model_stats=False):
+             compute_model_stats=True, return_model_stats=False, jit_compile=False):
   """Evaluates a detection model on one pass of the eval dataset.
 
   Args:
@@ -401,6 +406,8 @@ def evaluate(detection_model, configs, eval_dataset, global_step, summary_writer
     category_index: optional dict id -> {'id', 'name'}; default from the eval label map.
     compute_model_stats: count parameters and GFLOPs per image (at the size the model runs,
       `utils/model_stats.py`), write them to the JSON ('model_stats') and TensorBoard text.
+    jit_compile: XLA-compile the per-batch function (the model must be on its static-shape path,
+      `training/xla.py`).
 
   Returns:
     flat dict: COCO metrics (python floats, keys 'DetectionBoxes_Precision/mAP', ...,
@@ -422,7 +429,7 @@ def evaluate(detection_model, configs, eval_dataset, global_step, summary_writer
   if summary_writer is None and model_dir:
     summary_writer = tf.summary.create_file_writer(os.path.join(model_dir, 'eval'))
 
-  compute_fn = _make_compute_fn(detection_model, _add_loss_regularization(configs))
+  compute_fn = _make_compute_fn(detection_model, _add_loss_regularization(configs), jit_compile)
   losses = _LossAverager()
   side_by_side = _SideBySideWriter(summary_writer, num_visualizations, step, category_index,
                                    eval_config)

@@ -96,7 +96,8 @@ class DetectionInferenceModule(tf.Module):
   TF graph with variables: nothing from this project is needed to load it.
   """
 
-  def __init__(self, detection_model, output_masks_reframed=True, input_type='image_tensor'):
+  def __init__(self, detection_model, output_masks_reframed=True, input_type='image_tensor',
+               jit_compile=False):
     """Constructor.
 
     Args:
@@ -105,6 +106,10 @@ class DetectionInferenceModule(tf.Module):
         predicts masks).
       input_type: recorded in the SavedModel (`loaded.input_type`) for tools such as
         `object_detection.predict`.
+      jit_compile: preprocess, predict and postprocess run as one XLA-compiled function (the
+        model must be on its static-shape path, `training/xla.py`); XLA compiles it once per
+        input image size, when the SavedModel first sees that size. Decoding the input and
+        pasting `detection_masks_reframed` at the input size stay outside it.
     """
     super().__init__(name='detection_inference_module')
     # Not tracked: tracking the Keras model would make tf.saved_model.save serialize every
@@ -117,6 +122,14 @@ class DetectionInferenceModule(tf.Module):
                         'checkpoint_utils.restore_for_inference) before exporting.')
     self.input_type = tf.Variable(input_type, trainable=False, dtype=tf.string,
                                   name='input_type')
+    self._detect = tf.function(self._detect_impl, jit_compile=True) if jit_compile else (
+        self._detect_impl)
+
+  def _detect_impl(self, images):
+    """float32 [B, H, W, 3] -> the model's postprocessed detections (0-based classes)."""
+    preprocessed_images, true_image_shapes = self._model.preprocess(images)
+    prediction_dict = self._model.predict(preprocessed_images, true_image_shapes)
+    return self._model.postprocess(prediction_dict, true_image_shapes)
 
   def _run_inference_on_images(self, images):
     """Runs the model on a batch of images.
@@ -128,10 +141,7 @@ class DetectionInferenceModule(tf.Module):
       dict of output tensors, see the module docstring.
     """
     image_shape = tf.shape(images)
-    images = tf.cast(images, tf.float32)
-    preprocessed_images, true_image_shapes = self._model.preprocess(images)
-    prediction_dict = self._model.predict(preprocessed_images, true_image_shapes)
-    detections = self._model.postprocess(prediction_dict, true_image_shapes)
+    detections = dict(self._detect(tf.cast(images, tf.float32)))
     # postprocess gives 0-based classes; label-map ids start at 1 (as the TF OD API's exporter).
     detections[_DETECTION_FIELDS.detection_classes] = (
         tf.cast(detections[_DETECTION_FIELDS.detection_classes], tf.float32) +
@@ -339,7 +349,7 @@ def _replace_directory(tmp_directory, output_directory):
 
 
 def save_detection_model(detection_model, input_type, output_directory, pipeline_config=None,
-                         output_masks_reframed=True, extra_outputs_fn=None):
+                         output_masks_reframed=True, extra_outputs_fn=None, jit_compile=False):
   """Writes checkpoint/, saved_model/ (and pipeline.config) for a built, restored model.
 
   Args:
@@ -351,6 +361,7 @@ def save_detection_model(detection_model, input_type, output_directory, pipeline
     extra_outputs_fn: optional callable(temporary export directory), called once saved_model/ is
       written there and before the folder is moved into place, to add more outputs (e.g.
       `export_openvino.write_ir_into_export`), so they are as atomic as the SavedModel.
+    jit_compile: an XLA-compiled serving function (see `DetectionInferenceModule`).
 
   Returns:
     str, the absolute output directory.
@@ -367,7 +378,7 @@ def save_detection_model(detection_model, input_type, output_directory, pipeline
     tf.train.CheckpointManager(checkpoint, os.path.join(tmp_directory, 'checkpoint'),
                                max_to_keep=1).save(checkpoint_number=0)
     module = DETECTION_MODULE_MAP[input_type](detection_model, output_masks_reframed,
-                                              input_type=input_type)
+                                              input_type=input_type, jit_compile=jit_compile)
     concrete_function = module.concrete_function()
     tf.saved_model.save(module, os.path.join(tmp_directory, 'saved_model'),
                         signatures={SIGNATURE_NAME: concrete_function})
@@ -428,7 +439,7 @@ def build_and_restore_model(pipeline_config, trained_checkpoint_dir, use_moving_
 
 def export_inference_graph(input_type, pipeline_config, trained_checkpoint_dir, output_directory,
                            output_masks_reframed=True, use_moving_average=None,
-                           extra_outputs_fn=None):
+                           extra_outputs_fn=None, jit_compile=False):
   """Exports the trained model (TF OD API `exporter_lib_v2.export_inference_graph`).
 
   Args:
@@ -440,6 +451,7 @@ def export_inference_graph(input_type, pipeline_config, trained_checkpoint_dir, 
     output_masks_reframed: whether to add `detection_masks_reframed`.
     use_moving_average: None = from the config; True/False forces it.
     extra_outputs_fn: see `save_detection_model`.
+    jit_compile: XLA-compiled serving function; the config must be on the static-shape path.
 
   Returns:
     str, the absolute output directory.
@@ -447,10 +459,14 @@ def export_inference_graph(input_type, pipeline_config, trained_checkpoint_dir, 
   Raises:
     ValueError: on an unknown `input_type`.
     ExportError: no checkpoint, or an output directory holding non-export files.
+    xla.JitCompileError: jit_compile with a config that is not on the static-shape path.
   """
   _check_input_type(input_type)
+  if jit_compile:
+    from object_detection.training import xla  # pylint: disable=g-import-not-at-top
+    xla.check({'model': pipeline_config.model}, inference=True)
   _prepare_output_directory(output_directory)  # Fail before the (slow) model build.
   detection_model, _ = build_and_restore_model(pipeline_config, trained_checkpoint_dir,
                                                use_moving_average)
   return save_detection_model(detection_model, input_type, output_directory, pipeline_config,
-                              output_masks_reframed, extra_outputs_fn)
+                              output_masks_reframed, extra_outputs_fn, jit_compile)

@@ -17,11 +17,13 @@ from object_detection.data_decoders import bad_examples
 from object_detection.training import checkpoint_evaluator
 from object_detection.training import checkpointing
 from object_detection.training import fine_tune
+from object_detection.training import precision
 from object_detection.training import progress
 from object_detection.training import recipe as recipe_lib
 from object_detection.training import strategy as strategy_lib
 from object_detection.training import train_step as train_step_lib
 from object_detection.training import watched_run
+from object_detection.training import xla
 from object_detection.utils import checkpoint_utils
 
 NonFiniteLossError = progress.NonFiniteLossError
@@ -87,6 +89,27 @@ def _is_chief(strategy):
                                            resolver.task_id == 0)
 
 
+def _task_id(strategy):
+  """This worker's TF_CONFIG task index, or None outside a multi-worker cluster."""
+  resolver = getattr(strategy, 'cluster_resolver', None)
+  return getattr(resolver, 'task_id', None) if resolver is not None else None
+
+
+def _num_workers(strategy):
+  """Number of worker machines of `strategy` (1 for MirroredStrategy / one TPU host)."""
+  return int(getattr(strategy.extended, '_num_workers', 1) or 1)
+
+
+class _SilentLogger(object):
+  """The progress logger of non-chief workers: the chief prints and writes TensorBoard alone."""
+
+  def step(self, step, losses, learning_rate):
+    del step, losses, learning_rate
+
+  def close(self):
+    pass
+
+
 def _next_batch(iterator, input_config, reader_name):
   """next(iterator), with tf.data's DataLossError (which names no file) turned into a
   CorruptRecordError naming the corrupt file and record."""
@@ -127,7 +150,11 @@ def train_loop(pipeline_config_path, model_dir, config_override=None, train_step
     record_summaries: write TensorBoard summaries to model_dir/train.
     eval_every_n: evaluate every n steps (and at the last step) on eval_input_reader; needed by
       reduce_lr_on_plateau, early_stopping and best_checkpoint_metric.
-    jit_compile: XLA-compile the train step (off by default: see docs/training.md).
+    jit_compile: XLA-compile the train step (and the in-training evaluation): the config must
+      select the static-shape path (`training/xla.py`, docs/accelerators.md).
+
+    Raises (besides the list below) xla.JitCompileError: jit_compile without the static-shape
+    fields.
     num_train_images_to_summarize: training images (with ground truth) written at step 0.
     model_fn: optional replacement for model_builder.build(model_config, is_training).
     train_input_fn / eval_input_fn: optional replacements for inputs.train_input /
@@ -153,32 +180,69 @@ def train_loop(pipeline_config_path, model_dir, config_override=None, train_step
   num_steps = int(train_config.num_steps)
   if num_steps <= 0:
     raise ValueError('train_config.num_steps must be > 0 (or pass --num_train_steps).')
+  policy = precision.policy_name(train_config)
+  if jit_compile or use_tpu:  # before anything is built: every missing static-shape field
+    # A TPU compiles the whole step with XLA, so it needs the same fields as --jit_compile.
+    xla.check(configs, training=True, inference=bool(eval_every_n),
+              flag='--use_tpu' if use_tpu else '--jit_compile')
   strategy = strategy or strategy_lib.get_strategy(use_tpu, tpu_name, num_workers)
   chief = _is_chief(strategy)
-  tf.io.gfile.makedirs(model_dir)
+  replicas = int(strategy.num_replicas_in_sync)
+  if int(train_config.batch_size) % replicas:
+    # tf.distribute's InputContext.get_per_replica_batch_size would refuse it from inside tf.data.
+    from object_detection.utils import config_validation  # pylint: disable=g-import-not-at-top
+    raise config_validation.ConfigError(
+        'Invalid pipeline config: `train_config.batch_size` is %d, the global batch (TF OD API), '
+        'which must be divisible by the %d replicas in sync (%d per worker x %d workers); set a '
+        'multiple of %d.' % (int(train_config.batch_size), replicas, replicas // _num_workers(
+            strategy), _num_workers(strategy), replicas))
+  if eval_every_n and _num_workers(strategy) > 1:
+    # Only the chief would evaluate: an early stop or a plateau LR change would then be the
+    # chief's alone, and the other workers would wait for it forever or train with another LR.
+    from object_detection.utils import config_validation  # pylint: disable=g-import-not-at-top
+    raise config_validation.UsageError(
+        '--eval_every_n is not supported with --num_workers > 1: evaluate as a separate job, '
+        'model_main.py --checkpoint_dir=<model_dir> (docs/distributed.md).')
   if chief:
-    # Before the CheckpointManager reads the folder: leftovers of a killed save go, a damaged
-    # latest checkpoint is set aside (with one line saying which one is used instead).
+    # Before the CheckpointManager reads the folder (this creates it): leftovers of a killed
+    # save go, a damaged latest checkpoint is set aside (with one line saying which one is used
+    # instead). The other workers read model_dir only after creating their variables, which
+    # waits for the chief's (MultiWorkerMirroredStrategy broadcasts the chief's initial values).
     checkpointing.prepare_model_dir(model_dir)
 
-  run = _build_training(configs, strategy, model_fn, train_input_fn)
-  manager = _resume_or_initialize(run, configs, model_dir)
+  # Keras layers take the global policy when they are built (here, first pass included); it is
+  # restored at once, so the in-training evaluator and later models in this process are float32.
+  with precision.policy_scope(policy):
+    run = _build_training(configs, strategy, model_fn, train_input_fn)
+  step_optimizer = run.optimizer
+  if policy != precision.FLOAT32:
+    print('Mixed precision: %s compute, float32 variables and losses.' % policy)
+  if precision.uses_loss_scaling(policy):
+    # The checkpoint keeps the same keys, plus optimizer/loss_scale/* (Keras' wrapper delegates
+    # its tracking to the wrapped optimizer), which float32 / bfloat16 runs ignore on resume.
+    with strategy.scope():
+      step_optimizer = precision.loss_scale_optimizer(run.optimizer)
+  # Non-chief workers save into a temporary folder (every worker must take part in a save).
+  save_dir = checkpointing.worker_checkpoint_dir(model_dir, chief, _task_id(strategy))
+  manager = _resume_or_initialize(run, configs, model_dir, save_dir)
   trainable = _trainable_variables(run.model, train_config)
   if chief:
     # Only now that the config has been checked against the checkpoint it resumes from: a resume
     # refused for a changed config keeps the pipeline.config the checkpoints were trained with.
     _write_pipeline_config(configs, model_dir)
   step_fn = train_step_lib.make_train_step(
-      strategy, run.model, run.optimizer, trainable, run.global_step,
+      strategy, run.model, step_optimizer, trainable, run.global_step,
       bool(train_config.add_regularization_loss),
-      train_config.gradient_clipping_by_norm or None, jit_compile=jit_compile)
+      train_config.gradient_clipping_by_norm or None, jit_compile=jit_compile,
+      unpad_groundtruth_tensors=bool(train_config.unpad_groundtruth_tensors))
 
   recipe = recipe_lib.Recipe(train_config, model_dir, run.built.plateau_variable)
   if recipe.plateau is not None and not eval_every_n:
     logging.warning('reduce_lr_on_plateau_learning_rate without --eval_every_n: the learning '
                     'rate will never be reduced.')
   evaluator = checkpoint_evaluator.CheckpointEvaluator(
-      configs, model_dir, model_fn=model_fn, eval_input_fn=eval_input_fn) if (
+      configs, model_dir, model_fn=model_fn, eval_input_fn=eval_input_fn,
+      jit_compile=jit_compile) if (
           eval_every_n and chief) else None
   writer = tf.summary.create_file_writer(os.path.join(model_dir, 'train')) if (
       chief and record_summaries) else None
@@ -188,7 +252,7 @@ def train_loop(pipeline_config_path, model_dir, config_override=None, train_step
     progress.write_train_images(writer, features, labels, 0, num_train_images_to_summarize)
   logger = progress.ProgressLogger(int(run.global_step.numpy()), num_steps,
                                    int(train_config.batch_size), train_config.log_every_n_steps,
-                                   writer, record_summaries)
+                                   writer, record_summaries) if chief else _SilentLogger()
   schedule = _Schedule(num_steps, checkpoint_every_n, eval_every_n if evaluator else None)
   try:
     result = _run_steps(run, configs, step_fn, manager, schedule, logger, evaluator, recipe)
@@ -196,8 +260,13 @@ def train_loop(pipeline_config_path, model_dir, config_override=None, train_step
     logger.close()
     if writer is not None:
       writer.flush()
-  if chief:
-    checkpointing.set_finished_step(model_dir, result['step'])  # continuous eval stops here
+    checkpointing.remove_worker_checkpoint_dir(save_dir, model_dir)
+  if not chief:
+    print('Worker %s finished at step %d (the chief writes %s).' % (
+        _task_id(strategy), result['step'], model_dir))
+    result['checkpoint'] = None  # its own copy is deleted
+    return result
+  checkpointing.set_finished_step(model_dir, result['step'])  # continuous eval stops here
   print('Training finished at step %d; last checkpoint %s.' % (result['step'],
                                                                result['checkpoint']))
   for line in bad_examples.summary_lines():
@@ -247,16 +316,20 @@ def _build_training(configs, strategy, model_fn=None, train_input_fn=None):
     built = optimizer_builder.build_with_schedule(train_config.optimizer, global_step)
   iterator = iter(dataset)
   first_batch = _next_batch(iterator, configs['train_input_config'], 'train_input_reader')
-  train_step_lib.make_build_fn(strategy, detection_model,
-                               bool(train_config.add_regularization_loss))(*first_batch)
+  train_step_lib.make_build_fn(
+      strategy, detection_model, bool(train_config.add_regularization_loss),
+      bool(train_config.unpad_groundtruth_tensors))(*first_batch)
   if built.use_moving_average:
     with strategy.scope():
       built.optimizer.shadow_copy(detection_model)
   return _TrainingRun(strategy, detection_model, built, global_step, iterator, first_batch)
 
 
-def _resume_or_initialize(run, configs, model_dir):
+def _resume_or_initialize(run, configs, model_dir, save_dir=None):
   """Resumes from model_dir's latest checkpoint, else loads fine_tune_checkpoint.
+
+  `save_dir` is where the returned manager saves (default model_dir; a non-chief worker's
+  temporary folder with MultiWorkerMirroredStrategy): every worker resumes from model_dir.
 
   Returns:
     the run's tf.train.CheckpointManager.
@@ -266,8 +339,10 @@ def _resume_or_initialize(run, configs, model_dir):
     fine_tune.FineTuneError: unusable fine-tune checkpoint.
   """
   train_config = configs['train_config']
-  ckpt, manager = checkpointing.make_manager(model_dir, run.model, run.optimizer, run.global_step)
-  resume_from = manager.latest_checkpoint
+  save_dir = save_dir or model_dir
+  ckpt, manager = checkpointing.make_manager(save_dir, run.model, run.optimizer, run.global_step)
+  resume_from = (manager.latest_checkpoint if save_dir == model_dir else
+                 tf.train.latest_checkpoint(model_dir))
   if resume_from and not checkpoint_utils.holds_model_variables(resume_from):
     # The TF OD API's step-0 checkpoint of a run without fine_tune_checkpoint: nothing to resume
     # (the TF OD API itself starts over from it).
@@ -377,7 +452,7 @@ def eval_continuously(pipeline_config_path, model_dir, checkpoint_dir, config_ov
                       sample_1_of_n_eval_on_train_examples=1, use_tpu=False,
                       postprocess_on_cpu=False, eval_index=0, timeout=3600,
                       wait_interval=1, eval_on_train_data=False, eval_input_fn=None,
-                      **kwargs):
+                      jit_compile=False, **kwargs):
   """Evaluates each new checkpoint of `checkpoint_dir` once, writing to `model_dir/eval`.
 
   Unlike the TF OD API (tensorflow/models#10841, #9866), this stops (a) after evaluating the final
@@ -391,11 +466,14 @@ def eval_continuously(pipeline_config_path, model_dir, checkpoint_dir, config_ov
   file there, its newest ckpt-N is evaluated once). A checkpoint holding no model variables (the TF
   OD API's step-0 checkpoint of a run without fine_tune_checkpoint) is skipped with a message.
 
+  jit_compile: XLA-compile the evaluation function (static-shape config, `training/xla.py`).
+
   Returns:
     dict step -> metrics dict for every evaluated checkpoint.
 
   Raises:
     dataset_builder.CorruptRecordError: an eval TFRecord file is corrupt (names it).
+    xla.JitCompileError: jit_compile without the static-shape fields.
   """
   del use_tpu, postprocess_on_cpu
   # Evaluation validates the model and eval parts only (a zoo config's training part may use
@@ -404,9 +482,12 @@ def eval_continuously(pipeline_config_path, model_dir, checkpoint_dir, config_ov
       pipeline_config_path, config_override, train_steps, sample_1_of_n_eval_examples,
       sample_1_of_n_eval_on_train_examples,
       mode='eval_on_train' if eval_on_train_data else 'eval', check_files=False)
+  if jit_compile:
+    xla.check(configs, inference=True)
   num_steps = int(configs['train_config'].num_steps)
-  evaluator = checkpoint_evaluator.CheckpointEvaluator(configs, model_dir, eval_on_train_data, eval_index,
-                         eval_input_fn=eval_input_fn)
+  evaluator = checkpoint_evaluator.CheckpointEvaluator(
+      configs, model_dir, eval_on_train_data, eval_index, eval_input_fn=eval_input_fn,
+      jit_compile=jit_compile)
   results = {}
   # A TF OD API export / model zoo folder keeps its checkpoint in checkpoint/.
   folder, checkpoint_dir = checkpoint_dir, checkpoint_utils.checkpoint_directory(checkpoint_dir)

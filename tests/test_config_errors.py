@@ -304,13 +304,11 @@ def test_ignored_fields_are_named_once_with_what_is_done_instead(monkeypatch, ca
     config_validation.validate_pipeline_configs(configs)
   warnings = [r.getMessage() for r in caplog.records
               if 'is ignored by this project' in r.getMessage()]
-  # use_bfloat16: false is its default (nothing ignored).
+  # use_bfloat16: false is its default; unpad_groundtruth_tensors is honoured (no warning).
   assert warnings == [
       'Config field `train_config.sync_replicas` is ignored by this project: replicas always '
       'train synchronously under the tf.distribute strategy (--num_workers), as in the TF2 TF OD '
       'API.',
-      'Config field `train_config.unpad_groundtruth_tensors` is ignored by this project: ground '
-      'truth is always unpadded per image (TF2 TF OD API).',
       'Config field `eval_config.eval_instance_masks` is ignored by this project: masks are '
       'evaluated when metrics_set has coco_mask_metrics.',
       'Config field `eval_config.max_evals` is ignored by this project: continuous evaluation '
@@ -465,11 +463,11 @@ def test_every_bad_input_error_type_is_a_config_error():
   from object_detection.builders import dataset_builder
   from object_detection.dataset_tools import coco_annotations
   from object_detection.training import fine_tune
-  from object_detection.training import train_step
+  from object_detection.training import xla
   from object_detection.utils import config_util
   # pylint: enable=g-import-not-at-top
   for error_type in (dataset_builder.InputConfigError, label_map_util.LabelMapError,
-                     fine_tune.FineTuneError, train_step.JitCompileError,
+                     fine_tune.FineTuneError, xla.JitCompileError,
                      coco_annotations.ConversionError, config_util.ConfigParseError,
                      config_util.ConfigFileNotFoundError, exporter_lib_v2.ExportError,
                      config_validation.UsageError):

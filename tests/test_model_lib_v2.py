@@ -447,10 +447,12 @@ def test_eval_continuously_gives_up_after_timeout(tmp_path, monkeypatch, capsys)
   assert 'No new checkpoint' in capsys.readouterr().out
 
 
-def test_jit_compile_is_refused_with_the_reason():
-  from object_detection.training import train_step  # pylint: disable=g-import-not-at-top
-  with pytest.raises(train_step.JitCompileError, match='output shapes depend on the data'):
-    train_step.make_train_step(tf.distribute.get_strategy(), None, None, [], None, jit_compile=True)
+def test_jit_compile_without_the_static_shape_path_fails_before_building(tmp_path):
+  from object_detection.training import xla  # pylint: disable=g-import-not-at-top
+  with pytest.raises(xla.JitCompileError, match='use_static_shapes: true') as e:
+    run_fake_training(str(tmp_path), jit_compile=True)
+  assert 'train_config.unpad_groundtruth_tensors: false' in str(e.value)
+  assert not os.listdir(str(tmp_path))  # nothing built or written
 
 
 def test_seed_repeats_a_run_and_another_seed_changes_it(tmp_path):

@@ -194,8 +194,12 @@ def partitioned_non_max_suppression_padded(boxes,
     nms_scores: float32 [padded_num_boxes] sorted, zero-padded scores.
     argsort_ids: int32 [num_boxes] input index of each sorted box.
   """
-  num_boxes = tf.shape(boxes)[0]
-  num_tiles = tf.cast(tf.math.ceil(tf.cast(num_boxes, tf.float32) / _NMS_TILE_SIZE), tf.int32)
+  num_boxes = boxes.shape[0]
+  if num_boxes is None:
+    num_boxes = tf.shape(boxes)[0]
+    num_tiles = tf.cast(tf.math.ceil(tf.cast(num_boxes, tf.float32) / _NMS_TILE_SIZE), tf.int32)
+  else:  # Python ints: the padded shapes below are then static (XLA, TPU).
+    num_tiles = -(-num_boxes // _NMS_TILE_SIZE)
   padded_size = num_tiles * _NMS_TILE_SIZE
   pad = padded_size - num_boxes
 
@@ -209,22 +213,25 @@ def partitioned_non_max_suppression_padded(boxes,
   def _process_tile(work_boxes, output_size, tile_index):
     start = tile_index * _NMS_TILE_SIZE
     tile = tf.slice(work_boxes, [start, 0], [_NMS_TILE_SIZE, 4])
-    earlier = tf.slice(work_boxes, [0, 0], [start, 4])
-    cross_iou = batch_iou(earlier[tf.newaxis], tile[tf.newaxis])[0]
+    # The tile against every box, keeping only the pairs with an earlier box (suppressed boxes are
+    # zero and hit nothing): masks rather than slices of data-dependent size keep every shape
+    # static, so XLA compiles the loop (the TF OD API loops over earlier tiles for the same result).
+    position = tf.range(padded_size)
+    cross_iou = batch_iou(work_boxes[tf.newaxis], tile[tf.newaxis])[0]
+    earlier = (position < start)[:, tf.newaxis]
+    cross_iou = tf.where(earlier, cross_iou, tf.zeros_like(cross_iou))
     not_covered = tf.reduce_all(cross_iou < iou_threshold, axis=0)
     tile = tile * tf.cast(not_covered, tile.dtype)[:, tf.newaxis]
     tile = _suppress_within_tile(tile, iou_threshold)
-    work_boxes = tf.concat(
-        [earlier, tile, work_boxes[start + _NMS_TILE_SIZE:]], axis=0)
-    work_boxes = tf.reshape(work_boxes, [padded_size, 4])
+    in_tile = tf.logical_and(position >= start, position < start + _NMS_TILE_SIZE)
+    work_boxes = tf.where(in_tile[:, tf.newaxis], tf.tile(tile, [num_tiles, 1]), work_boxes)
     output_size += tf.reduce_sum(tf.cast(tf.reduce_any(tile > 0, axis=1), tf.int32))
     return work_boxes, output_size, tile_index + 1
 
   selected_boxes, output_size, _ = tf.while_loop(
       lambda _b, size, index: tf.logical_and(size < max_output_size, index < num_tiles),
       _process_tile,
-      [sorted_boxes, tf.constant(0), tf.constant(0)],
-      shape_invariants=[tf.TensorShape([None, 4]), tf.TensorShape([]), tf.TensorShape([])])
+      [sorted_boxes, tf.constant(0), tf.constant(0)])
 
   # Survivors ranked by position (earliest first); unselected rows rank last.
   survivor = tf.cast(tf.reduce_any(selected_boxes > 0, axis=1), tf.int32)

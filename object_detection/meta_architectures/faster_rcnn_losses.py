@@ -84,7 +84,8 @@ def sample_box_classifier_batch(proposal_boxes, proposal_scores, num_proposals, 
         groundtruth_weights=gt_weights)
     cls_weights = tf.reduce_mean(cls_weights, axis=-1)
     classes = tf.argmax(cls_targets, axis=1, output_type=tf.int32)
-    boxlist.add_field('classes', classes)
+    # float32: the static path gathers every field with a one-hot matmul (exact for class ids).
+    boxlist.add_field('classes', tf.cast(classes, tf.float32))
     valid = tf.logical_and(tf.range(boxlist.num_boxes()) < num_valid, cls_weights > 0)
     selected = sampler.subsample(valid, second_stage_batch_size, classes > 0)
     sampled = box_list_ops.boolean_mask(
@@ -296,7 +297,7 @@ def _detections_as_mask_rows(prediction_dict, image_shape, groundtruth_boxlists,
 
 
 def _matched_mask_crops(boxes_absolute, match_indices, image_index, image_shape, groundtruth_masks_list,
-                        mask_size):
+                        mask_size, crop_and_resize_fn=None):
   """Crops of each row's matched ground-truth mask at its box -> float32 [R, mask_h * mask_w].
 
   Same values as the TF OD API's crop of its assigned-mask tensor (rows without a match read the
@@ -306,6 +307,9 @@ def _matched_mask_crops(boxes_absolute, match_indices, image_index, image_shape,
     boxes_absolute: float32 [R, 4], boxes in the padded image. match_indices: int32 [R], the matched
       ground truth of each row (< 0: none). image_index: int32 [R], each row's image.
     image_shape: int32 [4]. groundtruth_masks_list: list of float32 [M_i, H, W]. mask_size: (h, w).
+    crop_and_resize_fn: None for tf.image.crop_and_resize with the match as box index; else the
+      model's multilevel crop function (the static-shape path: the TF OD API crops each row's
+      gathered mask with its `_crop_and_resize_fn`, which XLA compiles when it is the matmul one).
   """
   heights = tf.cast(image_shape[1], tf.float32)
   widths = tf.cast(image_shape[2], tf.float32)
@@ -321,7 +325,11 @@ def _matched_mask_crops(boxes_absolute, match_indices, image_index, image_shape,
   all_masks = tf.concat(stacked, axis=0)[..., tf.newaxis]
   first_row = tf.gather(tf.stack(offsets[:-1]), image_index)
   source = tf.where(match_indices >= 0, first_row + match_indices, 0)
-  crops = tf.image.crop_and_resize(all_masks, normalized, source, list(mask_size))
+  if crop_and_resize_fn is None:
+    crops = tf.image.crop_and_resize(all_masks, normalized, source, list(mask_size))
+  else:
+    crops = crop_and_resize_fn([tf.gather(all_masks, source)], normalized[:, tf.newaxis], None,
+                               list(mask_size))
   return tf.stop_gradient(tf.reshape(crops, [-1, mask_size[0] * mask_size[1]]))
 
 
@@ -360,7 +368,8 @@ def _all_rows_mask_loss(mask_predictions, boxes, valid, class_index, weights, ma
   row_image = tf.repeat(tf.range(batch), rows_per_image)
   match_indices = tf.reshape(matches, [-1])
   targets = _matched_mask_crops(tf.reshape(boxes, [-1, 4]), match_indices, row_image, image_shape,
-                                groundtruth_masks_list, mask_size)
+                                groundtruth_masks_list, mask_size,
+                                config.crop_and_resize_fn if config.use_static_shapes else None)
   row_weights = tf.reshape(weights * tf.cast(valid, tf.float32), [-1])
   row_weights = _loss_weights(row_weights, row_image, losses_mask)
   logits = _select_class_masks(mask_predictions, class_index)

@@ -365,6 +365,8 @@ class FasterRCNNMetaArch(model.DetectionModel):
                                                                training=self._is_training)
 
   def _extract_rpn_feature_maps(self, preprocessed_inputs):
+    # Static sizes where known (TF OD API: combined_static_and_dynamic_shape), so a fixed-size input
+    # gives a static anchor count: the static-shape (XLA / TPU) path needs it.
     image_shape = tf.shape(preprocessed_inputs)
     rpn_features_to_crop = self._extract_proposal_features(preprocessed_inputs)
     if not isinstance(rpn_features_to_crop, list):
@@ -372,7 +374,7 @@ class FasterRCNNMetaArch(model.DetectionModel):
     feature_map_shapes = []
     rpn_box_predictor_features = []
     for features in rpn_features_to_crop:
-      shape = tf.shape(features)
+      shape = shape_utils.combined_static_and_dynamic_shape(features)
       feature_map_shapes.append((shape[1], shape[2]))
       rpn_box_predictor_features.append(
           self._first_stage_box_predictor_first_conv(features, training=self._is_training))
@@ -451,6 +453,9 @@ class FasterRCNNMetaArch(model.DetectionModel):
     FPN extractors: each box reads the level the TF OD API's `ops.fpn_feature_levels` assigns it
     (unit scale = the second-to-last map, 224-pixel boxes, image area normalizing the size).
     """
+    # Under a bfloat16/float16 policy the maps come in that dtype; tf.image.crop_and_resize takes
+    # no bfloat16 and returns float32 anyway (a no-op cast in float32).
+    features_to_crop = [tf.cast(f, tf.float32) for f in features_to_crop]
     num_levels = len(features_to_crop)
     box_levels = None
     if num_levels != 1:
@@ -481,7 +486,8 @@ class FasterRCNNMetaArch(model.DetectionModel):
       features = cropped_features
     predictions = self._mask_rcnn_box_predictor([features], prediction_stage=3,
                                                 training=self._is_training)
-    return tf.squeeze(predictions[box_predictor.MASK_PREDICTIONS], axis=1)
+    # float32 logits for the loss and the sigmoid under a bfloat16/float16 policy (no-op in float32).
+    return tf.cast(tf.squeeze(predictions[box_predictor.MASK_PREDICTIONS], axis=1), tf.float32)
 
   def _predict_third_stage(self, prediction_dict, image_shapes):
     if self._is_training:
@@ -519,11 +525,11 @@ class FasterRCNNMetaArch(model.DetectionModel):
     box_classifier_features = prediction_dict['box_classifier_features']
     cropped = prediction_dict.get(faster_rcnn_losses.MASK_HEAD_INPUT_FEATURES)
     sampled_classes = prediction_dict.get(faster_rcnn_losses.SAMPLED_PROPOSAL_CLASSES)
-    if sampled_classes is None or not self._mask_head_is_per_roi:
+    if sampled_classes is None or not self._mask_head_is_per_roi or self._use_static_shapes:
       return {'mask_predictions': self._predict_masks(box_classifier_features, cropped)}
     # The mask loss weighs positive proposals only; a per-ROI mask head gives them the same logits
     # whatever else is in the batch, so the others need not go through it (about 4x less work at the
-    # usual 25% positive fraction).
+    # usual 25% positive fraction). Not on the static-shape path: the positive count is data-dependent.
     flat_classes = tf.reshape(sampled_classes, [-1])
     positive_rows = tf.cast(tf.where(flat_classes > 0)[:, 0], tf.int32)
     # One extra row (proposal 0, dropped below) keeps the batch non-empty when no proposal is positive:

@@ -27,10 +27,12 @@ class CheckpointEvaluator(object):
     eval_on_train_data: evaluate on train_input_reader instead of eval_input_reader.
     eval_index: which eval_input_reader.
     model_fn / eval_input_fn: optional replacements for model_builder.build / inputs.eval_input.
+    jit_compile: XLA-compile the evaluation function (`eval_util.evaluate(jit_compile=...)`).
   """
 
   def __init__(self, configs, model_dir, eval_on_train_data=False, eval_index=0,
-               model_fn=None, eval_input_fn=None):
+               model_fn=None, eval_input_fn=None, jit_compile=False):
+    self.jit_compile = jit_compile
     self.model_fn = model_fn
     self.eval_input_fn = eval_input_fn
     self.configs = configs
@@ -95,7 +97,7 @@ class CheckpointEvaluator(object):
     try:
       metrics, stats = eval_util.evaluate(
           self.model, self.configs, self.dataset, step, summary_writer=self.writer,
-          model_dir=self.output_dir, return_model_stats=True)
+          model_dir=self.output_dir, return_model_stats=True, jit_compile=self.jit_compile)
     except tf.errors.DataLossError as e:
       raise dataset_builder.explain_data_loss_error(self.input_config, e,
                                                     self.reader_name) from None

@@ -37,6 +37,36 @@ def make_manager(model_dir, detection_model, optimizer, global_step):
   return ckpt, manager
 
 
+def worker_checkpoint_dir(model_dir, is_chief, task_id=None):
+  """Where this worker's CheckpointManager saves: `model_dir` for the chief, else a new temporary
+  folder outside it.
+
+  With MultiWorkerMirroredStrategy every worker must take part in each save (reading a SyncOnRead
+  variable such as a batch-norm moving mean is a collective over the workers), but only the
+  chief's files are kept: the others write to a local temporary folder that
+  `remove_worker_checkpoint_dir` deletes at the end (the TF OD API puts it in
+  model_dir/temp_worker_NNN; outside, a model_dir never holds another worker's files, even after a
+  kill).
+
+  Returns:
+    the folder path (the temporary one is created by the first save).
+  """
+  if is_chief:
+    return model_dir
+  # pylint: disable=g-import-not-at-top
+  import tempfile
+  import uuid
+  # pylint: enable=g-import-not-at-top
+  return os.path.join(tempfile.gettempdir(), 'od_worker%s_checkpoints_%d_%s' % (
+      '' if task_id is None else task_id, os.getpid(), uuid.uuid4().hex[:8]))
+
+
+def remove_worker_checkpoint_dir(directory, model_dir):
+  """Deletes a non-chief worker's temporary checkpoint folder (never model_dir itself)."""
+  if directory != model_dir and tf.io.gfile.isdir(directory):
+    tf.io.gfile.rmtree(directory)
+
+
 def _slot_names(checkpoint_keys):
   """Slot names of a legacy Keras optimizer in checkpoint keys (`.OPTIMIZER_SLOT/optimizer/<name>/`)."""
   names = set()

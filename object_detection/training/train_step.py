@@ -8,14 +8,16 @@ applied (replica gradients are summed by the strategy), optionally clipped by gl
 import re
 
 import tensorflow as tf
+import tf_keras
 
 from object_detection.core import standard_fields as fields
 from object_detection.utils import config_validation
+from object_detection.utils import shape_utils
 
 _IF = fields.InputDataFields
 
 
-def unstack_groundtruth(labels, image_shape=None, true_image_shapes=None):
+def unstack_groundtruth(labels, image_shape=None, true_image_shapes=None, unpad=True):
   """Splits padded batched labels (`inputs.py` module docstring) into the per-image lists of
   `provide_groundtruth`.
 
@@ -30,6 +32,10 @@ def unstack_groundtruth(labels, image_shape=None, true_image_shapes=None):
       groundtruth_labeled_classes).
     image_shape: int32 [4] (or a static list) of the padded model input, or None to keep the boxes.
     true_image_shapes: int32 [B, 3], needed with `image_shape`.
+    unpad: True: each image's first num_groundtruth_boxes rows (the TF OD API's
+      `unpad_groundtruth_tensors: true`). False: all max_number_of_boxes rows, the padding rows
+      with weight 0 (its `unpad_groundtruth_tensors: false`): static shapes, which XLA and TPUs
+      need; the losses are the same, since zero-weight rows match nothing.
 
   Returns:
     dict of `provide_groundtruth` keyword arguments: `groundtruth_boxes_list` ([N_i, 4] float32),
@@ -51,7 +57,7 @@ def unstack_groundtruth(labels, image_shape=None, true_image_shapes=None):
   if has_masks:
     out['groundtruth_masks_list'] = []
   for i in range(batch):
-    n = num[i]
+    n = num[i] if unpad else labels[_IF.groundtruth_boxes].shape[1]
     out['groundtruth_boxes_list'].append(boxes[i, :n])
     out['groundtruth_classes_list'].append(labels[_IF.groundtruth_classes][i, :n])
     out['groundtruth_weights_list'].append(labels[_IF.groundtruth_weights][i, :n])
@@ -68,18 +74,20 @@ def unstack_groundtruth(labels, image_shape=None, true_image_shapes=None):
   return out
 
 
-def predict_and_compute_losses(detection_model, features, labels, add_regularization_loss=True):
+def predict_and_compute_losses(detection_model, features, labels, add_regularization_loss=True,
+                                unpad_groundtruth_tensors=True):
   """Runs provide_groundtruth, predict and loss; returns (prediction_dict, loss dict).
 
   The loss dict has the model's TF OD API keys plus `Loss/regularization_loss` (when
   `add_regularization_loss` and the model has any) and `Loss/total_loss`, their sum (the TF OD
   API's `_compute_losses_and_predictions_dicts`). Training and evaluation both compute their
-  losses here.
+  losses here. `unpad_groundtruth_tensors`: see `unstack_groundtruth(unpad=...)`.
   """
   image = features[_IF.image]
   true_image_shape = features[_IF.true_image_shape]
   detection_model.provide_groundtruth(**unstack_groundtruth(
-      labels, tf.shape(image), true_image_shape))
+      labels, shape_utils.combined_static_and_dynamic_shape(image), true_image_shape,
+      unpad=unpad_groundtruth_tensors))
   prediction_dict = detection_model.predict(image, true_image_shape)
   losses = dict(detection_model.loss(prediction_dict, true_image_shape))
   if add_regularization_loss:
@@ -90,9 +98,11 @@ def predict_and_compute_losses(detection_model, features, labels, add_regulariza
   return prediction_dict, losses
 
 
-def compute_losses(detection_model, features, labels, add_regularization_loss=True):
+def compute_losses(detection_model, features, labels, add_regularization_loss=True,
+                   unpad_groundtruth_tensors=True):
   """The loss dict of `predict_and_compute_losses` (with `Loss/total_loss`)."""
-  return predict_and_compute_losses(detection_model, features, labels, add_regularization_loss)[1]
+  return predict_and_compute_losses(detection_model, features, labels, add_regularization_loss,
+                                    unpad_groundtruth_tensors)[1]
 
 
 def _var_name(var):
@@ -113,13 +123,14 @@ def filter_trainable_variables(variables, update_trainable_variables=(), freeze_
   return kept
 
 
-def make_build_fn(strategy, detection_model, add_regularization_loss):
+def make_build_fn(strategy, detection_model, add_regularization_loss,
+                  unpad_groundtruth_tensors=True):
   """Returns fn(features, labels) running one forward pass + loss per replica (creates variables,
   TF OD API `_ensure_model_is_built`)."""
 
   def _replica(features, labels):
-    return compute_losses(detection_model, features, labels, add_regularization_loss)[
-        'Loss/total_loss']
+    return compute_losses(detection_model, features, labels, add_regularization_loss,
+                          unpad_groundtruth_tensors)['Loss/total_loss']
 
   @tf.function
   def build(features, labels):
@@ -128,43 +139,56 @@ def make_build_fn(strategy, detection_model, add_regularization_loss):
   return build
 
 
-JIT_UNSUPPORTED = (
-    '--jit_compile is not supported by this model: like the TF OD API\'s default (dynamic-shape) '
-    'path, the train step uses ops whose output shapes depend on the data (tf.where in the samplers, '
-    'boolean masks, NMS with a variable number of boxes), which XLA cannot compile. Run without '
-    '--jit_compile.')
-
-
-class JitCompileError(config_validation.ConfigError):
-  """The train step was asked to be XLA-compiled; see JIT_UNSUPPORTED."""
-
-
 def make_train_step(strategy, detection_model, optimizer, trainable_variables, global_step,
-                    add_regularization_loss=True, clip_gradients_value=None, jit_compile=False):
+                    add_regularization_loss=True, clip_gradients_value=None, jit_compile=False,
+                    unpad_groundtruth_tensors=True):
   """Returns a tf.function `step(features, labels)` (distributed values) -> dict of float32 scalar
   losses (mean over replicas) plus `gradient_norm`; increments `global_step` by one.
 
-  Raises:
-    JitCompileError: jit_compile=True (the step cannot be XLA-compiled, see JIT_UNSUPPORTED).
-  """
-  if jit_compile:
-    raise JitCompileError(JIT_UNSUPPORTED)
-  num_replicas = strategy.num_replicas_in_sync
+  jit_compile: XLA-compile each replica's forward pass, losses, backward pass and gradient
+  clipping as one computation (the model must be on its static-shape path: `training/xla.py`
+  checks the config). The optimizer update stays outside it: it is the replicas' synchronisation
+  point (a cross-replica merge_call), which cannot sit inside a nested compiled function.
 
-  def _replica(features, labels):
+  With `optimizer` a tf_keras LossScaleOptimizer (`precision.loss_scale_optimizer`, for
+  'mixed_float16') the loss is scaled before the gradients and they are unscaled after; a step whose
+  gradients are not finite is skipped by the optimizer (its scale halves) and reports
+  gradient_norm 0; the dict then also holds `loss_scale` (the scale the step used).
+  """
+  num_replicas = strategy.num_replicas_in_sync
+  loss_scaling = isinstance(optimizer, tf_keras.mixed_precision.LossScaleOptimizer)
+
+  def _gradients(features, labels):
     with tf.GradientTape() as tape:
-      losses = compute_losses(detection_model, features, labels, add_regularization_loss)
+      losses = compute_losses(detection_model, features, labels, add_regularization_loss,
+                              unpad_groundtruth_tensors)
       scaled = losses['Loss/total_loss'] / tf.constant(num_replicas, tf.float32)
+      if loss_scaling:
+        scaled = optimizer.get_scaled_loss(scaled)
     gradients = tape.gradient(scaled, trainable_variables)
     gradients = [g if g is not None else tf.zeros_like(v)
                  for g, v in zip(gradients, trainable_variables)]
+    if loss_scaling:
+      gradients = optimizer.get_unscaled_gradients(gradients)
     gradient_norm = tf.linalg.global_norm(gradients)
     if clip_gradients_value:
       gradients, _ = tf.clip_by_global_norm(gradients, clip_gradients_value,
                                             use_norm=gradient_norm)
+    if loss_scaling:
+      # An overflow of the scaled float16 gradients is expected now and then: the optimizer skips
+      # that update, and the loop must not stop on it as on a non-finite loss.
+      gradient_norm = tf.where(tf.math.is_finite(gradient_norm), gradient_norm, 0.0)
+      losses['loss_scale'] = tf.identity(optimizer.loss_scale)  # read before the update
+    losses['gradient_norm'] = gradient_norm
+    return losses, gradients
+
+  if jit_compile:
+    _gradients = tf.function(_gradients, jit_compile=True)
+
+  def _replica(features, labels):
+    losses, gradients = _gradients(features, labels)
     optimizer.apply_gradients(zip(gradients, trainable_variables))
     global_step.assign_add(1)
-    losses['gradient_norm'] = gradient_norm
     return losses
 
   @tf.function

@@ -353,6 +353,9 @@ def validate_train_config(train_config, field='train_config'):
     _fail(field + '.use_multiclass_scores', 'is true, but class targets from '
           'image/object/class/multiclass_scores are not supported (the decoder does not load '
           'them); remove it.')
+  # use_bfloat16 / mixed_precision: an unknown value or the two contradicting each other.
+  from object_detection.training import precision  # pylint: disable=g-import-not-at-top
+  precision.policy_name(train_config, field)
   if train_config.HasField('early_stopping'):
     if train_config.early_stopping.patience < 1:
       _fail(field + '.early_stopping.patience', 'is %d; it must be >= 1.'
@@ -467,8 +470,6 @@ _IGNORED_FIELDS = {
                                    'num_prefetch_batches)',
         'prefetch_queue_capacity': 'tf.data prefetches instead (input reader '
                                    'num_prefetch_batches)',
-        'unpad_groundtruth_tensors': 'ground truth is always unpadded per image (TF2 TF OD API)',
-        'use_bfloat16': 'training runs in float32 (bfloat16 is TPU-only in the TF OD API)',
         'summarize_gradients': 'no gradient summaries are written (losses and the learning rate '
                                'are)',
         'fine_tune_checkpoint_version': 'the fine-tune checkpoint is read as a TF2 object-based '

@@ -216,6 +216,10 @@ def resize_then_conv(features, kernel, bias, out_height, out_width):
   Returns:
     float32 [N, out_height, out_width, D].
   """
+  # In float32 under a bfloat16/float16 policy too (the kernel then reads as that dtype), like the
+  # ResizeBilinear it replaces, whose output is float32 whatever its input.
+  features, kernel = tf.cast(features, tf.float32), tf.cast(kernel, tf.float32)
+  bias = None if bias is None else tf.cast(bias, tf.float32)
   kernel_h, kernel_w = int(kernel.shape[0]), int(kernel.shape[1])
   in_h, in_w = int(features.shape[1]), int(features.shape[2])
   a_y = _bilinear_matrix(in_h, out_height)
