@@ -194,7 +194,19 @@ def test_static_and_xla_training_losses_equal_the_dynamic_path(data, weights, tm
     assert padded[key] == pytest.approx(dynamic[key], rel=1e-6, abs=1e-7), key
   static_model = _with_weights(_model(True, True), weights, images, tmp_path)
   static = _losses(static_model, images, labels, unpad=False)
-  compiled = _losses(static_model, images, labels, unpad=False, jit_compile=True)
+  # One step of the train step --jit_compile builds (XLA forward, losses, backward; the update
+  # outside): the losses it reports are those of the weights before the update.
+  step = train_step.make_train_step(
+      tf.distribute.get_strategy(), static_model, tf_keras.optimizers.SGD(0.01),
+      static_model.trainable_variables, tf.Variable(0, dtype=tf.int64), jit_compile=True,
+      unpad_groundtruth_tensors=False)
+  before = [v.numpy() for v in static_model.trainable_variables]
+  preprocessed, shapes = static_model.preprocess(images)
+  out = step({'image': preprocessed, 'true_image_shape': shapes}, labels)
+  compiled = {k: float(v) for k, v in out.items() if k != 'gradient_norm'}
+  assert float(out['gradient_norm']) > 0
+  assert any(not np.array_equal(b, v.numpy())
+             for b, v in zip(before, static_model.trainable_variables))
   assert dynamic['Loss/BoxClassifierLoss/mask_loss'] > 0  # positives were sampled
   assert set(static) == set(dynamic) == set(compiled)
   for key in dynamic:
