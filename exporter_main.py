@@ -26,6 +26,7 @@ if __name__ == '__main__':
   quiet_logs.quiet_tensorflow_startup()  # before exporter_lib_v2 imports TensorFlow
 
 from object_detection import exporter_lib_v2  # pylint: disable=g-import-not-at-top,wrong-import-position
+from object_detection.training import xla  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum('input_type', 'image_tensor', list(exporter_lib_v2.INPUT_TYPES),
@@ -75,10 +76,7 @@ def _check_flags(usage_error):
                         ('output_directory', 'exported/my_model')):
     if not FLAGS[name].value:
       raise usage_error('--%s is required (e.g. --%s=%s).' % (name, name, example))
-  if FLAGS.jit_compile and FLAGS.output_format == 'openvino':
-    raise usage_error('--jit_compile applies to the SavedModel\'s TensorFlow function, not to '
-                      'the OpenVINO IR (OpenVINO compiles the graph itself): remove one of '
-                      '--jit_compile and --output_format=openvino.')
+  xla.check_export_flags(FLAGS.jit_compile, FLAGS.output_format)
   if FLAGS.use_side_inputs:
     raise usage_error('--use_side_inputs: the Faster R-CNN / Mask R-CNN models this project '
                       'builds take no side inputs (the TF OD API uses them for Context R-CNN and '

@@ -14,6 +14,19 @@ class JitCompileError(config_validation.ConfigError):
   """--jit_compile with a config whose model is not on the static-shape path."""
 
 
+def check_export_flags(jit_compile, output_format):
+  """exporter_main.py: --jit_compile applies to the SavedModel only.
+
+  Raises:
+    config_validation.UsageError: --jit_compile with --output_format=openvino.
+  """
+  if jit_compile and output_format == 'openvino':
+    raise config_validation.UsageError(
+        "--jit_compile applies to the SavedModel's TensorFlow function, not to the OpenVINO IR "
+        '(OpenVINO compiles the graph itself): remove one of --jit_compile and '
+        '--output_format=openvino.')
+
+
 def _static_resizer_problem(faster_rcnn):
   resizer = faster_rcnn.image_resizer
   kind = resizer.WhichOneof('image_resizer_oneof')
