@@ -1,7 +1,8 @@
 r"""Converts a COCO-format instance segmentation dataset to TFRecords (TF OD API format).
 
 Same flags and output names as the TF OD API's `create_coco_tf_record.py`, plus --num_shards,
---mask_type, --num_workers, --overwrite, --classes and --keep_empty_images. Any split may be omitted: a split is converted when
+--mask_type, --num_workers, --overwrite, --classes, --keep_empty_images and --runner (Apache
+Beam). Any split may be omitted: a split is converted when
 both its image folder and its annotations file are given. Writes
 <output_dir>/coco_{train,val,testdev}.record-NNNNN-of-NNNNN, <output_dir>/label_map.pbtxt (every
 category of the annotation files, with their ids) and <output_dir>/conversion_summary.txt, then
@@ -27,6 +28,11 @@ just those K classes; the other instances are dropped and images left without an
 dropped too, or written as negatives (no objects) with --keep_empty_images. The summary gives the
 mapping (`person (COCO id 1) -> 1`) and every count.
 
+At scale (full COCO), the same conversion runs as an Apache Beam pipeline (`pip install -e
+".[beam]"`) and writes the same records: add --runner=DirectRunner --direct_num_workers=2 (local
+processes), or another runner with its options (--runner=FlinkRunner --flink_master=...,
+--runner=DataflowRunner --project=... --temp_location=gs://...). See docs/datasets.md.
+
 Exit status 2, with one line naming the file, folder or flag, on a usage or input error (no split,
 a split with only one of its two flags, a missing or malformed input, an output folder that may
 not be replaced); 1, with one line, when writing the output fails (the old output is kept).
@@ -41,34 +47,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from object_detection.dataset_tools import converter_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 flags.DEFINE_string('train_image_dir', '', 'Training image directory.')
 flags.DEFINE_string('val_image_dir', '', 'Validation image directory.')
 flags.DEFINE_string('test_image_dir', '', 'Test(-dev) image directory.')
 flags.DEFINE_string('train_annotations_file', '', 'Training annotations JSON file.')
 flags.DEFINE_string('val_annotations_file', '', 'Validation annotations JSON file.')
 flags.DEFINE_string('testdev_annotations_file', '', 'Test-dev annotations JSON file.')
-flags.DEFINE_string('output_dir', '',
-                    'Output folder (required). It is replaced whole at the end of the conversion.')
-flags.DEFINE_boolean('overwrite', False,
-                     'Replace --output_dir even when it holds files this converter did not write '
-                     '(they are deleted). Not needed to re-run over an earlier conversion.')
-flags.DEFINE_boolean('include_masks', False,
-                     'Whether to include instance segmentation masks (needed for Mask R-CNN).')
-flags.DEFINE_integer('num_shards', 1,
-                     'Output files per split (the TF OD API uses 100 for train and 50 for val on '
-                     'full COCO; 1 suits small datasets).')
-flags.DEFINE_enum('mask_type', 'png', ['png', 'numerical'],
-                  'png: one PNG per instance (small; input reader mask_type: PNG_MASKS). '
-                  'numerical: float list N*H*W (large; mask_type: NUMERICAL_MASKS).')
-flags.DEFINE_integer('num_workers', 1, 'Processes that read and encode images.')
-flags.DEFINE_boolean('progress', True, 'Show a progress bar (images/s) on stderr.')
-flags.DEFINE_string('classes', '',
-                    'Convert only these categories: comma-separated names and/or COCO category '
-                    'ids (e.g. person,car or 1,3), renumbered 1..K in this order in the records '
-                    'and label_map.pbtxt. Empty: every category, with its COCO id.')
-flags.DEFINE_boolean('keep_empty_images', False,
-                     'With --classes: write the images that have no instance of those classes '
-                     'as negatives (no objects) instead of dropping them.')
+converter_flags.define_common_flags(
+    'Convert only these categories: comma-separated names and/or COCO category ids (e.g. '
+    'person,car or 1,3), renumbered 1..K in this order in the records and label_map.pbtxt. '
+    'Empty: every category, with its COCO id.')
 
 FLAGS = flags.FLAGS
 _MAIN_PID = os.getpid()
@@ -123,6 +113,7 @@ def main(argv):
   # pylint: enable=g-import-not-at-top
   try:
     splits = _splits(config_validation.UsageError)
+    converter_flags.beam_args()  # Unknown flags fail here, before any input is read.
     inputs = [path for _, image_dir, annotations_file in splits
               for path in (image_dir, annotations_file)]
     output_folder.check_output_dir(FLAGS.output_dir, FLAGS.overwrite, inputs)
@@ -139,12 +130,8 @@ def main(argv):
     from object_detection.utils import quiet_logs  # pylint: disable=g-import-not-at-top
     quiet_logs.quiet_tensorflow_startup()  # before coco_tf_record imports TensorFlow
     from object_detection.dataset_tools import coco_tf_record  # pylint: disable=g-import-not-at-top
-    result = coco_tf_record.convert(
-        splits, FLAGS.output_dir, include_masks=FLAGS.include_masks,
-        num_shards=FLAGS.num_shards, mask_type=FLAGS.mask_type,
-        num_workers=FLAGS.num_workers, show_progress=FLAGS.progress, loaded=loaded,
-        overwrite=FLAGS.overwrite, classes=classes,
-        keep_empty_images=FLAGS.keep_empty_images)
+    result = coco_tf_record.convert(splits, FLAGS.output_dir, loaded=loaded, classes=classes,
+                                    **converter_flags.common_kwargs())
   except config_validation.ConfigError as e:  # ConversionError and UsageError included.
     print(config_validation.error_line(e), file=sys.stderr)
     sys.exit(2)
@@ -155,4 +142,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=converter_flags.parse_flags)

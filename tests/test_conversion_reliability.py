@@ -28,6 +28,7 @@ from object_detection.core import standard_fields as fields
 from object_detection.data_decoders import tf_example_decoder
 from object_detection.dataset_tools import coco_annotations
 from object_detection.dataset_tools import coco_tf_record
+from object_detection.dataset_tools import conversion
 from object_detection.dataset_tools import output_folder
 
 F = fields.InputDataFields
@@ -216,7 +217,7 @@ def test_failed_write_leaves_the_old_output_and_no_temporary_folder(tmp_path, mo
   def disk_full(categories, path):
     raise OSError(28, 'No space left on device', path)
 
-  monkeypatch.setattr(coco_tf_record, 'write_label_map', disk_full)
+  monkeypatch.setattr(conversion, 'write_label_map', disk_full)
   with pytest.raises(output_folder.OutputWriteError,
                      match=r'--output_dir=.*records failed \(\[Errno 28\] No space left on '
                      r'device: .*label_map.pbtxt.*\); the previous output is unchanged'):

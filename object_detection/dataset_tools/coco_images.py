@@ -34,7 +34,9 @@ ImageRead = collections.namedtuple('ImageRead', [
     'encoded',  # bytes to store in image/encoded
     'format',   # 'jpeg' | 'png'
     'exif',     # None (orientation 1 or none), EXIF_ROTATED or EXIF_KEPT_AS_STORED
-])
+    'height',   # int, pixels of the stored image (upright when EXIF_ROTATED)
+    'width',    # int
+], defaults=(None, None))
 
 
 class ImageSkipped(Exception):
@@ -71,12 +73,14 @@ def _upright_bytes(pil_image, image_format):
   return output.getvalue()
 
 
-def read_image(path, expected_height, expected_width):
+def read_image(path, expected_height=None, expected_width=None):
   """Reads, decodes and checks one image; returns the bytes to store.
 
   Args:
     path: the image file.
-    expected_height, expected_width: the COCO JSON's size of the image.
+    expected_height, expected_width: the COCO JSON's size of the image; None for formats that
+      do not list it (Open Images, PNG masks): the upright size is then taken, and an image with
+      an EXIF orientation is always turned upright (its masks are drawn on the displayed photo).
 
   Returns:
     ImageRead.
@@ -91,7 +95,6 @@ def read_image(path, expected_height, expected_width):
       encoded = fid.read()
   except OSError as e:
     raise ImageSkipped(SKIP_UNREADABLE_IMAGE, 'cannot open: %s' % e.strerror) from None
-  expected = (expected_height, expected_width)
   try:
     with Image.open(io.BytesIO(encoded)) as pil_image:
       image_format = pil_image.format
@@ -101,17 +104,20 @@ def read_image(path, expected_height, expected_width):
         raise ImageSkipped(SKIP_UNSUPPORTED_FORMAT,
                            '%s (only JPEG and PNG are stored)' % image_format)
       orientation = exif_orientation(pil_image)
+      upright = (width, height) if orientation in _SWAPS_WIDTH_AND_HEIGHT else (height, width)
+      if expected_height is None or expected_width is None:
+        expected_height, expected_width = upright
+      expected = (expected_height, expected_width)
       if orientation == 1:
         if (height, width) != expected:
           raise ImageSkipped(SKIP_SIZE_MISMATCH, 'file is %dx%d (HxW), JSON says %dx%d' % (
               height, width, expected_height, expected_width))
-        return ImageRead(encoded, image_format.lower(), None)
-      upright = (width, height) if orientation in _SWAPS_WIDTH_AND_HEIGHT else (height, width)
+        return ImageRead(encoded, image_format.lower(), None, height, width)
       if upright == expected:
         return ImageRead(_upright_bytes(pil_image, image_format), image_format.lower(),
-                         EXIF_ROTATED)
+                         EXIF_ROTATED, upright[0], upright[1])
       if (height, width) == expected:
-        return ImageRead(encoded, image_format.lower(), EXIF_KEPT_AS_STORED)
+        return ImageRead(encoded, image_format.lower(), EXIF_KEPT_AS_STORED, height, width)
       raise ImageSkipped(SKIP_SIZE_MISMATCH, 'file is %dx%d (HxW) upright (EXIF orientation %d; '
                          '%dx%d as stored), JSON says %dx%d' % (
                              upright[0], upright[1], orientation, height, width,

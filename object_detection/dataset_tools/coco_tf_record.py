@@ -39,7 +39,10 @@ and counted, or written as negatives (no objects) with `keep_empty_images`. A sp
 annotations (testdev) keeps all its images.
 
 `convert` writes into a temporary folder beside the output folder and swaps it in whole at the
-end (`output_folder`): a killed or failed run leaves the previous output as it was.
+end (`output_folder`): a killed or failed run leaves the previous output as it was. The writing,
+worker processes, shards, label map and summary are the ones every converter shares
+(`conversion`, `record_writer`, `tf_example_builder`); with `runner_options` the same records are
+written by an Apache Beam pipeline (`beam_pipeline`).
 
 Errors (`ConversionError`, a `ConfigError`; the message names the file): a missing annotations
 file or image folder, bad JSON, missing keys (`images`, `categories`, an image's id / file_name /
@@ -49,22 +52,15 @@ output folder that may not be replaced. `output_folder.OutputWriteError` (a Runt
 writing the new output fails.
 """
 import collections
-import hashlib
-import io
 import math
-import multiprocessing
 import os
-import time
-
-import numpy as np
-from PIL import Image
-import tensorflow as tf
-import tqdm
 
 from object_detection.dataset_tools import coco_annotations
 from object_detection.dataset_tools import coco_images
+from object_detection.dataset_tools import conversion
 from object_detection.dataset_tools import output_folder
-from object_detection.utils import dataset_util
+from object_detection.dataset_tools import record_writer
+from object_detection.dataset_tools import tf_example_builder
 
 # Re-exported: callers of the converter library find the whole API in this module.
 ConversionError = coco_annotations.ConversionError
@@ -74,8 +70,14 @@ ann_to_mask = coco_annotations.ann_to_mask
 merge_categories = coco_annotations.merge_categories
 resolve_classes = coco_annotations.resolve_classes
 ClassChoice = coco_annotations.ClassChoice
+SplitSummary = conversion.SplitSummary
+format_summary = conversion.format_summary
+label_map_text = conversion.label_map_text
+write_label_map = conversion.write_label_map
+sharded_output_paths = record_writer.sharded_output_paths
 
-MASK_TYPES = ('png', 'numerical')
+MASK_TYPES = tf_example_builder.MASK_TYPES
+RECORD_PREFIX = 'coco'
 
 # The TF OD API's output names: <output_dir>/coco_<split>.record-00000-of-00001; the label map and
 # the printed summary beside them.
@@ -103,58 +105,6 @@ IMAGE_SKIP_REASONS = (SKIP_UNREADABLE_IMAGE, SKIP_UNSUPPORTED_FORMAT, SKIP_SIZE_
 INSTANCE_SKIP_REASONS = (SKIP_NON_FINITE_BOX, SKIP_EMPTY_BOX, SKIP_OUTSIDE_BOX,
                          SKIP_NO_SEGMENTATION, SKIP_BAD_SEGMENTATION, SKIP_EMPTY_MASK,
                          SKIP_UNKNOWN_IMAGE, SKIP_OF_SKIPPED_IMAGE)
-
-
-SplitSummary = collections.namedtuple('SplitSummary', [
-    'split',             # 'train' | 'val' | 'testdev'
-    'annotations_file',  # str
-    'image_dir',         # str
-    'output_files',      # list of str, the shards
-    'images_total',      # int, images in the JSON
-    'images_written',    # int
-    'images_without_instances',  # int, written with zero objects (kept, as the TF OD API does)
-    'instances_total',   # int, annotations in the JSON
-    'instances_written',  # int
-    'skipped',           # dict reason -> count (images and instances), every reason listed
-    'skipped_images',    # list of (file_name, reason, detail)
-    'categories',        # dict id -> name, all categories of the JSON
-    'category_counts',   # dict id -> instances written
-    'seconds',           # float, conversion time
-    'images_rotated',    # int, written upright from their EXIF orientation
-    'images_kept_as_stored',  # int, EXIF orientation not applied: the JSON size is the stored one
-    # With a class subset (`classes`), else 0:
-    'instances_other_classes',  # int, annotations of the other categories, not written
-    'images_without_chosen_class',  # int, images without a written instance of the chosen
-                                    # classes: dropped, or written as negatives (no objects)
-                                    # with keep_empty_images
-], defaults=(0, 0))
-
-
-# ------------------------------------------------------------------------------------------------
-# Masks.
-
-
-def _float_list_feature_fast(array):
-  """A float_list Feature built from a float32 array without a per-element Python loop."""
-  raw = np.ascontiguousarray(array, dtype='<f4').tobytes()
-  length = len(raw)
-  varint = bytearray()
-  while True:  # Protobuf varint of the payload length (packed repeated field 1).
-    byte = length & 0x7F
-    length >>= 7
-    if length:
-      varint.append(byte | 0x80)
-    else:
-      varint.append(byte)
-      break
-  float_list = tf.train.FloatList.FromString(b'\x0a' + bytes(varint) + raw if raw else b'')
-  return tf.train.Feature(float_list=float_list)
-
-
-def _encode_png_mask(mask):
-  output = io.BytesIO()
-  Image.fromarray(mask).save(output, format='PNG')
-  return output.getvalue()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -210,7 +160,6 @@ def _create_tf_example(image, annotations_list, image_dir, category_index, inclu
     skipped[e.reason] += 1
     skipped[SKIP_OF_SKIPPED_IMAGE] += len(annotations_list)
     return None, skipped, (filename, e.reason, e.detail), None
-  encoded, image_format = read.encoded, read.format
 
   xmin, xmax, ymin, ymax = [], [], [], []
   is_crowd, category_ids, category_names, areas, masks = [], [], [], [], []
@@ -256,7 +205,7 @@ def _create_tf_example(image, annotations_list, image_dir, category_index, inclu
     is_crowd.append(int(ann.get('iscrowd', 0)))
     category_id = int(ann['category_id'])
     category_ids.append(category_id)
-    category_names.append(category_index[category_id].encode('utf8'))
+    category_names.append(category_index[category_id])
     area = _finite_or_none(ann.get('area'))
     if area is not None:
       areas.append(area)
@@ -267,78 +216,32 @@ def _create_tf_example(image, annotations_list, image_dir, category_index, inclu
     if mask is not None:
       masks.append(mask)
 
-  key = hashlib.sha256(encoded).hexdigest()
-  feature_dict = {
-      'image/height': dataset_util.int64_feature(height),
-      'image/width': dataset_util.int64_feature(width),
-      'image/filename': dataset_util.bytes_feature(filename.encode('utf8')),
-      'image/source_id': dataset_util.bytes_feature(str(image['id']).encode('utf8')),
-      'image/key/sha256': dataset_util.bytes_feature(key.encode('utf8')),
-      'image/encoded': dataset_util.bytes_feature(encoded),
-      'image/format': dataset_util.bytes_feature(image_format.encode('utf8')),
-      'image/object/bbox/xmin': dataset_util.float_list_feature(xmin),
-      'image/object/bbox/xmax': dataset_util.float_list_feature(xmax),
-      'image/object/bbox/ymin': dataset_util.float_list_feature(ymin),
-      'image/object/bbox/ymax': dataset_util.float_list_feature(ymax),
-      'image/object/class/text': dataset_util.bytes_list_feature(category_names),
-      'image/object/class/label': dataset_util.int64_list_feature(category_ids),
-      'image/object/is_crowd': dataset_util.int64_list_feature(is_crowd),
-      'image/object/area': dataset_util.float_list_feature(areas),
-  }
-  if include_masks:
-    if mask_type == 'png':
-      feature_dict['image/object/mask'] = dataset_util.bytes_list_feature(
-          [_encode_png_mask(m) for m in masks])
-    else:
-      flat = (np.stack(masks).astype(np.float32).ravel() if masks
-              else np.zeros([0], np.float32))
-      feature_dict['image/object/mask'] = _float_list_feature_fast(flat)
-  example = tf.train.Example(features=tf.train.Features(feature=feature_dict))
+  example = tf_example_builder.build_example(
+      read.encoded, read.format, filename, image['id'], height, width, xmin, xmax, ymin, ymax,
+      category_ids, category_names, is_crowd, areas,
+      masks=masks if include_masks else None, mask_type=mask_type)
   return example, skipped, None, read.exif
 
 
-# Worker state, set once per process by `_init_worker` (avoids pickling it for every image).
-_WORKER_STATE = {}
+class CocoEncoder(object):
+  """Encodes one (COCO image dict, its annotations) task; picklable (worker processes, Beam)."""
 
+  def __init__(self, image_dir, category_index, include_masks=False, mask_type='png'):
+    self.image_dir = image_dir
+    self.category_index = dict(category_index)
+    self.include_masks = include_masks
+    self.mask_type = mask_type
 
-def _init_worker(image_dir, category_index, include_masks, mask_type):
-  _WORKER_STATE.update(image_dir=image_dir, category_index=category_index,
-                       include_masks=include_masks, mask_type=mask_type)
-
-
-def _encode_task(task):
-  """(image, annotations) -> (serialized example or None, class ids written, skip Counter,
-  skipped image (file_name, reason, detail) or None, EXIF outcome or None)."""
-  image, annotations = task
-  s = _WORKER_STATE
-  example, skipped, skipped_image, exif = _create_tf_example(
-      image, annotations, s['image_dir'], s['category_index'], s['include_masks'],
-      s['mask_type'])
-  if example is None:
-    return None, [], skipped, skipped_image, None
-  labels = list(example.features.feature['image/object/class/label'].int64_list.value)
-  return example.SerializeToString(), labels, skipped, skipped_image, exif
-
-
-def sharded_output_paths(base_path, num_shards):
-  """TF OD API shard names: `<base_path>-00000-of-00010`, ..."""
-  return ['%s-%05d-of-%05d' % (base_path, idx, num_shards) for idx in range(num_shards)]
-
-
-def _pool_context():
-  # fork: workers inherit the loaded modules (no re-import of TensorFlow per worker). The
-  # workers only use protobuf, numpy, Pillow and pycocotools, never TF ops.
-  methods = multiprocessing.get_all_start_methods()
-  return multiprocessing.get_context('fork' if 'fork' in methods else None)
-
-
-def _check_options(mask_type, num_shards, num_workers):
-  if mask_type not in MASK_TYPES:
-    raise ConversionError('--mask_type must be one of %s, got %r.' % (MASK_TYPES, mask_type))
-  if num_shards < 1:
-    raise ConversionError('--num_shards must be >= 1, got %d.' % num_shards)
-  if num_workers < 1:
-    raise ConversionError('--num_workers must be >= 1, got %d.' % num_workers)
+  def encode(self, task):
+    """(image, annotations) -> record_writer.EncodedImage."""
+    image, annotations = task
+    example, skipped, skipped_image, exif = _create_tf_example(
+        image, annotations, self.image_dir, self.category_index, self.include_masks,
+        self.mask_type)
+    if example is None:
+      return record_writer.EncodedImage(None, [], skipped, skipped_image, None)
+    labels = list(example.features.feature['image/object/class/label'].int64_list.value)
+    return record_writer.EncodedImage(example.SerializeToString(), labels, skipped, None, exif)
 
 
 def _subset_tasks(coco, class_map, keep_all_images):
@@ -362,10 +265,48 @@ def _subset_tasks(coco, class_map, keep_all_images):
   return tasks, other_classes, dropped_images
 
 
+def split_job(split, annotations_file, image_dir, coco, include_masks=False, mask_type='png',
+              classes=None, keep_empty_images=False):
+  """The `conversion.SplitJob` of one COCO split.
+
+  Args:
+    split: 'train', 'val' or 'testdev'.
+    annotations_file, image_dir: the split's inputs.
+    coco: the `load_coco_annotations(annotations_file)` result.
+    include_masks, mask_type, classes, keep_empty_images: see
+      `create_tf_record_from_coco_annotations`.
+  """
+  categories = coco['categories']
+  other_classes = images_without_class = 0
+  # Images are sorted out by class only where there are annotations (not in testdev).
+  by_class = bool(classes is not None and coco['num_annotations'] and split != 'testdev')
+  if classes is None:
+    tasks = [(image, coco['annotations_by_image'].get(image['id'], []))
+             for image in coco['images']]
+  else:
+    class_map = {c.source_id: c.id for c in classes}
+    categories = {c.id: c.name for c in classes}
+    tasks, other_classes, images_without_class = _subset_tasks(
+        coco, class_map, keep_all_images=keep_empty_images or not by_class)
+  return conversion.SplitJob(
+      split=split, source=annotations_file, image_dir=image_dir, tasks=tasks,
+      encoder=CocoEncoder(image_dir, categories, include_masks, mask_type),
+      images_total=len(coco['images']), instances_total=coco['num_annotations'],
+      # Images whose chosen-class instances were all skipped (bad box / mask) are dropped too:
+      # an image that shows a chosen class must not become a negative.
+      drop_empty=by_class and not keep_empty_images,
+      instances_other_classes=other_classes,
+      images_without_chosen_class=images_without_class,
+      image_skip_reasons=IMAGE_SKIP_REASONS, instance_skip_reasons=INSTANCE_SKIP_REASONS,
+      by_class=by_class,
+      source_skipped={SKIP_UNKNOWN_IMAGE: coco['unknown_image_annotations']})
+
+
 def create_tf_record_from_coco_annotations(annotations_file, image_dir, output_path,
                                            include_masks=False, num_shards=1, mask_type='png',
                                            num_workers=1, split='train', show_progress=True,
-                                           coco=None, classes=None, keep_empty_images=False):
+                                           coco=None, classes=None, keep_empty_images=False,
+                                           runner_options=None):
   """Writes one split's TFRecord shards, in place (`convert` makes a whole output atomic).
 
   Args:
@@ -385,6 +326,8 @@ def create_tf_record_from_coco_annotations(annotations_file, image_dir, output_p
       `keep_empty_images`. A file without annotations (testdev) keeps all its images.
     keep_empty_images: with `classes`, write the images without an instance of those classes
       as negatives (no objects) instead of dropping them.
+    runner_options: None (local worker processes) or Beam pipeline options (see
+      `conversion.write_job`).
 
   Returns:
     SplitSummary.
@@ -392,127 +335,27 @@ def create_tf_record_from_coco_annotations(annotations_file, image_dir, output_p
   Raises:
     ConversionError: missing or malformed input (names the file); invalid argument values.
   """
-  _check_options(mask_type, num_shards, num_workers)
+  conversion.check_options(mask_type, num_shards, num_workers)
   if not os.path.isdir(image_dir):
     raise ConversionError('Image folder %s (for %s) does not exist.' % (image_dir,
                                                                          annotations_file))
-  start = time.time()
   if coco is None:
     coco = load_coco_annotations(annotations_file)
-  categories = coco['categories']
-  other_classes = images_without_class = 0
-  # Images are sorted out by class only where there are annotations (not in testdev).
-  by_class = bool(classes is not None and coco['num_annotations'] and split != 'testdev')
-  if classes is None:
-    tasks = [(image, coco['annotations_by_image'].get(image['id'], []))
-             for image in coco['images']]
-  else:
-    class_map = {c.source_id: c.id for c in classes}
-    categories = {c.id: c.name for c in classes}
-    tasks, other_classes, images_without_class = _subset_tasks(
-        coco, class_map, keep_all_images=keep_empty_images or not by_class)
-  # Images whose chosen-class instances were all skipped (bad box / mask) are dropped too: an
-  # image that shows a chosen class must not become a negative.
-  drop_empty = by_class and not keep_empty_images
-
-  skipped = collections.Counter({reason: 0 for reason in IMAGE_SKIP_REASONS +
-                                 INSTANCE_SKIP_REASONS})
-  skipped[SKIP_UNKNOWN_IMAGE] += coco['unknown_image_annotations']
-  skipped_images = []
-  category_counts = collections.Counter()
-  images_written = instances_written = images_without_instances = 0
-  exif_outcomes = collections.Counter()
-
-  output_dir = os.path.dirname(output_path)
-  if output_dir:
-    tf.io.gfile.makedirs(output_dir)
-  paths = sharded_output_paths(output_path, num_shards)
-  writers = [tf.io.TFRecordWriter(p) for p in paths]
-  pool = None
-  try:
-    if num_workers > 1:
-      pool = _pool_context().Pool(num_workers, initializer=_init_worker,
-                                  initargs=(image_dir, categories, include_masks, mask_type))
-      results = pool.imap(_encode_task, tasks, chunksize=4)
-    else:
-      _init_worker(image_dir, categories, include_masks, mask_type)
-      results = map(_encode_task, tasks)
-    progress = tqdm.tqdm(results, total=len(tasks), unit='img', desc='coco_%s' % split,
-                         disable=not show_progress, dynamic_ncols=True)
-    for serialized, labels, image_skips, skipped_image, exif in progress:
-      skipped.update(image_skips)
-      if serialized is None:
-        skipped_images.append(skipped_image)
-        continue
-      if drop_empty and not labels:
-        images_without_class += 1
-        continue
-      exif_outcomes[exif] += 1
-      writers[images_written % num_shards].write(serialized)
-      images_written += 1
-      instances_written += len(labels)
-      category_counts.update(labels)
-      if not labels:
-        images_without_instances += 1
-        if by_class:
-          images_without_class += 1  # kept as a negative (keep_empty_images)
-    progress.close()
-    if pool is not None:
-      pool.close()
-  except BaseException:
-    if pool is not None:
-      pool.terminate()  # Ctrl-C or an error: do not encode the remaining images first.
-    raise
-  finally:
-    if pool is not None:
-      pool.join()
-    for writer in writers:
-      writer.close()
-
-  return SplitSummary(
-      split=split, annotations_file=annotations_file, image_dir=image_dir, output_files=paths,
-      images_total=len(coco['images']), images_written=images_written,
-      images_without_instances=images_without_instances,
-      instances_total=coco['num_annotations'], instances_written=instances_written,
-      skipped=dict(skipped), skipped_images=skipped_images, categories=categories,
-      category_counts=dict(category_counts), seconds=time.time() - start,
-      images_rotated=exif_outcomes[coco_images.EXIF_ROTATED],
-      images_kept_as_stored=exif_outcomes[coco_images.EXIF_KEPT_AS_STORED],
-      instances_other_classes=other_classes, images_without_chosen_class=images_without_class)
+  job = split_job(split, annotations_file, image_dir, coco, include_masks, mask_type, classes,
+                  keep_empty_images)
+  summary = conversion.write_job(job, output_path, num_shards=num_shards,
+                                 num_workers=num_workers, show_progress=show_progress,
+                                 desc='coco_%s' % split, runner_options=runner_options)
+  return summary._replace(categories=job.encoder.category_index)
 
 
 # ------------------------------------------------------------------------------------------------
-# Label map and the whole conversion.
-
-
-def label_map_text(categories):
-  """Returns the TF OD API `StringIntLabelMap` text of {id: name}, sorted by id.
-
-  Each item: `item { name: "person" id: 1 display_name: "person" }` (one field per line).
-  """
-  # Imported here: importing object_detection.protos compiles the schema on first use.
-  # pylint: disable=g-import-not-at-top
-  from google.protobuf import text_format
-  from object_detection.protos import string_int_label_map_pb2
-  # pylint: enable=g-import-not-at-top
-  label_map = string_int_label_map_pb2.StringIntLabelMap()
-  for category_id in sorted(categories):
-    item = label_map.item.add()
-    item.name = categories[category_id]
-    item.id = category_id
-    item.display_name = categories[category_id]
-  return text_format.MessageToString(label_map)
-
-
-def write_label_map(categories, path):
-  """Writes `label_map_text(categories)` to `path`."""
-  with tf.io.gfile.GFile(path, 'w') as fid:
-    fid.write(label_map_text(categories))
+# The whole conversion.
 
 
 def convert(splits, output_dir, include_masks=False, num_shards=1, mask_type='png',
             num_workers=1, show_progress=True, loaded=None, overwrite=False, classes=None,
-            keep_empty_images=False):
+            keep_empty_images=False, runner_options=None):
   """Converts several splits into `output_dir`, replacing it whole at the end.
 
   Writes the shards of every split, `label_map.pbtxt` and `conversion_summary.txt` (the text of
@@ -527,7 +370,7 @@ def convert(splits, output_dir, include_masks=False, num_shards=1, mask_type='pn
 
   Args:
     splits: list of (split name in SPLIT_RECORD_NAMES, image_dir, annotations_file).
-    output_dir: output folder; new, empty, or holding only files this converter writes unless
+    output_dir: output folder; new, empty, or holding only files a converter writes unless
       `overwrite`.
     include_masks, num_shards, mask_type, num_workers, show_progress: see
       `create_tf_record_from_coco_annotations`.
@@ -538,6 +381,9 @@ def convert(splits, output_dir, include_masks=False, num_shards=1, mask_type='pn
       `create_tf_record_from_coco_annotations`), renumbered 1..K in this order.
     keep_empty_images: with `classes`, write the images without an instance of those classes
       as negatives (no objects) instead of dropping them.
+    runner_options: None (local worker processes, `num_workers`), or Apache Beam pipeline
+      options as command-line strings (e.g. ['--runner=DirectRunner',
+      '--direct_num_workers=2']): the same records, written by a Beam pipeline.
 
   Returns:
     dict with `splits` (list of SplitSummary, output_files under `output_dir`),
@@ -568,7 +414,7 @@ def convert(splits, output_dir, include_masks=False, num_shards=1, mask_type='pn
     if split not in SPLIT_RECORD_NAMES:
       raise ConversionError('Unknown split %r (expected one of %s).'
                             % (split, sorted(SPLIT_RECORD_NAMES)))
-  _check_options(mask_type, num_shards, num_workers)
+  conversion.check_options(mask_type, num_shards, num_workers)
   inputs = [path for _, image_dir, annotations_file in splits
             for path in (image_dir, annotations_file)]
   output_folder.check_output_dir(output_dir, overwrite, inputs)
@@ -585,92 +431,16 @@ def convert(splits, output_dir, include_masks=False, num_shards=1, mask_type='pn
     raise coco_annotations.ClassesError(
         '--keep_empty_images only applies with --classes (without it every image is written, '
         'with or without instances): remove it or give --classes.')
-  with output_folder.Replacement(output_dir, overwrite, inputs) as out:
-    summaries = []
-    try:
-      for split, image_dir, annotations_file in splits:
-        summaries.append(create_tf_record_from_coco_annotations(
-            annotations_file, image_dir, os.path.join(out.temp_dir, SPLIT_RECORD_NAMES[split]),
-            include_masks=include_masks, num_shards=num_shards, mask_type=mask_type,
-            num_workers=num_workers, split=split, show_progress=show_progress,
-            coco=coco_by_file[annotations_file], classes=chosen,
-            keep_empty_images=keep_empty_images))
-      write_label_map(categories, os.path.join(out.temp_dir, LABEL_MAP_NAME))
-      # The summary names the files where they will be, not where they are being written.
-      summaries = [s._replace(output_files=[os.path.join(output_dir, os.path.basename(p))
-                                            for p in s.output_files]) for s in summaries]
-      without_class = sum(s.images_without_chosen_class for s in summaries)
-      result = {'splits': summaries, 'label_map_path': os.path.join(output_dir, LABEL_MAP_NAME),
-                'summary_path': os.path.join(output_dir, SUMMARY_NAME),
-                'categories': categories, 'include_masks': include_masks,
-                'mask_type': mask_type,
-                'instances_written': sum(s.instances_written for s in summaries),
-                'classes': chosen, 'keep_empty_images': bool(keep_empty_images),
-                'instances_other_classes': sum(s.instances_other_classes for s in summaries),
-                'images_dropped_without_class': 0 if keep_empty_images else without_class,
-                'images_kept_as_negatives': without_class if keep_empty_images else 0}
-      with open(os.path.join(out.temp_dir, SUMMARY_NAME), 'w') as fid:
-        fid.write(format_summary(result) + '\n')
-    except (OSError, tf.errors.OpError) as e:
-      raise output_folder.OutputWriteError(
-          'Writing the new output for --output_dir=%s failed (%s); the previous output is '
-          'unchanged: free disk space or fix permissions, then run again.'
-          % (output_dir, str(e).splitlines()[0] if str(e) else type(e).__name__)) from None
-    out.commit()
-  return result
-
-
-def format_summary(result):
-  """Returns the human-readable summary printed at the end of a conversion."""
-  lines = []
-  chosen = result.get('classes')
-  if chosen:
-    lines.append('classes (--classes): %s' % ', '.join(
-        '%s (COCO id %d) -> %d' % (c.name, c.source_id, c.id) for c in chosen))
-  for s in result['splits']:
-    lines.append('[%s] %s' % (s.split, s.annotations_file))
-    lines.append('  images written:    %d of %d (%d with no instances, kept)' % (
-        s.images_written, s.images_total, s.images_without_instances))
-    lines.append('  instances written: %d of %d' % (s.instances_written, s.instances_total))
-    if chosen:
-      lines.append('  instances of other classes: %d (dropped)' % s.instances_other_classes)
-      if result.get('keep_empty_images'):
-        lines.append('  images without an instance of the chosen classes: %d (written as '
-                     'negatives, no objects: --keep_empty_images)' % s.images_without_chosen_class)
-      else:
-        lines.append('  images without an instance of the chosen classes: %d (dropped; '
-                     '--keep_empty_images writes them as negatives)'
-                     % s.images_without_chosen_class)
-    lines.append('  classes with instances: %d of %d categories' % (
-        len(s.category_counts), len(s.categories)))
-    lines.append('  skipped images:')
-    for reason in IMAGE_SKIP_REASONS:
-      lines.append('    %-32s %d' % (reason, s.skipped.get(reason, 0)))
-    for filename, reason, detail in s.skipped_images:
-      lines.append('      %s: %s (%s)' % (filename, reason, detail))
-    lines.append('  skipped instances:')
-    for reason in INSTANCE_SKIP_REASONS:
-      lines.append('    %-32s %d' % (reason, s.skipped.get(reason, 0)))
-    lines.append('  EXIF orientation: %d image(s) written upright, %d kept as stored (JSON size '
-                 'is the stored size)' % (s.images_rotated, s.images_kept_as_stored))
-    lines.append('  output: %s' % (s.output_files[0] if len(s.output_files) == 1 else
-                                    '%s ... (%d shards)' % (s.output_files[0],
-                                                            len(s.output_files))))
-    lines.append('  time: %.1f s (%.1f images/s)' % (
-        s.seconds, s.images_total / s.seconds if s.seconds > 0 else 0.0))
-  categories = result['categories']
-  lines.append('masks: %s' % ('%s (input reader: load_instance_masks: true, mask_type: %s)' % (
-      result['mask_type'], 'PNG_MASKS' if result['mask_type'] == 'png' else 'NUMERICAL_MASKS')
-                               if result['include_masks'] else
-                               'none (pass --include_masks for Mask R-CNN)'))
-  if chosen:
-    lines.append('label map: %s lists the %d chosen classes, renumbered 1..%d as above (the '
-                 'records carry these ids): the model config needs num_classes: %d.' % (
-                     result['label_map_path'], len(chosen), len(chosen), len(chosen)))
-  else:
-    lines.append('label map: %s lists all %d categories of the annotation file(s), with their '
-                 'JSON ids (stable across splits); largest id %d: the model config needs '
-                 'num_classes >= %d.' % (result['label_map_path'], len(categories),
-                                         max(categories) if categories else 0,
-                                         max(categories) if categories else 0))
-  return '\n'.join(lines)
+  jobs = []
+  for split, image_dir, annotations_file in splits:
+    if not os.path.isdir(image_dir):
+      raise ConversionError('Image folder %s (for %s) does not exist.' % (image_dir,
+                                                                           annotations_file))
+    jobs.append(split_job(split, annotations_file, image_dir, coco_by_file[annotations_file],
+                          include_masks, mask_type, chosen, keep_empty_images))
+  return conversion.convert_jobs(
+      jobs, output_dir, categories, RECORD_PREFIX, include_masks=include_masks,
+      mask_type=mask_type, num_shards=num_shards, num_workers=num_workers,
+      show_progress=show_progress, overwrite=overwrite, inputs=inputs, classes=chosen,
+      keep_empty_images=keep_empty_images, class_source='COCO id',
+      runner_options=runner_options)

@@ -33,10 +33,15 @@ SPLIT_RECORD_NAMES = {
 LABEL_MAP_NAME = 'label_map.pbtxt'
 SUMMARY_NAME = 'conversion_summary.txt'
 
-# Every name the converter writes (and ever wrote): a folder holding only these is its own output,
-# which a new run replaces without --overwrite.
-_OWN_NAME = re.compile(r'^(coco_(train|val|testdev)\.record-\d{5}-of-\d{5}|%s|%s)$' % (
-    re.escape(LABEL_MAP_NAME), re.escape(SUMMARY_NAME)))
+# The record-name prefixes of the converters: coco_train.record, oid_val.record, ...
+RECORD_PREFIXES = ('coco', 'oid', 'instances')
+SPLITS = ('train', 'val', 'test', 'testdev')
+
+# Every name a converter writes (and ever wrote): a folder holding only these is a converter's
+# output, which a new run replaces without --overwrite.
+_OWN_NAME = re.compile(r'^((%s)_(%s)\.record-\d{5}-of-\d{5}|%s|%s)$' % (
+    '|'.join(RECORD_PREFIXES), '|'.join(SPLITS), re.escape(LABEL_MAP_NAME),
+    re.escape(SUMMARY_NAME)))
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2

@@ -1,0 +1,99 @@
+"""The command-line flags every dataset converter shares, and how Apache Beam options pass through.
+
+`dataset_tools/create_{coco,oid,instance_png}_tf_record.py` call `define_common_flags()` at import
+and run `app.run(main, flags_parser=parse_flags)`. Flags this module does not define are kept for
+Beam (`beam_args()`) when `--runner` is given, e.g.
+
+  --runner=DirectRunner --direct_num_workers=2 --direct_running_mode=multi_processing
+  --runner=FlinkRunner --flink_master=host:8081 --environment_type=LOOPBACK
+  --runner=DataflowRunner --project=P --region=R --temp_location=gs://B/tmp
+
+and are an error (one line, exit 2) without it. No TensorFlow here.
+"""
+import sys
+
+from absl import flags
+
+FLAGS = flags.FLAGS
+_BEAM_ARGS = []
+
+
+def define_common_flags(classes_help):
+  """Defines the shared flags.
+
+  Args:
+    classes_help: the help of --classes (what a class is called in this source format).
+  """
+  flags.DEFINE_string('output_dir', '',
+                      'Output folder (required). It is replaced whole at the end of the '
+                      'conversion.')
+  flags.DEFINE_boolean('overwrite', False,
+                       'Replace --output_dir even when it holds files this converter did not '
+                       'write (they are deleted). Not needed to re-run over an earlier '
+                       'conversion.')
+  flags.DEFINE_boolean('include_masks', False,
+                       'Whether to include instance segmentation masks (needed for Mask R-CNN).')
+  flags.DEFINE_integer('num_shards', 1,
+                       'Output files per split (the TF OD API uses 100 for train and 50 for val '
+                       'on full COCO; 1 suits small datasets).')
+  flags.DEFINE_enum('mask_type', 'png', ['png', 'numerical'],
+                    'png: one PNG per instance (small; input reader mask_type: PNG_MASKS). '
+                    'numerical: float list N*H*W (large; mask_type: NUMERICAL_MASKS).')
+  flags.DEFINE_integer('num_workers', 1,
+                       'Processes that read and encode images (without --runner).')
+  flags.DEFINE_boolean('progress', True, 'Show a progress bar (images/s) on stderr.')
+  flags.DEFINE_string('classes', '', classes_help)
+  flags.DEFINE_boolean('keep_empty_images', False,
+                       'With --classes: write the images that have no instance of those classes '
+                       'as negatives (no objects) instead of dropping them.')
+  flags.DEFINE_string('runner', '',
+                      'Run the conversion as an Apache Beam pipeline on this runner '
+                      '(DirectRunner, FlinkRunner, SparkRunner, DataflowRunner; needs '
+                      '`pip install -e ".[beam]"`). Other Beam pipeline options are passed '
+                      'through (e.g. --direct_num_workers=2). Empty: local worker processes '
+                      '(--num_workers).')
+
+
+def parse_flags(argv):
+  """`app.run` flags parser: absl parses its flags, the rest is kept for Beam.
+
+  Returns:
+    [argv[0]] (main's argv).
+  """
+  try:
+    rest = FLAGS(argv, known_only=True)
+  except flags.Error as e:
+    print('Error: %s' % e, file=sys.stderr)
+    sys.exit(2)
+  _BEAM_ARGS[:] = rest[1:]
+  return rest[:1]
+
+
+def beam_args():
+  """The Beam pipeline options of this run, or None without --runner.
+
+  Returns:
+    None, or a list of str: `--runner=<FLAGS.runner>` and the flags absl did not know.
+
+  Raises:
+    coco_annotations.ConversionError: flags absl does not know, without --runner.
+  """
+  # pylint: disable=g-import-not-at-top
+  from object_detection.dataset_tools import coco_annotations
+  # pylint: enable=g-import-not-at-top
+  if not FLAGS.runner:
+    if _BEAM_ARGS:
+      raise coco_annotations.ConversionError(
+          'Unknown flag(s) %s: see --help (Apache Beam pipeline options such as '
+          '--direct_num_workers need --runner, e.g. --runner=DirectRunner).'
+          % ' '.join(_BEAM_ARGS))
+    return None
+  return ['--runner=%s' % FLAGS.runner] + list(_BEAM_ARGS)
+
+
+def common_kwargs():
+  """The shared flags as keyword arguments of the converters' `convert` functions."""
+  return dict(include_masks=FLAGS.include_masks, num_shards=FLAGS.num_shards,
+              mask_type=FLAGS.mask_type, num_workers=FLAGS.num_workers,
+              show_progress=FLAGS.progress, overwrite=FLAGS.overwrite,
+              keep_empty_images=FLAGS.keep_empty_images, runner_options=beam_args())
