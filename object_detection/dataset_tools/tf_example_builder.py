@@ -57,6 +57,16 @@ def encode_png_mask(mask):
   return output.getvalue()
 
 
+def serialize(example):
+  """The bytes of a `tf.train.Example`, the same in every process.
+
+  Deterministic serialization writes the feature map sorted by key; the default order follows the
+  protobuf runtime's per-process hash seed, so the same conversion would give different bytes in
+  worker processes, Beam workers and successive runs.
+  """
+  return example.SerializeToString(deterministic=True)
+
+
 def build_example(encoded, image_format, filename, source_id, height, width, xmin, xmax, ymin,
                   ymax, class_ids, class_names, is_crowd, areas, masks=None, mask_type='png'):
   """Returns the `tf.train.Example` of one image and its instances.

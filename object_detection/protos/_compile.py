@@ -74,12 +74,59 @@ def compile_protos(src_dir=PROTO_SRC_DIR, out_root=_REPO_ROOT, force=False):
   return sources
 
 
+_GENCODE_LINE = "# Protobuf Python Version: "
+
+
+def _version_tuple(text):
+  parts = []
+  for part in text.strip().split(".")[:3]:
+    digits = "".join(ch for ch in part if ch.isdigit())
+    parts.append(int(digits) if digits else 0)
+  return tuple(parts)
+
+
+def gencode_version(out_dir=_PACKAGE_DIR):
+  """The protobuf version the generated modules were written for, or None (none generated)."""
+  for path in sorted(glob.glob(os.path.join(out_dir, "*_pb2.py"))):
+    with open(path) as fid:
+      for line in fid.read(4096).splitlines():
+        if line.startswith(_GENCODE_LINE):
+          return _version_tuple(line[len(_GENCODE_LINE):])
+  return None
+
+
+def _gencode_newer_than_runtime(out_dir=_PACKAGE_DIR):
+  # Generated code refuses an older protobuf runtime. `pip install -e .` builds the schema in an
+  # isolated environment with the newest grpcio-tools, while an extra may hold protobuf back
+  # (apache-beam needs protobuf < 7): then the modules are regenerated with this environment's
+  # grpcio-tools, which pip matched to its protobuf.
+  import google.protobuf  # pylint: disable=g-import-not-at-top
+  generated = gencode_version(out_dir)
+  return generated is not None and generated > _version_tuple(google.protobuf.__version__)
+
+
 def ensure_compiled():
-  """Compiles the schema on import when running from a source checkout and it is stale."""
+  """Compiles the schema on import when running from a source checkout and it is stale.
+
+  Stale: a module is missing or older than its `.proto`, or was generated for a newer protobuf
+  than the one installed.
+
+  Raises:
+    RuntimeError: the modules were generated for a newer protobuf than the installed one and
+      cannot be regenerated here (a regular, non-editable install); the message says what to do.
+  """
   if not os.path.isdir(PROTO_SRC_DIR):
-    return  # Installed as a regular (non-editable) package: modules were built at install.
-  if _stale_sources(PROTO_SRC_DIR, _PACKAGE_DIR):
-    compile_protos()
+    # Installed as a regular (non-editable) package: modules were built at install.
+    if _gencode_newer_than_runtime():
+      import google.protobuf  # pylint: disable=g-import-not-at-top
+      raise RuntimeError(
+          "The config schema was compiled for protobuf %s but protobuf %s is installed: "
+          "reinstall with `pip install --no-build-isolation .` (compiles with this "
+          "environment's grpcio-tools) or upgrade protobuf." % (
+              ".".join(map(str, gencode_version())), google.protobuf.__version__))
+    return
+  if _stale_sources(PROTO_SRC_DIR, _PACKAGE_DIR) or _gencode_newer_than_runtime():
+    compile_protos(force=True)
 
 
 if __name__ == "__main__":
