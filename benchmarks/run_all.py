@@ -348,8 +348,9 @@ def build_rows(results):
                    'result': '%.1f img/s, peak RSS %.0f MB' % (
                        p['images_per_second'], p['peak_rss_mb'])})
   for p in _payload(results, 'data_tools', rows).get('results', []):
-    rows.append({'name': 'data_tools', 'setting': 'create_coco_tf_record --num_workers=%d' %
-                 p['num_workers'], 'result': '%s img/s (%.1f img/s incl. start-up)' % (
+    rows.append({'name': 'data_tools', 'setting': '%s %s' % (
+        p.get('converter', 'coco'), p.get('setting', 'w%d' % p['num_workers'])),
+                 'result': '%s img/s (%.1f img/s incl. start-up)' % (
                      _fmt(p['convert_images_per_second'], '%.1f'),
                      p['wall_images_per_second'])})
   e = _payload(results, 'evaluation', rows).get('result')

@@ -1,7 +1,7 @@
 """Export / evaluation parity on real data (the whole stack, end to end).
 
 Trains a few steps with the real `model_main.py` on a few coco128_seg images, evaluates the final
-checkpoint with `model_main.py --checkpoint_dir`, exports it with `exporter_main.py`, runs
+checkpoint in the same run (`--eval_every_n`), exports it with `exporter_main.py`, runs
 `python -m object_detection.predict` on the evaluated images, scores the predict JSON with
 pycocotools against the same ground truth, and checks that every COCO box and mask metric equals
 the one model_main.py reported for that checkpoint (to 1e-3).
@@ -140,10 +140,12 @@ def test_predict_json_scores_like_model_main_eval(tmp_path):
   config_path = _write_config(tmp, records_dir, label_map_path)
   model_dir = os.path.join(tmp, 'model_dir')
 
+  # Evaluated at the last step by the training process (--eval_every_n): one process launch less
+  # than a separate `--checkpoint_dir` evaluator, which test_kill_resume and
+  # test_tfod_checkpoints run.
   _run(['model_main.py', '--pipeline_config_path=' + config_path, '--model_dir=' + model_dir,
-        '--checkpoint_every_n=%d' % TRAIN_STEPS, '--seed=%d' % SEED])
-  _run(['model_main.py', '--pipeline_config_path=' + config_path, '--model_dir=' + model_dir,
-        '--checkpoint_dir=' + model_dir, '--eval_timeout=1'])
+        '--checkpoint_every_n=%d' % TRAIN_STEPS, '--eval_every_n=%d' % TRAIN_STEPS,
+        '--seed=%d' % SEED])
   with open(os.path.join(model_dir, 'eval', 'metrics_%d.json' % TRAIN_STEPS)) as f:
     record = json.load(f)
   assert record['num_images'] == NUM_VAL_IMAGES

@@ -254,7 +254,8 @@ def load_splits(splits):
 
 ClassChoice = collections.namedtuple('ClassChoice', [
     'name',        # str, the category's name in the annotation file(s)
-    'source_id',   # int, its id in the annotation file(s) (the COCO category id)
+    'source_id',   # its id in the source: int (COCO category id, pixel class) or str (Open
+                   # Images /m/ id)
     'id',          # int, its id in the written records and label map: 1..K in the order given
 ])
 

@@ -73,6 +73,26 @@ def _upright_bytes(pil_image, image_format):
   return output.getvalue()
 
 
+def read_bytes(path):
+  """The bytes of a file: a local path, or a URL TensorFlow's file systems read (gs://, hdfs://).
+
+  Local paths use Python's `open` (no TensorFlow in the forked workers' hot path); URLs, as a
+  Beam pipeline on a cluster reads them, go through `tf.io.gfile`.
+
+  Raises:
+    OSError: the file cannot be read (`strerror` says why).
+  """
+  if '://' not in path:
+    with open(path, 'rb') as fid:
+      return fid.read()
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    with tf.io.gfile.GFile(path, 'rb') as fid:
+      return fid.read()
+  except tf.errors.OpError as e:
+    raise OSError(2, e.message.splitlines()[0] if e.message else type(e).__name__) from None
+
+
 def read_image(path, expected_height=None, expected_width=None):
   """Reads, decodes and checks one image; returns the bytes to store.
 
@@ -91,8 +111,7 @@ def read_image(path, expected_height=None, expected_width=None):
       (SKIP_SIZE_MISMATCH).
   """
   try:
-    with open(path, 'rb') as fid:
-      encoded = fid.read()
+    encoded = read_bytes(path)
   except OSError as e:
     raise ImageSkipped(SKIP_UNREADABLE_IMAGE, 'cannot open: %s' % e.strerror) from None
   try:

@@ -24,6 +24,10 @@ from object_detection.dataset_tools import record_writer
 from object_detection.dataset_tools import tf_example_builder
 
 ConversionError = coco_annotations.ConversionError
+
+# The encoders' count of instances of classes a --classes subset leaves out (formats whose
+# classes are in the mask pixels); reported as "instances of other classes", not as a skip.
+SKIP_OTHER_CLASS = 'instance_of_other_class'
 LABEL_MAP_NAME = output_folder.LABEL_MAP_NAME
 SUMMARY_NAME = output_folder.SUMMARY_NAME
 
@@ -34,7 +38,8 @@ SplitJob = collections.namedtuple('SplitJob', [
     'tasks',            # list of picklable per-image tasks
     'encoder',          # picklable, encode(task) -> record_writer.EncodedImage
     'images_total',     # int, images of the source
-    'instances_total',  # int, instances of the source
+    'instances_total',  # int, instances of the source, or None when only the encoders can
+                        # count them (instance-ID PNGs)
     'drop_empty',       # bool: drop images encoded without an instance (a class subset)
     'instances_other_classes',      # int, instances of classes not chosen (not in tasks)
     'images_without_chosen_class',  # int, images dropped before encoding (no chosen class)
@@ -54,7 +59,7 @@ SplitSummary = collections.namedtuple('SplitSummary', [
     'images_total',      # int, images of the source
     'images_written',    # int
     'images_without_instances',  # int, written with zero objects (kept, as the TF OD API does)
-    'instances_total',   # int, instances of the source
+    'instances_total',   # int, instances of the source, or None (see SplitJob)
     'instances_written',  # int
     'skipped',           # dict reason -> count (images and instances), every reason listed
     'skipped_images',    # list of (file_name, reason, detail)
@@ -70,7 +75,9 @@ SplitSummary = collections.namedtuple('SplitSummary', [
                                     # with keep_empty_images
     'image_skip_reasons',     # tuple of str, in summary order
     'instance_skip_reasons',  # tuple of str, in summary order
-], defaults=(0, 0, (), ()))
+    'images_encoded',  # int, images read and encoded (the tasks; fewer than images_total with a
+                       # class subset)
+], defaults=(0, 0, (), (), None))
 
 
 def check_options(mask_type, num_shards, num_workers):
@@ -118,7 +125,11 @@ def write_job(job, output_path, num_shards=1, num_workers=1, show_progress=True,
         pipeline_args=runner_options)
   skipped = collections.Counter({reason: 0 for reason in job.image_skip_reasons +
                                  job.instance_skip_reasons})
-  skipped.update(written.skipped)
+  written_skips = collections.Counter(written.skipped)
+  # Formats whose class is only known in the encoder (in the mask pixels) count the instances of
+  # classes not chosen there; they are the summary's "instances of other classes".
+  other_classes = job.instances_other_classes + written_skips.pop(SKIP_OTHER_CLASS, 0)
+  skipped.update(written_skips)
   skipped.update(job.source_skipped or {})
   without_class = job.images_without_chosen_class + written.images_dropped_empty
   if job.by_class:
@@ -133,10 +144,10 @@ def write_job(job, output_path, num_shards=1, num_workers=1, show_progress=True,
       category_counts=dict(written.category_counts), seconds=written.seconds,
       images_rotated=written.exif_outcomes.get(coco_images.EXIF_ROTATED, 0),
       images_kept_as_stored=written.exif_outcomes.get(coco_images.EXIF_KEPT_AS_STORED, 0),
-      instances_other_classes=job.instances_other_classes,
+      instances_other_classes=other_classes,
       images_without_chosen_class=without_class,
       image_skip_reasons=tuple(job.image_skip_reasons),
-      instance_skip_reasons=tuple(job.instance_skip_reasons))
+      instance_skip_reasons=tuple(job.instance_skip_reasons), images_encoded=len(job.tasks))
 
 
 def label_map_text(categories):
@@ -225,7 +236,7 @@ def convert_jobs(jobs, output_dir, categories, record_prefix, include_masks=Fals
                 'images_kept_as_negatives': without_class if keep_empty_images else 0,
                 'class_source': class_source, 'runner': runner_options}
       with open(os.path.join(out.temp_dir, SUMMARY_NAME), 'w') as fid:
-        fid.write(format_summary(result) + '\n')
+        fid.write(format_summary(result, max_images_listed=None) + '\n')
     except (OSError, tf.errors.OpError) as e:
       raise output_folder.OutputWriteError(
           'Writing the new output for --output_dir=%s failed (%s); the previous output is '
@@ -240,8 +251,18 @@ def _reason_lines(reasons, skipped):
   return ['    %-32s %d' % (reason, skipped.get(reason, 0)) for reason in listed]
 
 
-def format_summary(result):
-  """Returns the human-readable summary printed at the end of a conversion."""
+# Skipped images named per split in the printed summary (conversion_summary.txt names them all):
+# a partial Open Images download can miss hundreds of thousands of images.
+MAX_IMAGES_LISTED = 20
+
+
+def format_summary(result, max_images_listed=MAX_IMAGES_LISTED):
+  """Returns the human-readable summary printed at the end of a conversion.
+
+  Args:
+    result: the dict `convert_jobs` returns.
+    max_images_listed: skipped images named per split (then `... and N more`); None: all.
+  """
   lines = []
   chosen = result.get('classes')
   class_source = result.get('class_source', 'COCO id')
@@ -256,7 +277,14 @@ def format_summary(result):
     lines.append('[%s] %s' % (s.split, s.annotations_file))
     lines.append('  images written:    %d of %d (%d with no instances, kept)' % (
         s.images_written, s.images_total, s.images_without_instances))
-    lines.append('  instances written: %d of %d' % (s.instances_written, s.instances_total))
+    if s.instances_total is None:
+      # Instance-ID PNGs: the instances are only known once the encoders decoded the masks.
+      found = s.instances_written + s.instances_other_classes + sum(
+          n for r, n in s.skipped.items() if r not in image_reasons)
+      lines.append('  instances written: %d of %d found in the masks of the images read'
+                   % (s.instances_written, found))
+    else:
+      lines.append('  instances written: %d of %d' % (s.instances_written, s.instances_total))
     if chosen:
       lines.append('  instances of other classes: %d (dropped)' % s.instances_other_classes)
       if result.get('keep_empty_images'):
@@ -272,8 +300,13 @@ def format_summary(result):
     instance_skips = {r: n for r, n in s.skipped.items() if r not in image_reasons}
     lines.append('  skipped images:')
     lines.extend(_reason_lines(image_reasons, image_skips))
-    for filename, reason, detail in s.skipped_images:
+    listed = (s.skipped_images if max_images_listed is None
+              else s.skipped_images[:max_images_listed])
+    for filename, reason, detail in listed:
       lines.append('      %s: %s (%s)' % (filename, reason, detail))
+    if len(listed) < len(s.skipped_images):
+      lines.append('      ... and %d more (all named in %s)' % (
+          len(s.skipped_images) - len(listed), result.get('summary_path', SUMMARY_NAME)))
     lines.append('  skipped instances:')
     lines.extend(_reason_lines(instance_reasons, instance_skips))
     lines.append('  EXIF orientation: %d image(s) written upright, %d kept as stored (listed '
@@ -281,8 +314,9 @@ def format_summary(result):
     lines.append('  output: %s' % (s.output_files[0] if len(s.output_files) == 1 else
                                     '%s ... (%d shards)' % (s.output_files[0],
                                                             len(s.output_files))))
-    lines.append('  time: %.1f s (%.1f images/s)' % (
-        s.seconds, s.images_total / s.seconds if s.seconds > 0 else 0.0))
+    encoded = s.images_total if s.images_encoded is None else s.images_encoded
+    lines.append('  time: %.1f s (%.1f images/s, %d images read)' % (
+        s.seconds, encoded / s.seconds if s.seconds > 0 else 0.0, encoded))
   categories = result['categories']
   lines.append('masks: %s' % ('%s (input reader: load_instance_masks: true, mask_type: %s)' % (
       result['mask_type'], 'PNG_MASKS' if result['mask_type'] == 'png' else 'NUMERICAL_MASKS')

@@ -18,11 +18,16 @@ FLAGS = flags.FLAGS
 _BEAM_ARGS = []
 
 
-def define_common_flags(classes_help):
+_KEEP_EMPTY_HELP = ('With --classes: write the images that have no instance of those classes '
+                    'as negatives (no objects) instead of dropping them.')
+
+
+def define_common_flags(classes_help, keep_empty_help=_KEEP_EMPTY_HELP):
   """Defines the shared flags.
 
   Args:
     classes_help: the help of --classes (what a class is called in this source format).
+    keep_empty_help: the help of --keep_empty_images, where a format gives it more to do.
   """
   flags.DEFINE_string('output_dir', '',
                       'Output folder (required). It is replaced whole at the end of the '
@@ -43,9 +48,7 @@ def define_common_flags(classes_help):
                        'Processes that read and encode images (without --runner).')
   flags.DEFINE_boolean('progress', True, 'Show a progress bar (images/s) on stderr.')
   flags.DEFINE_string('classes', '', classes_help)
-  flags.DEFINE_boolean('keep_empty_images', False,
-                       'With --classes: write the images that have no instance of those classes '
-                       'as negatives (no objects) instead of dropping them.')
+  flags.DEFINE_boolean('keep_empty_images', False, keep_empty_help)
   flags.DEFINE_string('runner', '',
                       'Run the conversion as an Apache Beam pipeline on this runner '
                       '(DirectRunner, FlinkRunner, SparkRunner, DataflowRunner; needs '
