@@ -5,9 +5,12 @@ Converters (`--converters`), each on its own copy of the same real photos and ma
   oid                   create_oid_tf_record.py, an Open Images-format copy of the 103 train
                         images (CSV + one mask PNG per instance at twice the image resolution)
   instance_id_png       create_instance_png_tf_record.py --input_format=instance_id_png, a 16-bit
-                        instance-ID PNG per train image (class * 100 + instance)
+                        instance-ID PNG per train image with instances (101; class * 100 +
+                        instance)
   instance_mask_folder  ... --input_format=instance_mask_folder, a folder of per-instance PNGs
-                        per train image
+                        per train image with instances (101)
+  coco_x10              create_coco_tf_record.py on the train JSON with each image listed 10
+                        times (1030 images): start-up weighs less, as on a real dataset
 (the copies are written by tests/oid_fixture.py and tests/instance_png_fixture.py).
 
 Settings (`--settings`): `w1`, `w2` (--num_workers 1 / 2, local processes) and `beam2`
@@ -39,17 +42,24 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 TOOLS = os.path.join(common.REPO_ROOT, 'dataset_tools')
-CONVERTERS = ('coco', 'oid', 'instance_id_png', 'instance_mask_folder')
+CONVERTERS = ('coco', 'oid', 'instance_id_png', 'instance_mask_folder', 'coco_x10')
+# coco_x10: the train JSON with every image listed 10 times (new ids, same files): 1030 images, so
+# that worker / pipeline start-up weighs less, as on a real dataset.
+REPLICAS = 10
 SETTINGS = {'w1': ['--num_workers=1'], 'w2': ['--num_workers=2'],
             'beam2': ['--runner=DirectRunner', '--direct_num_workers=2']}
 # A 16-bit PNG holds class * divisor + instance below 65536: COCO ids reach 90, so 100.
 ID_DIVISOR = 100
 
 
-def _train_ids():
+def _train_ids(with_instances=False):
+  """The train images' ids; with_instances: only those with an annotation (2 have none)."""
   import json  # pylint: disable=g-import-not-at-top
   with open(os.path.join(common.COCO128_DIR, 'annotations', 'instances_train.json')) as fid:
-    return [image['id'] for image in json.load(fid)['images']]
+    data = json.load(fid)
+  annotated = {ann['image_id'] for ann in data['annotations']}
+  return [image['id'] for image in data['images']
+          if not with_instances or image['id'] in annotated]
 
 
 def build_inputs(converter, folder):
@@ -63,6 +73,24 @@ def build_inputs(converter, folder):
                 '--%s_annotations_file=%s' % (split, os.path.join(
                     common.COCO128_DIR, 'annotations', 'instances_%s.json' % split))]
     return os.path.join(TOOLS, 'create_coco_tf_record.py'), flags
+  if converter == 'coco_x10':
+    import json  # pylint: disable=g-import-not-at-top
+    with open(os.path.join(common.COCO128_DIR, 'annotations', 'instances_train.json')) as fid:
+      data = json.load(fid)
+    images, annotations = [], []
+    for replica in range(REPLICAS):
+      offset = replica * 10 ** 7
+      images += [dict(image, id=image['id'] + offset) for image in data['images']]
+      annotations += [dict(ann, id=ann['id'] + offset, image_id=ann['image_id'] + offset)
+                      for ann in data['annotations']]
+    data.update(images=images, annotations=annotations)
+    os.makedirs(folder)
+    annotations_file = os.path.join(folder, 'instances_train_x%d.json' % REPLICAS)
+    with open(annotations_file, 'w') as fid:
+      json.dump(data, fid)
+    return os.path.join(TOOLS, 'create_coco_tf_record.py'), [
+        '--train_image_dir=%s' % os.path.join(common.COCO128_DIR, 'images'),
+        '--train_annotations_file=%s' % annotations_file]
   if converter == 'oid':
     import oid_fixture
     built = oid_fixture.build(folder, coco_ids=_train_ids())
@@ -75,13 +103,13 @@ def build_inputs(converter, folder):
   if converter == 'instance_id_png':
     instance_png_fixture.ID_DIVISOR = ID_DIVISOR
     image_dir, mask_dir, label_map = instance_png_fixture.build_instance_id_copy(
-        folder, image_ids=_train_ids())
+        folder, image_ids=_train_ids(with_instances=True))
     return script, ['--input_format=instance_id_png', '--train_image_dir=%s' % image_dir,
                     '--train_mask_dir=%s' % mask_dir, '--image_suffix=_leftImg8bit',
                     '--mask_suffix=_gtFine_instanceIds.png', '--label_map_path=%s' % label_map,
                     '--id_divisor=%d' % ID_DIVISOR]
-  image_dir, mask_dir = instance_png_fixture.build_mask_folder_copy(folder,
-                                                                    image_ids=_train_ids())
+  image_dir, mask_dir = instance_png_fixture.build_mask_folder_copy(
+      folder, image_ids=_train_ids(with_instances=True))
   return script, ['--input_format=instance_mask_folder', '--train_image_dir=%s' % image_dir,
                   '--train_mask_dir=%s' % mask_dir]
   # pylint: enable=g-import-not-at-top

@@ -38,7 +38,6 @@ a split with only one of its two flags, a missing or malformed input, an output 
 not be replaced); 1, with one line, when writing the output fails (the old output is kept).
 """
 import os
-import signal
 import sys
 
 # Runs from a source checkout without installation: `python dataset_tools/create_coco_tf_record.py`.
@@ -61,16 +60,7 @@ converter_flags.define_common_flags(
     'Empty: every category, with its COCO id.')
 
 FLAGS = flags.FLAGS
-_MAIN_PID = os.getpid()
 
-
-def _exit_on_sigterm(signum, frame):
-  del frame  # Unused.
-  # `kill` (SIGTERM) unwinds like Ctrl-C, so the temporary output folder is removed; forked
-  # worker processes (stopped with SIGTERM by their pool) just exit.
-  if os.getpid() == _MAIN_PID:
-    raise SystemExit(128 + signum)
-  os._exit(128 + signum)  # pylint: disable=protected-access
 
 
 def _splits(usage_error):
@@ -101,9 +91,8 @@ def _splits(usage_error):
   return splits
 
 
-def main(argv):
-  del argv  # Unused.
-  signal.signal(signal.SIGTERM, _exit_on_sigterm)
+def _convert():
+  """The command's work; returns the summary text (see converter_flags.run_converter)."""
   # TF-free first: usage errors, missing or malformed inputs and an output folder that may not
   # be replaced fail in well under a second.
   # pylint: disable=g-import-not-at-top
@@ -111,34 +100,32 @@ def main(argv):
   from object_detection.dataset_tools import output_folder
   from object_detection.utils import config_validation
   # pylint: enable=g-import-not-at-top
-  try:
-    splits = _splits(config_validation.UsageError)
-    converter_flags.beam_args()  # Unknown flags fail here, before any input is read.
-    inputs = [path for _, image_dir, annotations_file in splits
-              for path in (image_dir, annotations_file)]
-    output_folder.check_output_dir(FLAGS.output_dir, FLAGS.overwrite, inputs)
-    if FLAGS.keep_empty_images and not FLAGS.classes.strip():
-      raise config_validation.UsageError(
-          '--keep_empty_images only applies with --classes (without it every image is written, '
-          'with or without instances): remove it or give --classes.')
-    loaded = coco_annotations.load_splits(splits)
-    classes = None
-    if FLAGS.classes.strip():
-      classes = coco_annotations.parse_classes_flag(FLAGS.classes)
-      # Checked here, before TensorFlow is imported, so a misspelt class fails at once.
-      coco_annotations.resolve_classes(classes, loaded[1])
-    from object_detection.utils import quiet_logs  # pylint: disable=g-import-not-at-top
-    quiet_logs.quiet_tensorflow_startup()  # before coco_tf_record imports TensorFlow
-    from object_detection.dataset_tools import coco_tf_record  # pylint: disable=g-import-not-at-top
-    result = coco_tf_record.convert(splits, FLAGS.output_dir, loaded=loaded, classes=classes,
-                                    **converter_flags.common_kwargs())
-  except config_validation.ConfigError as e:  # ConversionError and UsageError included.
-    print(config_validation.error_line(e), file=sys.stderr)
-    sys.exit(2)
-  except output_folder.OutputWriteError as e:
-    print('Error: %s' % e, file=sys.stderr)
-    sys.exit(1)
-  print(coco_tf_record.format_summary(result))
+  splits = _splits(config_validation.UsageError)
+  converter_flags.beam_args()  # Unknown flags fail here, before any input is read.
+  inputs = [path for _, image_dir, annotations_file in splits
+            for path in (image_dir, annotations_file)]
+  output_folder.check_output_dir(FLAGS.output_dir, FLAGS.overwrite, inputs)
+  if FLAGS.keep_empty_images and not FLAGS.classes.strip():
+    raise config_validation.UsageError(
+        '--keep_empty_images only applies with --classes (without it every image is written, '
+        'with or without instances): remove it or give --classes.')
+  loaded = coco_annotations.load_splits(splits)
+  classes = None
+  if FLAGS.classes.strip():
+    classes = coco_annotations.parse_classes_flag(FLAGS.classes)
+    # Checked here, before TensorFlow is imported, so a misspelt class fails at once.
+    coco_annotations.resolve_classes(classes, loaded[1])
+  from object_detection.utils import quiet_logs  # pylint: disable=g-import-not-at-top
+  quiet_logs.quiet_tensorflow_startup()  # before coco_tf_record imports TensorFlow
+  from object_detection.dataset_tools import coco_tf_record  # pylint: disable=g-import-not-at-top
+  result = coco_tf_record.convert(splits, FLAGS.output_dir, loaded=loaded, classes=classes,
+                                  **converter_flags.common_kwargs())
+  return coco_tf_record.format_summary(result)
+
+
+def main(argv):
+  del argv  # Unused.
+  converter_flags.run_converter(_convert)
 
 
 if __name__ == '__main__':

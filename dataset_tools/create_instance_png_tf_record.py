@@ -72,7 +72,6 @@ a split with one of its two folders, a missing folder, no image paired with a ma
 map, an unknown class, a flag of the other --input_format); 1 when writing the output fails.
 """
 import os
-import signal
 import sys
 
 # Runs from a source checkout without installation.
@@ -135,7 +134,6 @@ converter_flags.define_common_flags(
     'an instance of those classes.')
 
 FLAGS = flags.FLAGS
-_MAIN_PID = os.getpid()
 
 # Flags that only one input format reads: giving one with the other format is a usage error.
 _ONLY_FOR = {
@@ -144,13 +142,6 @@ _ONLY_FOR = {
     'instance_mask_folder': ('mask_subfolder',),
 }
 
-
-def _exit_on_sigterm(signum, frame):
-  del frame  # Unused.
-  # `kill` unwinds like Ctrl-C (the temporary output folder is removed); forked workers exit.
-  if os.getpid() == _MAIN_PID:
-    raise SystemExit(128 + signum)
-  os._exit(128 + signum)  # pylint: disable=protected-access
 
 
 def _splits(usage_error):
@@ -185,9 +176,8 @@ def _splits(usage_error):
   return splits
 
 
-def main(argv):
-  del argv  # Unused.
-  signal.signal(signal.SIGTERM, _exit_on_sigterm)
+def _convert():
+  """The command's work; returns the summary text (see converter_flags.run_converter)."""
   # TF-free first: usage errors, missing folders, unpaired masks, bad label maps and classes
   # fail in about a second, before TensorFlow is imported.
   # pylint: disable=g-import-not-at-top
@@ -196,38 +186,36 @@ def main(argv):
   from object_detection.dataset_tools import output_folder
   from object_detection.utils import config_validation
   # pylint: enable=g-import-not-at-top
-  try:
-    splits = _splits(config_validation.UsageError)
-    runner_options = converter_flags.beam_args()  # Unknown flags fail here.
-    inputs = [path for _, image_dir, mask_dir in splits for path in (image_dir, mask_dir)]
-    output_folder.check_output_dir(FLAGS.output_dir, FLAGS.overwrite, inputs)
-    classes = (coco_annotations.parse_classes_flag(FLAGS.classes)
-               if FLAGS.classes.strip() else None)
-    options = dict(
-        label_map_path=FLAGS.label_map_path, classes=classes, class_name=FLAGS.class_name,
-        id_divisor=FLAGS.id_divisor,
-        ignore_values=ipa.parse_int_list(FLAGS.ignore_values, '--ignore_values'),
-        class_only_regions=FLAGS.class_only_regions, image_pattern=FLAGS.image_pattern,
-        image_suffix=FLAGS.image_suffix, mask_suffix=FLAGS.mask_suffix,
-        mask_subfolder=FLAGS.mask_subfolder, min_instance_pixels=FLAGS.min_instance_pixels)
-    scanned = ipa.prepare_inputs(FLAGS.input_format, splits, **options)
-    from object_detection.utils import quiet_logs  # pylint: disable=g-import-not-at-top
-    quiet_logs.quiet_tensorflow_startup()  # before instance_png_tf_record imports TensorFlow
-    # pylint: disable=g-import-not-at-top
-    from object_detection.dataset_tools import conversion
-    from object_detection.dataset_tools import instance_png_tf_record
-    # pylint: enable=g-import-not-at-top
-    kwargs = converter_flags.common_kwargs()
-    kwargs['runner_options'] = runner_options
-    result = instance_png_tf_record.convert(FLAGS.input_format, splits, FLAGS.output_dir,
-                                            scanned=scanned, **options, **kwargs)
-  except config_validation.ConfigError as e:  # ConversionError and UsageError included.
-    print(config_validation.error_line(e), file=sys.stderr)
-    sys.exit(2)
-  except output_folder.OutputWriteError as e:
-    print('Error: %s' % e, file=sys.stderr)
-    sys.exit(1)
-  print(conversion.format_summary(result))
+  splits = _splits(config_validation.UsageError)
+  runner_options = converter_flags.beam_args()  # Unknown flags fail here.
+  inputs = [path for _, image_dir, mask_dir in splits for path in (image_dir, mask_dir)]
+  output_folder.check_output_dir(FLAGS.output_dir, FLAGS.overwrite, inputs)
+  classes = (coco_annotations.parse_classes_flag(FLAGS.classes)
+             if FLAGS.classes.strip() else None)
+  options = dict(
+      label_map_path=FLAGS.label_map_path, classes=classes, class_name=FLAGS.class_name,
+      id_divisor=FLAGS.id_divisor,
+      ignore_values=ipa.parse_int_list(FLAGS.ignore_values, '--ignore_values'),
+      class_only_regions=FLAGS.class_only_regions, image_pattern=FLAGS.image_pattern,
+      image_suffix=FLAGS.image_suffix, mask_suffix=FLAGS.mask_suffix,
+      mask_subfolder=FLAGS.mask_subfolder, min_instance_pixels=FLAGS.min_instance_pixels)
+  scanned = ipa.prepare_inputs(FLAGS.input_format, splits, **options)
+  from object_detection.utils import quiet_logs  # pylint: disable=g-import-not-at-top
+  quiet_logs.quiet_tensorflow_startup()  # before instance_png_tf_record imports TensorFlow
+  # pylint: disable=g-import-not-at-top
+  from object_detection.dataset_tools import conversion
+  from object_detection.dataset_tools import instance_png_tf_record
+  # pylint: enable=g-import-not-at-top
+  kwargs = converter_flags.common_kwargs()
+  kwargs['runner_options'] = runner_options
+  result = instance_png_tf_record.convert(FLAGS.input_format, splits, FLAGS.output_dir,
+                                          scanned=scanned, **options, **kwargs)
+  return conversion.format_summary(result)
+
+
+def main(argv):
+  del argv  # Unused.
+  converter_flags.run_converter(_convert)
 
 
 if __name__ == '__main__':

@@ -46,7 +46,6 @@ output folder that may not be replaced); 1, with one line, when writing the outp
 output is kept).
 """
 import os
-import signal
 import sys
 
 # Runs from a source checkout without installation: `python dataset_tools/create_oid_tf_record.py`.
@@ -78,16 +77,7 @@ converter_flags.define_common_flags(
     'by display name.')
 
 FLAGS = flags.FLAGS
-_MAIN_PID = os.getpid()
 
-
-def _exit_on_sigterm(signum, frame):
-  del frame  # Unused.
-  # `kill` (SIGTERM) unwinds like Ctrl-C, so the temporary output folder is removed; forked
-  # worker processes (stopped with SIGTERM by their pool) just exit.
-  if os.getpid() == _MAIN_PID:
-    raise SystemExit(128 + signum)
-  os._exit(128 + signum)  # pylint: disable=protected-access
 
 
 def _splits(usage_error):
@@ -121,9 +111,8 @@ def _splits(usage_error):
   return splits
 
 
-def main(argv):
-  del argv  # Unused.
-  signal.signal(signal.SIGTERM, _exit_on_sigterm)
+def _convert():
+  """The command's work; returns the summary text (see converter_flags.run_converter)."""
   # TF-free first: usage errors, missing or malformed inputs, unknown classes and an output
   # folder that may not be replaced fail in well under a second (plus the CSV reading time).
   # pylint: disable=g-import-not-at-top
@@ -132,31 +121,29 @@ def main(argv):
   from object_detection.dataset_tools import output_folder
   from object_detection.utils import config_validation
   # pylint: enable=g-import-not-at-top
-  try:
-    splits = _splits(config_validation.UsageError)
-    converter_flags.beam_args()  # Unknown flags fail here, before any input is read.
-    inputs = [FLAGS.class_descriptions_file] + [p for split in splits for p in split[1:]]
-    output_folder.check_output_dir(FLAGS.output_dir, FLAGS.overwrite, inputs)
-    classes = None
-    if FLAGS.classes.strip():
-      classes = coco_annotations.parse_classes_flag(FLAGS.classes)
-    prepared = oid_annotations.prepare(splits, FLAGS.class_descriptions_file, classes,
-                                       FLAGS.keep_empty_images)
-    from object_detection.utils import quiet_logs  # pylint: disable=g-import-not-at-top
-    quiet_logs.quiet_tensorflow_startup()  # before oid_tf_record imports TensorFlow
-    from object_detection.dataset_tools import conversion  # pylint: disable=g-import-not-at-top
-    from object_detection.dataset_tools import oid_tf_record  # pylint: disable=g-import-not-at-top
-    result = oid_tf_record.convert(
-        splits, FLAGS.class_descriptions_file, FLAGS.output_dir, classes=classes,
-        min_box_mask_iou=FLAGS.min_box_mask_iou, prepared=prepared,
-        **converter_flags.common_kwargs())
-  except config_validation.ConfigError as e:  # ConversionError and UsageError included.
-    print(config_validation.error_line(e), file=sys.stderr)
-    sys.exit(2)
-  except output_folder.OutputWriteError as e:
-    print('Error: %s' % e, file=sys.stderr)
-    sys.exit(1)
-  print(conversion.format_summary(result))
+  splits = _splits(config_validation.UsageError)
+  converter_flags.beam_args()  # Unknown flags fail here, before any input is read.
+  inputs = [FLAGS.class_descriptions_file] + [p for split in splits for p in split[1:]]
+  output_folder.check_output_dir(FLAGS.output_dir, FLAGS.overwrite, inputs)
+  classes = None
+  if FLAGS.classes.strip():
+    classes = coco_annotations.parse_classes_flag(FLAGS.classes)
+  prepared = oid_annotations.prepare(splits, FLAGS.class_descriptions_file, classes,
+                                     FLAGS.keep_empty_images)
+  from object_detection.utils import quiet_logs  # pylint: disable=g-import-not-at-top
+  quiet_logs.quiet_tensorflow_startup()  # before oid_tf_record imports TensorFlow
+  from object_detection.dataset_tools import conversion  # pylint: disable=g-import-not-at-top
+  from object_detection.dataset_tools import oid_tf_record  # pylint: disable=g-import-not-at-top
+  result = oid_tf_record.convert(
+      splits, FLAGS.class_descriptions_file, FLAGS.output_dir, classes=classes,
+      min_box_mask_iou=FLAGS.min_box_mask_iou, prepared=prepared,
+      **converter_flags.common_kwargs())
+  return conversion.format_summary(result)
+
+
+def main(argv):
+  del argv  # Unused.
+  converter_flags.run_converter(_convert)
 
 
 if __name__ == '__main__':

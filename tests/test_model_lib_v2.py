@@ -113,8 +113,15 @@ def test_resume_after_kill_continues_from_last_checkpoint(tmp_path):
   code = ('import test_model_lib_v2 as t; t.run_fake_training(%r, num_steps=100000, '
           'checkpoint_every_n=3)' % model_dir)
   proc = _python(code)
-  deadline = time.time() + 120
-  while time.time() < deadline and not os.path.exists(os.path.join(model_dir, 'ckpt-6.index')):
+  deadline = time.time() + 300
+
+  def saved_step():
+    # The `checkpoint` state file, not ckpt-6.index: the index is written before the state file
+    # names the new checkpoint, and a kill between the two leaves ckpt-3 as the latest one.
+    latest = tf.train.latest_checkpoint(model_dir)
+    return checkpoint_utils.checkpoint_step(latest) if latest else 0
+
+  while time.time() < deadline and saved_step() < 6:
     time.sleep(0.2)
   proc.send_signal(signal.SIGKILL)
   proc.wait()

@@ -32,6 +32,7 @@ import time
 import tensorflow as tf
 
 from object_detection.dataset_tools import coco_annotations
+from object_detection.dataset_tools import converter_flags
 from object_detection.dataset_tools import record_writer
 
 _STATS_NAME = '.beam_stats-%s.json'
@@ -41,9 +42,7 @@ def _import_beam():
   try:
     import apache_beam as beam  # pylint: disable=g-import-not-at-top
   except ImportError:
-    raise coco_annotations.ConversionError(
-        '--runner needs Apache Beam: run `pip install -e ".[beam]"` from the repository root '
-        '(or drop --runner to convert with local worker processes, --num_workers).') from None
+    raise coco_annotations.ConversionError(converter_flags.BEAM_MISSING) from None
   return beam
 
 

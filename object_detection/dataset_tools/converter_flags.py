@@ -10,12 +10,20 @@ Beam (`beam_args()`) when `--runner` is given, e.g.
 
 and are an error (one line, exit 2) without it. No TensorFlow here.
 """
+import os
+import signal
 import sys
 
 from absl import flags
 
 FLAGS = flags.FLAGS
 _BEAM_ARGS = []
+# The converter command's own process (this module is imported when the command starts): forked
+# workers are other processes.
+_MAIN_PID = os.getpid()
+
+BEAM_MISSING = ('--runner needs Apache Beam: run `pip install -e ".[beam]"` from the repository '
+                'root (or drop --runner to convert with local worker processes, --num_workers).')
 
 
 _KEEP_EMPTY_HELP = ('With --classes: write the images that have no instance of those classes '
@@ -79,7 +87,8 @@ def beam_args():
     None, or a list of str: `--runner=<FLAGS.runner>` and the flags absl did not know.
 
   Raises:
-    coco_annotations.ConversionError: flags absl does not know, without --runner.
+    coco_annotations.ConversionError: flags absl does not know, without --runner; --runner
+      without Apache Beam installed.
   """
   # pylint: disable=g-import-not-at-top
   from object_detection.dataset_tools import coco_annotations
@@ -91,6 +100,9 @@ def beam_args():
           '--direct_num_workers need --runner, e.g. --runner=DirectRunner).'
           % ' '.join(_BEAM_ARGS))
     return None
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  if importlib.util.find_spec('apache_beam') is None:
+    raise coco_annotations.ConversionError(BEAM_MISSING)
   return ['--runner=%s' % FLAGS.runner] + list(_BEAM_ARGS)
 
 
@@ -100,3 +112,38 @@ def common_kwargs():
               mask_type=FLAGS.mask_type, num_workers=FLAGS.num_workers,
               show_progress=FLAGS.progress, overwrite=FLAGS.overwrite,
               keep_empty_images=FLAGS.keep_empty_images, runner_options=beam_args())
+
+
+def _exit_on_sigterm(signum, frame):
+  del frame  # Unused.
+  # `kill` (SIGTERM) unwinds like Ctrl-C, so the temporary output folder is removed; forked
+  # worker processes (stopped with SIGTERM by their pool) just exit.
+  if os.getpid() == _MAIN_PID:
+    raise SystemExit(128 + signum)
+  os._exit(128 + signum)  # pylint: disable=protected-access
+
+
+def run_converter(convert):
+  """Runs one converter command: prints the summary, or one error line and exits.
+
+  Args:
+    convert: a function of no arguments doing the command's work (TF-free checks first) and
+      returning the summary text to print.
+
+  Exits with status 2 and one line for a ConfigError (usage and input errors, ConversionError,
+  ClassesError), 1 and one line when writing the output fails (the old output is kept).
+  """
+  signal.signal(signal.SIGTERM, _exit_on_sigterm)
+  # pylint: disable=g-import-not-at-top
+  from object_detection.dataset_tools import output_folder
+  from object_detection.utils import config_validation
+  # pylint: enable=g-import-not-at-top
+  try:
+    summary = convert()
+  except config_validation.ConfigError as e:  # ConversionError and UsageError included.
+    print(config_validation.error_line(e), file=sys.stderr)
+    sys.exit(2)
+  except output_folder.OutputWriteError as e:
+    print('Error: %s' % e, file=sys.stderr)
+    sys.exit(1)
+  print(summary)

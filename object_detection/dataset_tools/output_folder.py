@@ -34,7 +34,7 @@ LABEL_MAP_NAME = 'label_map.pbtxt'
 SUMMARY_NAME = 'conversion_summary.txt'
 
 # The record-name prefixes of the converters: coco_train.record, oid_val.record, ...
-RECORD_PREFIXES = ('coco', 'oid', 'instances')
+RECORD_PREFIXES = ('coco', 'oid', 'instances', 'semantic')
 SPLITS = ('train', 'val', 'test', 'testdev')
 
 # Every name a converter writes (and ever wrote): a folder holding only these is a converter's
