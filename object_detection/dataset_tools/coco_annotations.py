@@ -201,6 +201,41 @@ def ann_to_mask(segmentation, height, width):
   return mask_utils.decode(ann_to_rle(segmentation, height, width))
 
 
+# Why an annotation gives no mask (`annotation_mask`), as the converters' summaries count it.
+SKIP_NO_SEGMENTATION = 'empty_or_missing_segmentation'
+SKIP_BAD_SEGMENTATION = 'unusable_segmentation'
+SKIP_EMPTY_MASK = 'mask_without_pixels'
+
+
+def annotation_mask(ann, height, width):
+  """The pycocotools mask of one COCO annotation, or the reason it has none.
+
+  Args:
+    ann: a COCO annotation dict (its `segmentation`: polygons, RLE or compressed RLE).
+    height, width: the image's size in pixels.
+
+  Returns:
+    (mask, None): mask uint8 [height, width], values 0 / 1, with at least one 1 (`ann_to_mask`,
+    pycocotools' rasterisation); or (None, reason): SKIP_NO_SEGMENTATION (empty or missing),
+    SKIP_BAD_SEGMENTATION (odd-length or < 3-point polygons, undecodable, another size),
+    SKIP_EMPTY_MASK (no pixel: tiny polygons, empty RLE).
+  """
+  segmentation = ann.get('segmentation')
+  if not segmentation:
+    return None, SKIP_NO_SEGMENTATION
+  if polygon_problem(segmentation):
+    return None, SKIP_BAD_SEGMENTATION
+  try:
+    mask = ann_to_mask(segmentation, height, width)
+  except Exception:  # pylint: disable=broad-except
+    return None, SKIP_BAD_SEGMENTATION
+  if mask.shape != (height, width):
+    return None, SKIP_BAD_SEGMENTATION
+  if not mask.any():
+    return None, SKIP_EMPTY_MASK
+  return mask, None
+
+
 def merge_categories(per_file_categories):
   """Merges {id: name} dicts of several annotation files.
 

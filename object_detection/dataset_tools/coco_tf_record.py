@@ -96,9 +96,9 @@ SKIP_SIZE_MISMATCH = coco_images.SKIP_SIZE_MISMATCH
 SKIP_NON_FINITE_BOX = 'non_finite_box'
 SKIP_EMPTY_BOX = 'empty_box'
 SKIP_OUTSIDE_BOX = 'box_outside_image'
-SKIP_NO_SEGMENTATION = 'empty_or_missing_segmentation'
-SKIP_BAD_SEGMENTATION = 'unusable_segmentation'
-SKIP_EMPTY_MASK = 'mask_without_pixels'
+SKIP_NO_SEGMENTATION = coco_annotations.SKIP_NO_SEGMENTATION
+SKIP_BAD_SEGMENTATION = coco_annotations.SKIP_BAD_SEGMENTATION
+SKIP_EMPTY_MASK = coco_annotations.SKIP_EMPTY_MASK
 SKIP_UNKNOWN_IMAGE = 'image_id_not_in_images'
 SKIP_OF_SKIPPED_IMAGE = 'instance_of_skipped_image'
 IMAGE_SKIP_REASONS = (SKIP_UNREADABLE_IMAGE, SKIP_UNSUPPORTED_FORMAT, SKIP_SIZE_MISMATCH)
@@ -177,24 +177,11 @@ def _create_tf_example(image, annotations_list, image_dir, category_index, inclu
       continue
     mask = None
     if include_masks:
-      segmentation = ann.get('segmentation')
-      if not segmentation:
-        skipped[SKIP_NO_SEGMENTATION] += 1
-        continue
-      if coco_annotations.polygon_problem(segmentation):
-        skipped[SKIP_BAD_SEGMENTATION] += 1
-        continue
-      try:
-        mask = ann_to_mask(segmentation, height, width)
-      except Exception:  # pylint: disable=broad-except
-        skipped[SKIP_BAD_SEGMENTATION] += 1
-        continue
-      if mask.shape != (height, width):
-        skipped[SKIP_BAD_SEGMENTATION] += 1
-        continue
-      if not mask.any():
-        # Tiny polygons and empty RLE: a mask target of all background for a real box.
-        skipped[SKIP_EMPTY_MASK] += 1
+      # An empty mask (tiny polygon, empty RLE) would be a target of all background for a real
+      # box: skipped too.
+      mask, reason = coco_annotations.annotation_mask(ann, height, width)
+      if mask is None:
+        skipped[reason] += 1
         continue
     x0, y0 = min(max(x, 0.0), width), min(max(y, 0.0), height)
     x1, y1 = min(x + w, float(width)), min(y + h, float(height))

@@ -178,7 +178,8 @@ def write_label_map(categories, path):
 def convert_jobs(jobs, output_dir, categories, record_prefix, include_masks=False,
                  mask_type='png', num_shards=1, num_workers=1, show_progress=True,
                  overwrite=False, inputs=(), classes=None, keep_empty_images=False,
-                 class_source='COCO id', runner_options=None):
+                 class_source='COCO id', runner_options=None, result_extra=None,
+                 summary_formatter=None):
   """Writes every job's split into `output_dir`, replacing it whole at the end.
 
   Args:
@@ -195,6 +196,11 @@ def convert_jobs(jobs, output_dir, categories, record_prefix, include_masks=Fals
     keep_empty_images: with `classes`: images without a chosen class were written as negatives.
     class_source: how the summary names a class's source id ('COCO id', 'Open Images id', ...).
     runner_options: None (local worker processes) or Beam pipeline options (see `write_job`).
+    result_extra: a dict of the converter's own keys, added to the result (and so given to
+      `summary_formatter`).
+    summary_formatter: `f(result, max_images_listed=None) -> str`, the text of
+      conversion_summary.txt; default `format_summary` (a converter whose records are not
+      instance masks, e.g. semantic label maps, words it its own way).
 
   Returns:
     dict with `splits` (list of SplitSummary, output_files under `output_dir`),
@@ -235,8 +241,9 @@ def convert_jobs(jobs, output_dir, categories, record_prefix, include_masks=Fals
                 'images_dropped_without_class': 0 if keep_empty_images else without_class,
                 'images_kept_as_negatives': without_class if keep_empty_images else 0,
                 'class_source': class_source, 'runner': runner_options}
+      result.update(result_extra or {})
       with open(os.path.join(out.temp_dir, SUMMARY_NAME), 'w') as fid:
-        fid.write(format_summary(result, max_images_listed=None) + '\n')
+        fid.write((summary_formatter or format_summary)(result, max_images_listed=None) + '\n')
     except (OSError, tf.errors.OpError) as e:
       raise output_folder.OutputWriteError(
           'Writing the new output for --output_dir=%s failed (%s); the previous output is '

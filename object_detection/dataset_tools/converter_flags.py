@@ -30,12 +30,14 @@ _KEEP_EMPTY_HELP = ('With --classes: write the images that have no instance of t
                     'as negatives (no objects) instead of dropping them.')
 
 
-def define_common_flags(classes_help, keep_empty_help=_KEEP_EMPTY_HELP):
+def define_common_flags(classes_help, keep_empty_help=_KEEP_EMPTY_HELP, masks=True):
   """Defines the shared flags.
 
   Args:
     classes_help: the help of --classes (what a class is called in this source format).
     keep_empty_help: the help of --keep_empty_images, where a format gives it more to do.
+    masks: define --include_masks and --mask_type (instance masks); False for a converter that
+      always writes its own label masks (semantic segmentation).
   """
   flags.DEFINE_string('output_dir', '',
                       'Output folder (required). It is replaced whole at the end of the '
@@ -44,14 +46,23 @@ def define_common_flags(classes_help, keep_empty_help=_KEEP_EMPTY_HELP):
                        'Replace --output_dir even when it holds files this converter did not '
                        'write (they are deleted). Not needed to re-run over an earlier '
                        'conversion.')
+  if masks:
+    _define_mask_flags()
+  _define_rest(classes_help, keep_empty_help)
+
+
+def _define_mask_flags():
   flags.DEFINE_boolean('include_masks', False,
                        'Whether to include instance segmentation masks (needed for Mask R-CNN).')
-  flags.DEFINE_integer('num_shards', 1,
-                       'Output files per split (the TF OD API uses 100 for train and 50 for val '
-                       'on full COCO; 1 suits small datasets).')
   flags.DEFINE_enum('mask_type', 'png', ['png', 'numerical'],
                     'png: one PNG per instance (small; input reader mask_type: PNG_MASKS). '
                     'numerical: float list N*H*W (large; mask_type: NUMERICAL_MASKS).')
+
+
+def _define_rest(classes_help, keep_empty_help):
+  flags.DEFINE_integer('num_shards', 1,
+                       'Output files per split (the TF OD API uses 100 for train and 50 for val '
+                       'on full COCO; 1 suits small datasets).')
   flags.DEFINE_integer('num_workers', 1,
                        'Processes that read and encode images (without --runner).')
   flags.DEFINE_boolean('progress', True, 'Show a progress bar (images/s) on stderr.')
@@ -108,10 +119,12 @@ def beam_args():
 
 def common_kwargs():
   """The shared flags as keyword arguments of the converters' `convert` functions."""
-  return dict(include_masks=FLAGS.include_masks, num_shards=FLAGS.num_shards,
-              mask_type=FLAGS.mask_type, num_workers=FLAGS.num_workers,
-              show_progress=FLAGS.progress, overwrite=FLAGS.overwrite,
-              keep_empty_images=FLAGS.keep_empty_images, runner_options=beam_args())
+  kwargs = dict(num_shards=FLAGS.num_shards, num_workers=FLAGS.num_workers,
+                show_progress=FLAGS.progress, overwrite=FLAGS.overwrite,
+                keep_empty_images=FLAGS.keep_empty_images, runner_options=beam_args())
+  if 'include_masks' in FLAGS:
+    kwargs.update(include_masks=FLAGS.include_masks, mask_type=FLAGS.mask_type)
+  return kwargs
 
 
 def _exit_on_sigterm(signum, frame):
