@@ -411,6 +411,8 @@ def train_input(train_config, train_input_config, model_config, model=None, para
                 input_context=None):
   """Training dataset of (features, labels); see the module docstring.
 
+  A `semantic_segmentation` model config gets `semantic_inputs.train_input` instead.
+
   Batch size: params['batch_size'] or train_config.batch_size (global; divided per replica with
   input_context). A last partial batch is dropped as train_input_reader.drop_remainder says
   (default true; config validation refuses false, which the training step cannot consume).
@@ -420,6 +422,10 @@ def train_input(train_config, train_input_config, model_config, model=None, para
     ValueError: unsupported augmentation step, bad input_path, unreadable file or records without
       masks while load_instance_masks is true (messages name the step / field / file).
   """
+  if model_config.WhichOneof('model') == 'semantic_segmentation':
+    from object_detection import semantic_inputs  # pylint: disable=g-import-not-at-top
+    return semantic_inputs.train_input(train_config, train_input_config, model_config, model,
+                                       params, input_context)
   options = [preprocessor_builder.build(step)
              for step in train_config.data_augmentation_options]
   batch_size = _batch_size(train_config.batch_size, params, input_context)
@@ -431,6 +437,8 @@ def eval_input(eval_config, eval_input_config, model_config, model=None, params=
                input_context=None):
   """Evaluation dataset of (features, labels), with original masks; no augmentation.
 
+  A `semantic_segmentation` model config gets `semantic_inputs.eval_input` instead.
+
   Batch size: params['batch_size'] or eval_config.batch_size. Every image is evaluated: the last
   batch may be smaller even with the input reader's drop_remainder: true (the TF OD API drops it
   and so leaves those images out of the metrics; a kept partial batch is logged with its size).
@@ -438,6 +446,10 @@ def eval_input(eval_config, eval_input_config, model_config, model=None, params=
   eval_config.retain_original_images (default true). M = eval_input_config.max_number_of_boxes
   (default 100).
   """
+  if model_config.WhichOneof('model') == 'semantic_segmentation':
+    from object_detection import semantic_inputs  # pylint: disable=g-import-not-at-top
+    return semantic_inputs.eval_input(eval_config, eval_input_config, model_config, model, params,
+                                      input_context)
   batch_size = _batch_size(getattr(eval_config, 'batch_size', 1), params, input_context)
   max_boxes = int(getattr(eval_input_config, 'max_number_of_boxes', 100) or 100)
   retain = bool(getattr(eval_config, 'retain_original_images', True))

@@ -315,7 +315,7 @@ def _note_kept_partial_batch(batch_size):
 
 def build(input_reader_config, batch_size=None, transform_input_data_fn=None,
           input_context=None, reduce_to_frame_fn=None, drop_remainder=None,
-          padded_shapes_fn=None):
+          padded_shapes_fn=None, decoder=None, padding_values_fn=None):
   """Builds a dataset of decoded (and transformed, optionally batched) examples.
 
   Args:
@@ -335,6 +335,10 @@ def build(input_reader_config, batch_size=None, transform_input_data_fn=None,
     padded_shapes_fn: optional fn(element_spec) -> `padded_shapes` for `padded_batch` (e.g. to
       pad per-box tensors to a fixed row count only when batching); None = pad every
       dimension to the batch maximum.
+    decoder: optional decoder object with `decode(serialized)` (e.g. the semantic segmentation
+      decoder); None = `decoder_builder.build(input_reader_config)`.
+    padding_values_fn: optional fn(element_spec) -> `padding_values` for `padded_batch` (e.g. the
+      ignore label for label maps); None = zeros.
 
   Returns:
     tf.data.Dataset of dicts (keys `InputDataFields`), see TfExampleDecoder.decode.
@@ -353,7 +357,7 @@ def build(input_reader_config, batch_size=None, transform_input_data_fn=None,
   if weights:
     check_sample_weights(weights, len(groups))
   _check_files(files, input_reader_config)
-  decoder = decoder_builder.build(input_reader_config)
+  decoder = decoder or decoder_builder.build(input_reader_config)
 
   filename_shard_fn = None
   if input_context is not None and input_context.num_input_pipelines > 1:
@@ -391,7 +395,7 @@ def build(input_reader_config, batch_size=None, transform_input_data_fn=None,
                   deterministic=not _get(input_reader_config, 'shuffle', True))
 
   dataset = map_fn(dataset, decoder.decode)
-  if decoder.skip_bad_examples:
+  if getattr(decoder, 'skip_bad_examples', False):
     dataset = bad_examples.filter_bad_examples(
         dataset, bad_examples.new_counter(', '.join(
             input_reader_config.tf_record_input_reader.input_path)))
@@ -404,8 +408,9 @@ def build(input_reader_config, batch_size=None, transform_input_data_fn=None,
     if drop_remainder is None:
       drop_remainder = config_drop_remainder
     padded_shapes = padded_shapes_fn(dataset.element_spec) if padded_shapes_fn else None
+    padding_values = padding_values_fn(dataset.element_spec) if padding_values_fn else None
     dataset = dataset.padded_batch(batch_size, padded_shapes=padded_shapes,
-                                   drop_remainder=drop_remainder)
+                                   padding_values=padding_values, drop_remainder=drop_remainder)
     if config_drop_remainder and not drop_remainder:
       dataset = dataset.map(_note_kept_partial_batch(batch_size))
   prefetch = _get(input_reader_config, 'num_prefetch_batches', 2)

@@ -40,6 +40,8 @@ from object_detection.core import balanced_positive_negative_sampler as sampler
 from object_detection.core import post_processing
 from object_detection.core import target_assigner
 from object_detection.meta_architectures import faster_rcnn_meta_arch
+from object_detection.meta_architectures import semantic_segmentation_meta_arch
+from object_detection.predictors.heads import fcn_head
 from object_detection.models import feature_extractor_registry
 from object_detection.utils import spatial_transform_ops as spatial_ops
 from object_detection.utils.config_validation import ConfigError
@@ -48,11 +50,13 @@ from object_detection.utils.config_validation import ConfigError
 def build(model_config, is_training, add_summaries=True):
   """model_config: `DetectionModel` proto; is_training: bool. Returns a DetectionModel."""
   kind = model_config.WhichOneof('model')
+  if kind == 'semantic_segmentation':
+    return _build_semantic_segmentation_model(model_config.semantic_segmentation, is_training)
   if kind != 'faster_rcnn':
     raise ConfigError(
         'model.%s is not supported by this pipeline: only `faster_rcnn` (Faster R-CNN, and Mask R-CNN with '
-        'number_of_stages: 3 and a mask_rcnn_box_predictor) can be built. Convert the config to a '
-        'faster_rcnn model.' % kind)
+        'number_of_stages: 3 and a mask_rcnn_box_predictor) and the project\'s semantic_segmentation '
+        'can be built. Convert the config to a faster_rcnn model.' % kind)
   return _build_faster_rcnn_model(model_config.faster_rcnn, is_training, add_summaries)
 
 
@@ -207,3 +211,36 @@ def _build_faster_rcnn_model(frcnn_config, is_training, add_summaries):
       crop_detections_in_true_image_frame=getattr(
           frcnn_config, 'crop_detections_in_true_image_frame', False),
       mask_head_is_per_roi=not _mask_head_has_batch_norm(frcnn_config.second_stage_box_predictor))
+
+
+def _build_semantic_segmentation_model(config, is_training):
+  """SemanticSegmentationModel from a `SemanticSegmentation` message (project extension).
+
+  The extractor is built exactly as for faster_rcnn (same registry, arguments and checks); the head
+  reads its FPN levels (`fpn` set) or its single feature map.
+  """
+  extractor_config = config.feature_extractor
+  feature_extractor = _build_faster_rcnn_keras_feature_extractor(extractor_config, is_training)
+  head_config = config.fcn_head
+  fusion = {head_config.RESIZE_CONCAT: fcn_head.RESIZE_CONCAT,
+            head_config.FINEST_LEVEL: fcn_head.FINEST}[head_config.feature_fusion]
+  head = fcn_head.FcnHead(
+      num_output_classes=config.num_classes + 1,
+      conv_hyperparams=hyperparams_builder.KerasLayerHyperparams(head_config.conv_hyperparams),
+      num_convs=head_config.num_convs, depth=head_config.depth,
+      kernel_size=head_config.kernel_size, dropout_rate=head_config.dropout_rate, fusion=fusion,
+      is_training=is_training, name='FcnHead')
+  if extractor_config.HasField('fpn'):
+    feature_stride = 2 ** extractor_config.fpn.min_level
+  else:
+    feature_stride = extractor_config.first_stage_features_stride
+  loss_config = config.loss
+  return semantic_segmentation_meta_arch.SemanticSegmentationModel(
+      is_training=is_training, num_classes=config.num_classes,
+      image_resizer_fn=image_resizer_builder.build(config.image_resizer),
+      feature_extractor=feature_extractor, fcn_head=head, feature_stride=feature_stride,
+      upsampling='nearest' if head_config.upsampling == head_config.NEAREST else 'bilinear',
+      ignore_label=config.ignore_label,
+      cross_entropy_weight=loss_config.cross_entropy_weight,
+      class_weights=list(loss_config.class_weights) or None,
+      dice_weight=loss_config.dice_weight)

@@ -15,6 +15,8 @@ from object_detection.utils import config_validation
 from object_detection.utils import shape_utils
 
 _IF = fields.InputDataFields
+# semantic_inputs.GROUNDTRUTH_SEMANTIC (not imported: that module pulls in the input pipeline).
+_GROUNDTRUTH_SEMANTIC = 'groundtruth_semantic'
 
 
 def unstack_groundtruth(labels, image_shape=None, true_image_shapes=None, unpad=True):
@@ -43,7 +45,11 @@ def unstack_groundtruth(labels, image_shape=None, true_image_shapes=None, unpad=
     ([N_i]), `groundtruth_is_crowd_list` ([N_i] bool or None), and when present
     `groundtruth_masks_list` ([N_i, H, W] float32 0/1 at the padded model-input resolution) and
     `groundtruth_labeled_classes` ([num_classes] float32 k-hot per image).
+    Semantic segmentation labels (`semantic_inputs.py`: 'groundtruth_semantic' uint8 [B, h, w]
+    and no boxes) give {'groundtruth_semantic': the batched label maps}.
   """
+  if _GROUNDTRUTH_SEMANTIC in labels and _IF.groundtruth_boxes not in labels:
+    return {_GROUNDTRUTH_SEMANTIC: labels[_GROUNDTRUTH_SEMANTIC]}
   num = labels[_IF.num_groundtruth_boxes]
   batch = labels[_IF.groundtruth_boxes].shape[0]
   boxes = labels[_IF.groundtruth_boxes]

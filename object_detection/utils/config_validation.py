@@ -27,8 +27,9 @@ import math
 import os
 
 from object_detection.protos import input_reader_pb2
+from object_detection.utils import semantic_config_validation
 
-SUPPORTED_META_ARCHITECTURES = ('faster_rcnn',)
+SUPPORTED_META_ARCHITECTURES = ('faster_rcnn', 'semantic_segmentation')
 
 # Parts of a pipeline an entry point may ask to validate.
 ALL_PARTS = ('model', 'train', 'eval')
@@ -97,8 +98,13 @@ def validate_model_config(model_config, field='model'):
   if meta_architecture not in SUPPORTED_META_ARCHITECTURES:
     raise ConfigError(
         "Invalid pipeline config: `%s.%s`: meta-architecture '%s' is not supported by this "
-        "project; supported: faster_rcnn (number_of_stages 1-3; 3 = Mask R-CNN)."
+        "project; supported: faster_rcnn (number_of_stages 1-3; 3 = Mask R-CNN) and "
+        "semantic_segmentation (docs/semantic_segmentation.md)."
         % (field, meta_architecture, meta_architecture))
+  if meta_architecture == 'semantic_segmentation':
+    semantic_config_validation.validate_model_config(model_config.semantic_segmentation,
+                                                     field + '.semantic_segmentation')
+    return meta_architecture
   frcnn = model_config.faster_rcnn
   f = field + '.faster_rcnn'
   if frcnn.HasField('context_config'):
@@ -363,9 +369,14 @@ def validate_train_config(train_config, field='train_config'):
   _check_augmentations(field, train_config)
 
 
-def _metrics_sets(eval_config, field='eval_config'):
-  """The metrics_set names (the TF OD API default when empty); unknown names fail."""
+def _metrics_sets(eval_config, field='eval_config', semantic=False):
+  """The metrics_set names (the TF OD API default when empty, semantic_segmentation_metrics for
+  semantic models); unknown names fail."""
   from object_detection import eval_util  # pylint: disable=g-import-not-at-top
+  if semantic:
+    names = list(eval_config.metrics_set) or [semantic_config_validation.METRICS_SET]
+    semantic_config_validation.check_metrics_sets(names, field)
+    return names
   names = list(eval_config.metrics_set) or [eval_util.EVAL_DEFAULT_METRIC]
   for i, name in enumerate(names):
     if name not in eval_util.EVAL_METRICS_CLASS_DICT:
@@ -376,14 +387,14 @@ def _metrics_sets(eval_config, field='eval_config'):
   return names
 
 
-def validate_eval_config(eval_config, field='eval_config'):
+def validate_eval_config(eval_config, field='eval_config', semantic=False):
   """Checks the batch size and metrics_set, and refuses eval options that are not built."""
   _check_positive(field + '.batch_size', eval_config.batch_size)
   if eval_config.force_no_resize:
     _fail(field + '.force_no_resize', 'is true, but evaluating at the original image size '
           '(identity resizer) is not supported: the model resizes as its image_resizer says; '
           'remove it.')
-  _metrics_sets(eval_config, field)
+  _metrics_sets(eval_config, field, semantic)
 
 
 # Evaluation losses by the number of stages that computes them (eval_util adds the total and,
@@ -408,6 +419,8 @@ def eval_metric_keys(configs):
     ConfigError: an unknown eval_config.metrics_set entry.
   """
   from object_detection.metrics import coco_tools  # pylint: disable=g-import-not-at-top
+  if _is_semantic(configs['model']):
+    return semantic_config_validation.metric_keys(configs)
   eval_config = configs['eval_config']
   stages = configs['model'].faster_rcnn.number_of_stages
   prefixes = [_METRICS_SET_PREFIX[name] for name in _metrics_sets(eval_config)]
@@ -452,7 +465,8 @@ def _check_recipe_metrics(configs):
     else:
       hint = 'use one of: %s.' % ', '.join(keys)
     _fail(field, "is '%s', which the evaluation (eval_config.metrics_set %s) does not report; %s"
-          % (name, ', '.join(_metrics_sets(configs['eval_config'])), hint))
+          % (name, ', '.join(_metrics_sets(configs['eval_config'],
+                                           semantic=_is_semantic(configs['model']))), hint))
 
 
 # TF OD API fields this project does not use: field -> what is done instead. Each is warned once
@@ -574,13 +588,16 @@ def validate_pipeline_configs(configs, parts=ALL_PARTS):
   if 'model' not in configs or configs['model'] is None:
     _fail('model', 'is missing.')
   validate_model_config(configs['model'])
-  needs_masks = configs['model'].faster_rcnn.number_of_stages == 3
+  semantic = _is_semantic(configs['model'])
+  needs_masks = not semantic and configs['model'].faster_rcnn.number_of_stages == 3
   if 'train' in parts:
     validate_train_config(configs['train_config'])
+    if semantic:
+      semantic_config_validation.check_augmentations(configs['train_config'])
     validate_input_config(configs['train_input_config'], 'train_input_reader',
                           needs_masks=needs_masks, is_training=True)
   if 'eval' in parts:
-    validate_eval_config(configs['eval_config'])
+    validate_eval_config(configs['eval_config'], semantic=semantic)
     eval_inputs = list(configs.get('eval_input_configs') or [])
     if not eval_inputs:
       _fail('eval_input_reader', 'is missing; add an `eval_input_reader { ... }` block.')
@@ -636,7 +653,15 @@ def check_inputs(configs, mode):
                        reader.tf_record_input_reader.input_path)
     if reader.label_map_path:
       _check_label_map(field + '.label_map_path', reader.label_map_path,
-                       configs['model'].faster_rcnn.num_classes)
+                       _num_classes(configs['model']), _num_classes_field(configs['model']))
+    if _is_semantic(configs['model']):
+      # The first record of each file must be a semantic one (not an instance record).
+      from object_detection import semantic_inputs  # pylint: disable=g-import-not-at-top
+      try:
+        semantic_inputs.check_records(reader, field)
+      except ValueError as e:
+        raise ConfigError(str(e)) from None
+      continue
     # mask_type / load_instance_masks against what the records hold, on the first record with
     # objects of each input_path (cheap: no image decoding).
     from object_detection.data_decoders import record_validation  # pylint: disable=g-import-not-at-top
@@ -654,7 +679,20 @@ def _check_input_paths(field, patterns):
             'records with dataset_tools/create_coco_tf_record.py.' % (pattern, where))
 
 
-def _check_label_map(field, path, num_classes):
+def _is_semantic(model_config):
+  return model_config.WhichOneof('model') == 'semantic_segmentation'
+
+
+def _num_classes(model_config):
+  meta = model_config.WhichOneof('model') or 'faster_rcnn'
+  return getattr(model_config, meta).num_classes
+
+
+def _num_classes_field(model_config):
+  return 'model.%s.num_classes' % (model_config.WhichOneof('model') or 'faster_rcnn')
+
+
+def _check_label_map(field, path, num_classes, num_classes_field='model.faster_rcnn.num_classes'):
   """The label map loads (label_map_util's checks: file, syntax, ids) and fits num_classes."""
   from object_detection.utils import label_map_util  # pylint: disable=g-import-not-at-top
   try:
@@ -666,7 +704,7 @@ def _check_label_map(field, path, num_classes):
           'class.' % path)
   largest = label_map_util.get_max_label_map_index(label_map)
   if largest > num_classes:
-    _fail('model.faster_rcnn.num_classes', "is %d, smaller than the largest id %d of the label map "
+    _fail(num_classes_field, "is %d, smaller than the largest id %d of the label map "
           "'%s' (%s); set num_classes: %d (ids need not be contiguous: the model has one class per "
           'id 1..num_classes), or remove the classes above %d from the label map.'
           % (num_classes, largest, path, field, largest, num_classes))
