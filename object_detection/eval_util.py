@@ -33,11 +33,14 @@ from object_detection.utils import visualization_utils as vutils
 _IN = fields.InputDataFields
 _DET = fields.DetectionResultFields
 
-# metrics_set name -> (evaluator class, needs masks).
+# metrics_set name -> evaluator class.
 EVAL_METRICS_CLASS_DICT = {
     'coco_detection_metrics': coco_evaluation.CocoDetectionEvaluator,
     'coco_mask_metrics': coco_evaluation.CocoMaskEvaluator,
 }
+# Reported by semantic segmentation models only (`semantic_eval.evaluate`, which `evaluate`
+# dispatches them to); `get_evaluators` of a detection model refuses them.
+SEMANTIC_METRICS_SETS = ('semantic_segmentation_metrics',)
 EVAL_DEFAULT_METRIC = 'coco_detection_metrics'
 
 # Eval-config fields read here, with the TF OD API's defaults (used when a stand-in config
@@ -74,9 +77,16 @@ def get_evaluators(eval_config, categories, evaluator_options=None):
     list of evaluator objects (in metrics_set order, duplicates removed).
 
   Raises:
-    ValueError: if a metrics_set entry is unknown.
+    ValueError: if a metrics_set entry is unknown, or is semantic_segmentation_metrics (only a
+      semantic segmentation model reports it, through `semantic_eval.evaluate`).
   """
   metrics_set = list(_eval_field(eval_config, 'metrics_set')) or [EVAL_DEFAULT_METRIC]
+  for name in metrics_set:
+    if name in SEMANTIC_METRICS_SETS:
+      raise ValueError(
+          "eval_config.metrics_set: '{}' needs a semantic_segmentation model (this model is a "
+          'detection model): use coco_detection_metrics / coco_mask_metrics, or a '
+          'model {{ semantic_segmentation {{ ... }} }} config.'.format(name))
   if evaluator_options is None:
     evaluator_options = evaluator_options_from_eval_config(eval_config)
   evaluators = []
@@ -414,10 +424,24 @@ def evaluate(detection_model, configs, eval_dataset, global_step, summary_writer
     'DetectionMasks_...') + eval losses averaged over images ('Loss/...'); with
     return_model_stats, a tuple (metrics, model_stats dict or None).
 
+  A semantic segmentation model (`semantic_segmentation_meta_arch.is_semantic_model`) is
+  evaluated by `semantic_eval.evaluate` with these arguments (mIoU / mDice / pixel accuracy at
+  the original resolution; see that module).
+
   Raises:
     ValueError: on unknown metrics_set entries, missing masks for coco_mask_metrics, or an
       empty eval dataset.
   """
+  # pylint: disable=g-import-not-at-top
+  from object_detection.meta_architectures import semantic_segmentation_meta_arch
+  # pylint: enable=g-import-not-at-top
+  if semantic_segmentation_meta_arch.is_semantic_model(detection_model):
+    from object_detection import semantic_eval  # pylint: disable=g-import-not-at-top
+    return semantic_eval.evaluate(
+        detection_model, configs, eval_dataset, global_step, summary_writer=summary_writer,
+        model_dir=model_dir, num_visualizations=num_visualizations,
+        category_index=category_index, compute_model_stats=compute_model_stats,
+        return_model_stats=return_model_stats, jit_compile=jit_compile)
   eval_config = configs['eval_config']
   step = int(global_step.numpy()) if hasattr(global_step, 'numpy') else int(global_step)
   if category_index is None:

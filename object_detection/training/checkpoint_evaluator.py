@@ -4,7 +4,8 @@ continuous evaluation.
 The inference-mode model and the eval dataset are built at the first evaluation (a training run
 that never evaluates builds neither); each checkpoint is restored with its EMA weights when
 `use_moving_average` (`checkpoint_utils.restore_for_inference`) and scored by
-`eval_util.evaluate`. Metrics, the model's complexity and skipped-record counts are printed once.
+`eval_util.evaluate` (which hands semantic segmentation models to `semantic_eval.evaluate`).
+Metrics (`metric_lines`), the model's complexity and skipped-record counts are printed once.
 """
 import os
 import time
@@ -15,6 +16,41 @@ from object_detection.builders import dataset_builder
 from object_detection.data_decoders import bad_examples
 from object_detection.utils import checkpoint_utils
 from object_detection.utils import model_stats
+
+
+# Per-class semantic segmentation IoU / Dice are printed for at most this many classes
+# (background included); with more, only the means (all of them are in the JSON and TensorBoard).
+MAX_CLASSES_PRINTED = 10
+_SEMANTIC = 'SemanticSegmentation/'
+_SEMANTIC_MEANS = ('mIoU', 'mDice', 'pixel_accuracy')
+
+
+def metric_lines(metrics, json_path=None):
+  """The lines printed after an evaluation (two leading spaces each).
+
+  Detection: every 'Detection*' key (COCO box / mask AP and AR), then 'Loss/total_loss'. Semantic
+  segmentation: 'SemanticSegmentation/mIoU', '/mDice', '/pixel_accuracy', then per class
+  'IoU / Dice of <name>: x / y' when there are at most MAX_CLASSES_PRINTED classes (else one line
+  saying where they are: `json_path`).
+  """
+  lines = []
+  for key in sorted(metrics):
+    if key.startswith('Detection') or key.startswith('Loss/total'):
+      lines.append('  %s: %.4f' % (key, metrics[key]))
+  for name in _SEMANTIC_MEANS:
+    if _SEMANTIC + name in metrics:
+      lines.append('  %s: %.4f' % (_SEMANTIC + name, metrics[_SEMANTIC + name]))
+  iou_prefix, dice_prefix = _SEMANTIC + 'IoU/', _SEMANTIC + 'Dice/'
+  # Label-map order is kept (the metrics dict lists classes by id).
+  classes = [key[len(iou_prefix):] for key in metrics if key.startswith(iou_prefix)]
+  if classes and len(classes) <= MAX_CLASSES_PRINTED:
+    for name in classes:
+      lines.append('  IoU / Dice of %s: %.4f / %.4f' % (
+          name, metrics[iou_prefix + name], metrics.get(dice_prefix + name, float('nan'))))
+  elif classes:
+    lines.append('  (per-class IoU / Dice of the %d classes: %s)' % (
+        len(classes), json_path or 'the metrics JSON and TensorBoard'))
+  return lines
 
 
 class CheckpointEvaluator(object):
@@ -102,9 +138,9 @@ class CheckpointEvaluator(object):
       raise dataset_builder.explain_data_loss_error(self.input_config, e,
                                                     self.reader_name) from None
     print('Evaluation of %s (step %d) took %.1f s:' % (checkpoint_path, step, time.time() - start))
-    for key in sorted(metrics):
-      if key.startswith('Detection') or key.startswith('Loss/total'):
-        print('  %s: %.4f' % (key, metrics[key]))
+    for line in metric_lines(metrics, os.path.join(self.output_dir, 'eval',
+                                                   'metrics_%d.json' % step)):
+      print(line)
     if stats and not self._complexity_printed:
       # The same model every time: its size is said once per run.
       for line in model_stats.complexity_lines(stats):

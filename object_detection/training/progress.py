@@ -100,14 +100,32 @@ class ProgressLogger(object):
       self._bar.close()
 
 
+GROUNDTRUTH_SEMANTIC = 'groundtruth_semantic'
+
+
 def write_train_images(summary_writer, features, labels, step, max_images=3):
   """Writes `train_input_images` to TensorBoard: the model inputs (min-max rescaled for display,
-  since they are normalized) with ground-truth boxes and masks (red overlay) drawn."""
+  since they are normalized) with ground-truth boxes and masks (red overlay) drawn.
+
+  Semantic segmentation batches (labels with 'groundtruth_semantic' uint8 [B, h, w] and no
+  boxes): each picture is the model input | its label map coloured with `utils.semantic_palette`
+  (background black, PASCAL VOC colours, ignore_label 255 and the padding white), [h, 2w, 3]."""
   from object_detection.core import standard_fields as fields  # pylint: disable=g-import-not-at-top
   images = tf.cast(features[fields.InputDataFields.image][:max_images], tf.float32)
   lo = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)
   hi = tf.reduce_max(images, axis=[1, 2, 3], keepdims=True)
   images = (images - lo) / tf.maximum(hi - lo, 1e-6)
+  if GROUNDTRUTH_SEMANTIC in labels and fields.InputDataFields.groundtruth_boxes not in labels:
+    from object_detection.utils import semantic_palette  # pylint: disable=g-import-not-at-top
+    table = tf.constant(semantic_palette.palette(0), tf.float32) / 255.0
+    label_maps = tf.cast(labels[GROUNDTRUTH_SEMANTIC][:max_images], tf.int32)
+    colours = tf.gather(table, tf.clip_by_value(label_maps, 0, 255))
+    images = tf.concat([images, colours], axis=2)
+    with summary_writer.as_default():
+      tf.summary.image('train_input_images', images, step=step, max_outputs=max_images,
+                       description='model input | ground-truth label map (white = ignored)')
+    summary_writer.flush()
+    return
   masks_key = fields.InputDataFields.groundtruth_instance_masks
   if masks_key in labels:
     masks = tf.cast(labels[masks_key][:max_images], tf.float32)
