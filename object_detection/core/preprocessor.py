@@ -39,6 +39,7 @@ Deliberate differences from the TF OD API:
 """
 
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_config  # pylint: disable=g-direct-tensorflow-import
 
 from object_detection.core import standard_fields as fields
 
@@ -58,6 +59,13 @@ _GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
 
 
 # ----------------------------------------------------------------------------------- helpers
+def _op_seed():
+  """Op seed of tf.image.sample_distorted_bounding_box when none is given: 0 (random), but that
+  op refuses 0 under op determinism (training/determinism.py), where a fixed non-zero seed combined
+  with the global seed keeps runs repeatable."""
+  return 1 if tf_config.is_op_determinism_enabled() else 0
+
+
 def _random_draw(seed=None):
   return tf.random.uniform([], 0., 1., seed=seed)
 
@@ -504,7 +512,7 @@ def random_crop_image(tensor_dict, min_object_covered=1.0, aspect_ratio_range=(0
       tf.shape(image), bounding_boxes=tf.clip_by_value(boxes, 0., 1.)[:, tf.newaxis],
       min_object_covered=min_object_covered, aspect_ratio_range=list(aspect_ratio_range),
       area_range=list(area_range), max_attempts=100, use_image_if_no_bounding_boxes=True,
-      seed=seed or 0)
+      seed=seed or _op_seed())
   window = tf.reshape(window, [4])
 
   def crop(d):
