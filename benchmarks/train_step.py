@@ -95,8 +95,11 @@ def load_our_configs(config_name, image_size, batch_size, num_steps, records):
 
 
 def run_ours(model, image_size, batch_size, steps, warmup, records, with_flops, jit_compile,
-             static_shapes=False, use_bfloat16=False):
-  """Runs model_lib_v2.train_loop for warmup + steps steps, timing each; returns a dict."""
+             static_shapes=False, use_bfloat16=False, configs=None):
+  """Runs model_lib_v2.train_loop for warmup + steps steps, timing each; returns a dict.
+
+  `configs`: an already prepared configs dict (num_steps = warmup + steps) replacing the one of
+  `model` (benchmarks/semantic.py)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   # pylint: disable=g-import-not-at-top
   from object_detection import model_lib_v2
@@ -107,7 +110,9 @@ def run_ours(model, image_size, batch_size, steps, warmup, records, with_flops, 
   # pylint: enable=g-import-not-at-top
   num_steps = warmup + steps
   model_dir = tempfile.mkdtemp(prefix='bench_train_%s_' % model)
-  if model == 'resnet50_c4':
+  if configs is not None:
+    pass
+  elif model == 'resnet50_c4':
     configs = load_c4_configs(image_size, batch_size, num_steps, records, model_dir)
   else:
     configs = load_our_configs(OUR_CONFIGS[model], image_size, batch_size, num_steps, records)
@@ -169,7 +174,7 @@ def run_ours(model, image_size, batch_size, steps, warmup, records, with_flops, 
   detection_model = captured['model']
   trainable = detection_model.trainable_variables
   result = {
-      'model': model, 'config': OUR_CONFIGS[model], 'image_size': image_size,
+      'model': model, 'config': OUR_CONFIGS.get(model, model), 'image_size': image_size,
       'batch_size': batch_size, 'steps': steps, 'warmup': warmup, 'jit_compile': jit_compile,
       'static_shapes': bool(static_shapes or jit_compile), 'use_bfloat16': use_bfloat16,
       'loop_seconds': float(np.median(intervals[warmup:])),
