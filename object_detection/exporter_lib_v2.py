@@ -37,6 +37,10 @@ Outputs (all float32 as in the TF OD API, except `detection_masks_reframed`):
                                at > 0.5, so callers do not reframe by hand (Mask R-CNN, on by
                                default; `output_masks_reframed=False` drops it).
 
+A semantic segmentation model (`model { semantic_segmentation }`) is exported in the same layout
+by `semantic_exporter.py`: outputs `semantic_classes` int32 [B, H, W] and `semantic_probabilities`
+float32 [B, H, W, num_classes + 1] at the input size (see that module).
+
 The SavedModel holds only TensorFlow ops and the model variables: it is loaded with
 `tf.saved_model.load(path).signatures['serving_default']` without importing this project, and is
 servable by TensorFlow Serving.
@@ -348,6 +352,18 @@ def _replace_directory(tmp_directory, output_directory):
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _inference_module(model, input_type, output_masks_reframed, jit_compile):
+  """The tf.Module to save: semantic_exporter's for a semantic segmentation model."""
+  # pylint: disable=g-import-not-at-top
+  from object_detection.meta_architectures import semantic_segmentation_meta_arch
+  if semantic_segmentation_meta_arch.is_semantic_model(model):
+    from object_detection import semantic_exporter
+    return semantic_exporter.inference_module(model, input_type, jit_compile)
+  # pylint: enable=g-import-not-at-top
+  return DETECTION_MODULE_MAP[input_type](model, output_masks_reframed, input_type=input_type,
+                                          jit_compile=jit_compile)
+
+
 def save_detection_model(detection_model, input_type, output_directory, pipeline_config=None,
                          output_masks_reframed=True, extra_outputs_fn=None, jit_compile=False):
   """Writes checkpoint/, saved_model/ (and pipeline.config) for a built, restored model.
@@ -357,18 +373,20 @@ def save_detection_model(detection_model, input_type, output_directory, pipeline
     input_type: one of INPUT_TYPES.
     output_directory: str, replaced atomically (see the module docstring).
     pipeline_config: optional TrainEvalPipelineConfig, written as pipeline.config.
-    output_masks_reframed: whether to add `detection_masks_reframed`.
+    output_masks_reframed: whether to add `detection_masks_reframed` (Mask R-CNN only).
     extra_outputs_fn: optional callable(temporary export directory), called once saved_model/ is
       written there and before the folder is moved into place, to add more outputs (e.g.
       `export_openvino.write_ir_into_export`), so they are as atomic as the SavedModel.
-    jit_compile: an XLA-compiled serving function (see `DetectionInferenceModule`).
+    jit_compile: an XLA-compiled serving function (see `DetectionInferenceModule`; not for
+      semantic segmentation models).
 
   Returns:
     str, the absolute output directory.
 
   Raises:
     ValueError: on an unknown `input_type`.
-    ExportError: if `output_directory` holds non-export files, or the model has no variables.
+    ExportError: if `output_directory` holds non-export files, the model has no variables, or
+      jit_compile for a semantic segmentation model.
   """
   _check_input_type(input_type)
   output_directory, parent = _prepare_output_directory(output_directory)
@@ -377,8 +395,7 @@ def save_detection_model(detection_model, input_type, output_directory, pipeline
     checkpoint = tf.train.Checkpoint(model=detection_model)
     tf.train.CheckpointManager(checkpoint, os.path.join(tmp_directory, 'checkpoint'),
                                max_to_keep=1).save(checkpoint_number=0)
-    module = DETECTION_MODULE_MAP[input_type](detection_model, output_masks_reframed,
-                                              input_type=input_type, jit_compile=jit_compile)
+    module = _inference_module(detection_model, input_type, output_masks_reframed, jit_compile)
     concrete_function = module.concrete_function()
     tf.saved_model.save(module, os.path.join(tmp_directory, 'saved_model'),
                         signatures={SIGNATURE_NAME: concrete_function})

@@ -24,6 +24,17 @@ images: predict refuses that before writing anything, so it never overwrites a p
                               which changes the small/medium/large mask metrics.)
   image_ids.json              {file name: image_id} for every processed image.
 
+A semantic segmentation export (its signature returns `semantic_classes`; semantic_exporter.py)
+writes instead, per image:
+  <image stem>.png (or .jpg)  the image with every non-background pixel blended with its class
+                              colour (utils/semantic_palette.py) and, on the right, a legend of the
+                              classes present: colour, label map name, share of the image's pixels.
+  classes/<image stem>.png    the predicted class ids (0 = background, k = label map id k) at the
+                              image's size: 8-bit PNG (16-bit when an id exceeds 255). Named as the
+                              overlays (same rule for shared stems), always PNG.
+  semantic_summary.json       per image and over all images: pixels and pixel share per class.
+and prints the share of each class over all images. No detections.json is written for it.
+
 image_id: read from the COCO annotation file when --coco_annotations_path is given (matched by
 `file_name`); otherwise the integer file stem (COCO's `000000000009.jpg` -> 9); files whose stem
 is not an integer (or repeats an id already taken) get max(integer ids) + 1, + 2, ... in sorted
@@ -66,6 +77,8 @@ import tqdm
 from object_detection import inference_backends
 from object_detection.core import standard_fields as fields
 from object_detection.metrics import coco_tools
+from object_detection.utils import semantic_palette
+from object_detection.utils import semantic_visualization
 from object_detection.utils import visualization_utils
 from object_detection.utils.config_validation import ConfigError
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -75,6 +88,9 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp')
 RESULTS_FILENAME = 'detections.json'
 BOX_RESULTS_FILENAME = 'detections_bbox.json'
 IMAGE_IDS_FILENAME = 'image_ids.json'
+SEMANTIC_SUMMARY_FILENAME = 'semantic_summary.json'
+CLASS_ID_DIRECTORY = 'classes'
+SEMANTIC_CLASSES = 'semantic_classes'  # semantic_exporter.SEMANTIC_CLASSES (no TF import here)
 
 
 class PredictUsageError(ConfigError):
@@ -110,7 +126,8 @@ def overlay_names(file_names, overlay_format):
   for name in file_names:
     if stems[os.path.splitext(name)[0]] == 1:
       names[name] = '%s.%s' % (os.path.splitext(name)[0], overlay_format)
-  taken = {RESULTS_FILENAME, BOX_RESULTS_FILENAME, IMAGE_IDS_FILENAME} | set(names.values())
+  taken = ({RESULTS_FILENAME, BOX_RESULTS_FILENAME, IMAGE_IDS_FILENAME, SEMANTIC_SUMMARY_FILENAME}
+           | set(names.values()))
   for name in file_names:
     if name in names:
       continue
@@ -338,6 +355,58 @@ def draw_overlay(image, detections, masks, category_index, min_score_thresh, max
   return overlay
 
 
+class SemanticResults(object):
+  """Writes the overlay and class-id PNG of each image of a semantic export; counts pixels."""
+
+  def __init__(self, output_dir, category_index, overlays, class_pngs, write_overlays):
+    self._output_dir = output_dir
+    self._category_index = category_index
+    self._overlays = overlays
+    self._class_pngs = class_pngs
+    self._write_overlays = write_overlays
+    self._table = semantic_palette.palette(0)
+    self.images = {}
+    self.totals = np.zeros([0], np.int64)
+
+  def add(self, name, image, outputs):
+    """Writes the files of image `name` (uint8 [H, W, 3]) from its outputs (batch removed).
+
+    Raises:
+      PredictUsageError: `semantic_classes` is not [H, W] (not an export of exporter_main.py).
+    """
+    classes = np.asarray(outputs[SEMANTIC_CLASSES])
+    if classes.shape != image.shape[:2]:
+      raise PredictUsageError(
+          'semantic_classes has shape %s for a %dx%d image: export the model with this '
+          'project\'s exporter_main.py (outputs at the input size).'
+          % (classes.shape, image.shape[0], image.shape[1]))
+    counts = semantic_visualization.class_pixel_counts(classes)
+    path = os.path.join(self._output_dir, self._class_pngs[name])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    semantic_visualization.class_id_png(classes).save(path)
+    if self._write_overlays:
+      overlay = semantic_visualization.overlay_with_legend(image, classes, self._category_index,
+                                                           self._table)
+      PIL.Image.fromarray(overlay).save(os.path.join(self._output_dir, self._overlays[name]))
+    size = max(len(self.totals), len(counts))
+    self.totals = np.pad(self.totals, [0, size - len(self.totals)]) + np.pad(
+        counts, [0, size - len(counts)])
+    self.images[name] = {'height': int(image.shape[0]), 'width': int(image.shape[1]),
+                         'class_id_png': self._class_pngs[name],
+                         'classes': self._class_table(counts)}
+
+  def _class_table(self, counts):
+    total = max(int(np.sum(counts)), 1)
+    present = [int(k) for k in np.nonzero(counts)[0]]
+    names = semantic_visualization.class_names(self._category_index, present)
+    return [{'id': k, 'name': names[k], 'pixels': int(counts[k]),
+             'share': float(counts[k]) / total} for k in present]
+
+  def summary(self):
+    """{'classes': [{id, name, pixels, share}] over all images, 'images': {file name: ...}}."""
+    return {'classes': self._class_table(self.totals), 'images': self.images}
+
+
 def run_predictions(saved_model_dir, image_dir, output_dir, label_map_path=None,
                     min_score_thresh=0.5, results_min_score_thresh=0.0,
                     coco_annotations_path=None, overlay_format='png', max_boxes_to_draw=100,
@@ -358,6 +427,8 @@ def run_predictions(saved_model_dir, image_dir, output_dir, label_map_path=None,
 
   Returns:
     dict with 'num_images', 'num_processed', 'skipped' (list of (file name, reason)),
+    'semantic' (None, or for a semantic export the dict written to semantic_summary.json, whose
+    path is 'semantic_summary_path'; the detection keys are then zero / None),
     'num_detections' (in detections.json), 'results_path', 'box_results_path', 'has_masks',
     'num_above_thresh' (detections with score >= min_score_thresh, over all images),
     'images_without_detections' (processed images with none of them), 'max_score' (highest
@@ -378,8 +449,13 @@ def run_predictions(saved_model_dir, image_dir, output_dir, label_map_path=None,
     check_saved_model_dir(saved_model_dir)
   file_names = list_images(image_dir)
   overlays = overlay_names(file_names, overlay_format)
+  # A semantic export writes classes/<name>.png: checked here too (the kind of model is known
+  # only once it is loaded, and nothing may be written before the checks).
+  class_pngs = {name: os.path.join(CLASS_ID_DIRECTORY, png)
+                for name, png in overlay_names(file_names, 'png').items()}
   check_output_dir(image_dir, output_dir, file_names,
-                   [RESULTS_FILENAME, BOX_RESULTS_FILENAME, IMAGE_IDS_FILENAME] +
+                   [RESULTS_FILENAME, BOX_RESULTS_FILENAME, IMAGE_IDS_FILENAME,
+                    SEMANTIC_SUMMARY_FILENAME] + sorted(class_pngs.values()) +
                    (sorted(overlays.values()) if write_overlays else []))
   image_ids = assign_image_ids(file_names, coco_annotations_path)
   category_index = load_category_index(label_map_path)
@@ -397,6 +473,7 @@ def run_predictions(saved_model_dir, image_dir, output_dir, label_map_path=None,
   num_above_thresh = 0
   images_without_detections = 0
   max_score = None
+  semantic = None
   for name in tqdm.tqdm(file_names, desc='predict', unit='image'):
     path = os.path.join(image_dir, name)
     try:
@@ -410,6 +487,13 @@ def run_predictions(saved_model_dir, image_dir, output_dir, label_map_path=None,
       continue
     height, width = image.shape[:2]
     detections = runner(image, encoded)
+    if SEMANTIC_CLASSES in detections:
+      if semantic is None:
+        semantic = SemanticResults(output_dir, category_index, overlays, class_pngs,
+                                   write_overlays)
+      semantic.add(name, image, detections)
+      processed_ids[name] = image_ids[name]
+      continue
     num = int(detections[_DETECTION_FIELDS.num_detections])
     scores = detections[_DETECTION_FIELDS.detection_scores][:num]
     above = int(np.sum(scores >= min_score_thresh))
@@ -428,6 +512,19 @@ def run_predictions(saved_model_dir, image_dir, output_dir, label_map_path=None,
       overlay = draw_overlay(image, detections, masks, category_index, min_score_thresh,
                              max_boxes_to_draw)
       PIL.Image.fromarray(overlay).save(os.path.join(output_dir, overlays[name]))
+  if semantic is not None:
+    summary_path = os.path.join(output_dir, SEMANTIC_SUMMARY_FILENAME)
+    semantic_summary = semantic.summary()
+    with open(summary_path, 'w') as f:
+      json.dump(dict(semantic_summary, skipped=[list(s) for s in skipped]), f, indent=1)
+    with open(os.path.join(output_dir, IMAGE_IDS_FILENAME), 'w') as f:
+      json.dump(processed_ids, f, indent=1, sort_keys=True)
+    return {'num_images': len(file_names), 'num_processed': len(processed_ids),
+            'skipped': skipped, 'num_detections': 0, 'results_path': None,
+            'box_results_path': None, 'has_masks': False, 'num_above_thresh': 0,
+            'images_without_detections': 0, 'max_score': None,
+            'overlays': overlays if write_overlays else {}, 'semantic': semantic_summary,
+            'semantic_summary_path': summary_path, 'class_pngs': class_pngs}
   results_path = os.path.join(output_dir, RESULTS_FILENAME)
   with open(results_path, 'w') as f:
     json.dump(results, f)
@@ -440,11 +537,14 @@ def run_predictions(saved_model_dir, image_dir, output_dir, label_map_path=None,
           'box_results_path': os.path.join(output_dir, BOX_RESULTS_FILENAME),
           'has_masks': has_masks, 'num_above_thresh': num_above_thresh,
           'images_without_detections': images_without_detections, 'max_score': max_score,
-          'overlays': overlays if write_overlays else {}}
+          'overlays': overlays if write_overlays else {}, 'semantic': None}
 
 
 def summary_lines(summary, min_score_thresh):
-  """The lines predict prints after a run: counts, skipped images, and the no-detection warning."""
+  """The lines predict prints after a run: counts, skipped images, and the no-detection warning
+  (for a semantic export: counts, where the files are, and each class's share of the pixels)."""
+  if summary.get('semantic') is not None:
+    return _semantic_summary_lines(summary)
   lines = ['Processed %d of %d images, skipped %d unreadable; %d detections written to %s' % (
       summary['num_processed'], summary['num_images'], len(summary['skipped']),
       summary['num_detections'], summary['results_path'])]
@@ -460,6 +560,23 @@ def summary_lines(summary, min_score_thresh):
     lines.append('WARNING: no detection reached --min_score_thresh=%g in any image (%s): the '
                  'overlays show nothing. Lower --min_score_thresh, or check that the export is of '
                  'a trained checkpoint.' % (min_score_thresh, best))
+  return lines
+
+
+def _semantic_summary_lines(summary):
+  output_dir = os.path.dirname(summary['semantic_summary_path'])
+  overlays = ('overlays in %s' % output_dir if summary['overlays']
+              else 'no overlays (--write_overlays=false)')
+  lines = ['Processed %d of %d images, skipped %d unreadable; %s, class-id PNGs in %s, '
+           'per-class pixel shares in %s' % (
+               summary['num_processed'], summary['num_images'], len(summary['skipped']),
+               overlays, os.path.join(output_dir, CLASS_ID_DIRECTORY),
+               summary['semantic_summary_path'])]
+  classes = sorted(summary['semantic']['classes'], key=lambda c: (-c['pixels'], c['id']))
+  lines.append('Pixel share over all images: %s' % (', '.join(
+      '%s %.1f%%' % (c['name'], 100.0 * c['share']) for c in classes) or 'no image processed'))
+  for name, reason in summary['skipped']:
+    lines.append('  skipped %s: %s' % (name, reason))
   return lines
 
 
