@@ -254,3 +254,16 @@ def test_instance_records_in_a_semantic_config_fail_naming_the_file(tmp_path, re
     model_lib_v2.load_configs(path, mode='train')
   message = str(error.value)
   assert bad in message and 'create_semantic_tf_record.py' in message, message
+
+
+def test_jit_compile_needs_one_input_size():
+  from object_detection.training import xla  # pylint: disable=g-import-not-at-top
+  from object_detection.utils import config_util  # pylint: disable=g-import-not-at-top
+  configs = pipeline_pb2.TrainEvalPipelineConfig()
+  text_format.Parse(_CONFIG % {'records': '/nowhere'}, configs)
+  xla.check(config_util.create_configs_from_pipeline_proto(configs), training=True,
+            inference=True)  # fixed_shape_resizer: every batch has one size
+  configs.model.semantic_segmentation.image_resizer.identity_resizer.SetInParent()
+  with pytest.raises(xla.JitCompileError) as error:
+    xla.check(config_util.create_configs_from_pipeline_proto(configs), training=True)
+  assert 'model.semantic_segmentation.image_resizer' in str(error.value)

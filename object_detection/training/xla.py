@@ -27,15 +27,15 @@ def check_export_flags(jit_compile, output_format):
         '--output_format=openvino.')
 
 
-def _static_resizer_problem(faster_rcnn):
-  resizer = faster_rcnn.image_resizer
+def _static_resizer_problem(meta_config, field='model.faster_rcnn'):
+  resizer = meta_config.image_resizer
   kind = resizer.WhichOneof('image_resizer_oneof')
   if kind == 'fixed_shape_resizer':
     return None
   if kind == 'keep_aspect_ratio_resizer' and resizer.keep_aspect_ratio_resizer.pad_to_max_dimension:
     return None
-  return ('model.faster_rcnn.image_resizer: a fixed_shape_resizer or a keep_aspect_ratio_resizer '
-          'with pad_to_max_dimension: true (every batch the same size)')
+  return ('%s.image_resizer: a fixed_shape_resizer or a keep_aspect_ratio_resizer '
+          'with pad_to_max_dimension: true (every batch the same size)' % field)
 
 
 def _model_problems(faster_rcnn):
@@ -95,10 +95,21 @@ def check(configs, training=False, inference=False, flag='--jit_compile'):
     flag: the flag named in the message.
 
   Raises:
-    JitCompileError: the model is not a faster_rcnn, or a needed field is missing.
+    JitCompileError: the model is neither a faster_rcnn nor a semantic_segmentation model, or a
+      needed field is missing.
   """
-  if configs['model'].WhichOneof('model') != 'faster_rcnn':
-    raise JitCompileError('%s: only faster_rcnn models (Mask R-CNN) can be XLA-compiled.' % flag)
+  kind = configs['model'].WhichOneof('model')
+  if kind == 'semantic_segmentation':
+    # Convolutions, resizes and a per-pixel loss: static shapes once every batch has one size.
+    problem = _static_resizer_problem(configs['model'].semantic_segmentation,
+                                      'model.semantic_segmentation')
+    if problem:
+      raise JitCompileError('%s needs every batch the same size; set in the config: %s. See '
+                            'docs/accelerators.md.' % (flag, problem))
+    return
+  if kind != 'faster_rcnn':
+    raise JitCompileError('%s: only faster_rcnn (Mask R-CNN) and semantic_segmentation models can '
+                          'be XLA-compiled.' % flag)
   problems = []
   if training:
     problems += training_problems(configs)
