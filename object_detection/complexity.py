@@ -71,11 +71,12 @@ def parse_image_size(text):
   return values[0], values[1]
 
 
-def default_image_size(image_resizer_config):
+def default_image_size(image_resizer_config, field='model.faster_rcnn.image_resizer'):
   """The input image size counted when --image_size is not given, and why.
 
   Args:
-    image_resizer_config: `ImageResizer` proto (model.faster_rcnn.image_resizer).
+    image_resizer_config: `ImageResizer` proto (the model's image_resizer).
+    field: its dotted name, for the error message.
 
   Returns:
     ((height, width), note): fixed_shape_resizer: its size; keep_aspect_ratio_resizer:
@@ -98,8 +99,8 @@ def default_image_size(image_resizer_config):
         'Counted at the largest input keep_aspect_ratio_resizer gives (min_dimension x '
         'max_dimension); --image_size=H,W counts a given photo size.')
   raise config_validation.UsageError(
-      '--image_size is required: model.faster_rcnn.image_resizer is %s, whose output size '
-      'follows the image (e.g. --image_size=480,640).' % (oneof or 'not set'))
+      '--image_size is required: %s is %s, whose output size '
+      'follows the image (e.g. --image_size=480,640).' % (field, oneof or 'not set'))
 
 
 def build_model(model_config, image_size):
@@ -149,7 +150,11 @@ def config_complexity(pipeline_config_path, image_size=None, config_override='')
   note = None
   given = image_size is not None
   if not given:
-    image_size, note = default_image_size(configs['model'].faster_rcnn.image_resizer)
+    model_config = configs['model']
+    meta = getattr(model_config, model_config.WhichOneof('model') or 'faster_rcnn')
+    image_size, note = default_image_size(
+        meta.image_resizer, 'model.%s.image_resizer' % (model_config.WhichOneof('model') or
+                                                        'faster_rcnn'))
   try:
     model = build_model(configs['model'], image_size)
   except (ValueError, tf.errors.OpError) as e:

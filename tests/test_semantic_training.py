@@ -213,6 +213,7 @@ def test_losses_equal_their_formulas():
     (('num_classes: 1', 'num_classes: 1 ignore_label: 1'),
      'model.semantic_segmentation.ignore_label'),
     (('dropout_rate: 0.0', 'dropout_rate: 1.0'), 'model.semantic_segmentation.fcn_head.dropout_rate'),
+    (('fpn { min_level: 2', 'fpn { min_level: 1'), 'model.semantic_segmentation.feature_extractor'),
     (('gradient_clipping_by_norm: 40.0',
       'gradient_clipping_by_norm: 40.0 data_augmentation_options { random_pad_image { } }'),
      'train_config.data_augmentation_options[0].random_pad_image'),

@@ -230,8 +230,10 @@ def _build_semantic_segmentation_model(config, is_training):
       num_convs=head_config.num_convs, depth=head_config.depth,
       kernel_size=head_config.kernel_size, dropout_rate=head_config.dropout_rate, fusion=fusion,
       is_training=is_training, name='FcnHead')
-  if extractor_config.HasField('fpn'):
-    feature_stride = 2 ** extractor_config.fpn.min_level
+  # FPN extractors: the finest level they return (their own default without an `fpn` block).
+  fpn_min_level = getattr(feature_extractor, '_fpn_min_level', None)
+  if fpn_min_level is not None:
+    feature_stride = 2 ** int(fpn_min_level)
   else:
     feature_stride = extractor_config.first_stage_features_stride
   loss_config = config.loss

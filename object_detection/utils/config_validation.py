@@ -457,7 +457,11 @@ def _check_recipe_metrics(configs):
       continue
     close = difflib.get_close_matches(name, keys, n=1, cutoff=0.6)
     no_masks = not any(k.startswith('DetectionMasks_') for k in keys)
-    if name.startswith('DetectionMasks_') and no_masks:
+    if _is_semantic(configs['model']) and name.startswith('Detection'):
+      # e.g. an early_stopping block without `metric`, whose default is a COCO metric.
+      hint = ("a semantic_segmentation model reports 'SemanticSegmentation/mDice', "
+              "'SemanticSegmentation/mIoU', ...; set the metric to one of: %s." % ', '.join(keys))
+    elif name.startswith('DetectionMasks_') and no_masks:
       hint = ("add metrics_set: 'coco_mask_metrics' to eval_config to report it, or use "
               "'%s'." % name.replace('DetectionMasks_', 'DetectionBoxes_'))
     elif close:

@@ -41,6 +41,7 @@ def validate_model_config(config, field):
           "type: 'faster_rcnn_efficientnet_lite0_fpn_keras'.")
   errors._check_feature_extractor_type(  # pylint: disable=protected-access
       field + '.feature_extractor.type', config.feature_extractor.type)
+  _check_extractor_arguments(config.feature_extractor, field + '.feature_extractor')
   head = config.fcn_head
   hf = field + '.fcn_head'
   if head.num_convs < 0:
@@ -66,6 +67,20 @@ def validate_model_config(config, field):
       _fail('%s.%s' % (lf, name), 'is %g; it must be >= 0.' % value)
   if loss.cross_entropy_weight == 0 and loss.dice_weight == 0:
     _fail(lf, 'has cross_entropy_weight and dice_weight both 0: nothing would be trained.')
+
+
+def _check_extractor_arguments(extractor_config, field):
+  """Constructs the extractor object (cheap: no Keras model is built), so its argument checks
+  (conv_hyperparams required by FPN extractors, FPN levels, stride) fail here in one line."""
+  from object_detection.builders import model_builder  # pylint: disable=g-import-not-at-top
+  try:
+    model_builder._build_faster_rcnn_keras_feature_extractor(  # pylint: disable=protected-access
+        extractor_config, is_training=False)
+  except _errors().ConfigError:
+    raise
+  except ValueError as e:
+    _fail(field, 'cannot build the %r extractor: %s' % (
+        extractor_config.type, ' '.join(str(e).split())))
 
 
 def check_augmentations(train_config, field='train_config'):
