@@ -253,9 +253,33 @@ def convert_jobs(jobs, output_dir, categories, record_prefix, include_masks=Fals
   return result
 
 
-def _reason_lines(reasons, skipped):
+def reason_lines(reasons, skipped, width=32):
+  """Summary lines 'reason  count': every reason of `reasons` (0 when absent), then the other
+  reasons of `skipped` ({reason: count}) sorted."""
   listed = list(reasons) + sorted(r for r in skipped if r not in reasons)
-  return ['    %-32s %d' % (reason, skipped.get(reason, 0)) for reason in listed]
+  return ['    %-*s %d' % (width, reason, skipped.get(reason, 0)) for reason in listed]
+
+
+def skipped_images_lines(split, max_images_listed, summary_path):
+  """The skipped images of one SplitSummary, named (at most `max_images_listed`; None: all), then
+  '... and N more (all named in <summary_path>)'."""
+  listed = (split.skipped_images if max_images_listed is None
+            else split.skipped_images[:max_images_listed])
+  lines = ['      %s: %s (%s)' % (filename, reason, detail) for filename, reason, detail in listed]
+  if len(listed) < len(split.skipped_images):
+    lines.append('      ... and %d more (all named in %s)' % (
+        len(split.skipped_images) - len(listed), summary_path))
+  return lines
+
+
+def output_lines(split):
+  """The 'output:' and 'time:' lines of one SplitSummary."""
+  encoded = split.images_total if split.images_encoded is None else split.images_encoded
+  return ['  output: %s' % (split.output_files[0] if len(split.output_files) == 1 else
+                            '%s ... (%d shards)' % (split.output_files[0],
+                                                    len(split.output_files))),
+          '  time: %.1f s (%.1f images/s, %d images read)' % (
+              split.seconds, encoded / split.seconds if split.seconds > 0 else 0.0, encoded)]
 
 
 # Skipped images named per split in the printed summary (conversion_summary.txt names them all):
@@ -306,24 +330,14 @@ def format_summary(result, max_images_listed=MAX_IMAGES_LISTED):
     image_skips = {r: n for r, n in s.skipped.items() if r in image_reasons}
     instance_skips = {r: n for r, n in s.skipped.items() if r not in image_reasons}
     lines.append('  skipped images:')
-    lines.extend(_reason_lines(image_reasons, image_skips))
-    listed = (s.skipped_images if max_images_listed is None
-              else s.skipped_images[:max_images_listed])
-    for filename, reason, detail in listed:
-      lines.append('      %s: %s (%s)' % (filename, reason, detail))
-    if len(listed) < len(s.skipped_images):
-      lines.append('      ... and %d more (all named in %s)' % (
-          len(s.skipped_images) - len(listed), result.get('summary_path', SUMMARY_NAME)))
+    lines.extend(reason_lines(image_reasons, image_skips))
+    lines.extend(skipped_images_lines(s, max_images_listed,
+                                      result.get('summary_path', SUMMARY_NAME)))
     lines.append('  skipped instances:')
-    lines.extend(_reason_lines(instance_reasons, instance_skips))
+    lines.extend(reason_lines(instance_reasons, instance_skips))
     lines.append('  EXIF orientation: %d image(s) written upright, %d kept as stored (listed '
                  'size is the stored size)' % (s.images_rotated, s.images_kept_as_stored))
-    lines.append('  output: %s' % (s.output_files[0] if len(s.output_files) == 1 else
-                                    '%s ... (%d shards)' % (s.output_files[0],
-                                                            len(s.output_files))))
-    encoded = s.images_total if s.images_encoded is None else s.images_encoded
-    lines.append('  time: %.1f s (%.1f images/s, %d images read)' % (
-        s.seconds, encoded / s.seconds if s.seconds > 0 else 0.0, encoded))
+    lines.extend(output_lines(s))
   categories = result['categories']
   lines.append('masks: %s' % ('%s (input reader: load_instance_masks: true, mask_type: %s)' % (
       result['mask_type'], 'PNG_MASKS' if result['mask_type'] == 'png' else 'NUMERICAL_MASKS')

@@ -280,8 +280,7 @@ def convert(input_format, output_dir, dataset_dir='', split_name='train', coco_s
 
 
 def _reason_lines(reasons, counts):
-  listed = list(reasons) + sorted(r for r in counts if r not in reasons)
-  return ['    %-34s %d' % (reason, counts.get(reason, 0)) for reason in listed]
+  return conversion.reason_lines(reasons, counts, width=34)
 
 
 def format_semantic_summary(result, max_images_listed=conversion.MAX_IMAGES_LISTED):
@@ -321,13 +320,8 @@ def format_semantic_summary(result, max_images_listed=conversion.MAX_IMAGES_LIST
     other_counts = {r: n for r, n in s.skipped.items() if r not in s.image_skip_reasons}
     lines.append('  skipped images:')
     lines.extend(_reason_lines(s.image_skip_reasons, image_skips))
-    listed = (s.skipped_images if max_images_listed is None
-              else s.skipped_images[:max_images_listed])
-    for filename, reason, detail in listed:
-      lines.append('      %s: %s (%s)' % (filename, reason, detail))
-    if len(listed) < len(s.skipped_images):
-      lines.append('      ... and %d more (all named in %s)' % (
-          len(s.skipped_images) - len(listed), result.get('summary_path')))
+    lines.extend(conversion.skipped_images_lines(s, max_images_listed,
+                                                 result.get('summary_path')))
     if coco:
       lines.append('  annotations not painted (of %d):' % (s.instances_total or 0))
     else:
@@ -336,12 +330,7 @@ def format_semantic_summary(result, max_images_listed=conversion.MAX_IMAGES_LIST
     lines.extend(_reason_lines(s.instance_skip_reasons, other_counts))
     lines.append('  EXIF orientation: %d image(s) written upright, %d kept as stored' % (
         s.images_rotated, s.images_kept_as_stored))
-    lines.append('  output: %s' % (s.output_files[0] if len(s.output_files) == 1 else
-                                    '%s ... (%d shards)' % (s.output_files[0],
-                                                            len(s.output_files))))
-    encoded = s.images_total if s.images_encoded is None else s.images_encoded
-    lines.append('  time: %.1f s (%.1f images/s, %d images read)' % (
-        s.seconds, encoded / s.seconds if s.seconds > 0 else 0.0, encoded))
+    lines.extend(conversion.output_lines(s))
   rule = ('overlapping instances: the smaller on top; crowd regions: %s' % (
       'their class' if semantic['crowd'] == sa.CROWD_CLASS else 'ignore (%d)' % IGNORE_LABEL)
           if coco else 'mask values mapped through the meta file\'s label map')
