@@ -69,18 +69,7 @@ def _splits(usage_error):
   Raises:
     usage_error: a split with only one of its two flags, or no split at all.
   """
-  splits = []
-  for split, image_flag, annotations_flag in (
-      ('train', 'train_image_dir', 'train_annotations_file'),
-      ('val', 'val_image_dir', 'val_annotations_file'),
-      ('testdev', 'test_image_dir', 'testdev_annotations_file')):
-    image_dir, annotations_file = FLAGS[image_flag].value, FLAGS[annotations_flag].value
-    if bool(image_dir) != bool(annotations_file):
-      missing = annotations_flag if image_dir else image_flag
-      given = image_flag if image_dir else annotations_flag
-      raise usage_error('--%s is given but --%s is not: a split needs both.' % (given, missing))
-    if image_dir:
-      splits.append((split, image_dir, annotations_file))
+  splits = converter_flags.split_flags(converter_flags.COCO_SPLIT_FLAGS, usage_error)
   if not splits:
     raise usage_error('nothing to convert: give --train_image_dir and --train_annotations_file, '
                       '--val_image_dir and --val_annotations_file, and/or --test_image_dir and '

@@ -150,23 +150,10 @@ def _splits(usage_error):
     raise usage_error('--input_format is not given: instance_id_png (one PNG per image, pixel '
                       'values encode class and instance) or instance_mask_folder (one binary '
                       'PNG per instance, a folder per image).')
-  for owner, names in _ONLY_FOR.items():
-    if owner == FLAGS.input_format:
-      continue
-    for name in names:
-      if FLAGS[name].present:
-        raise usage_error('--%s does not apply to --input_format=%s (only to %s): remove it.'
-                          % (name, FLAGS.input_format, owner))
-  splits = []
-  for split in ('train', 'val', 'test'):
-    image_dir = FLAGS['%s_image_dir' % split].value
-    mask_dir = FLAGS['%s_mask_dir' % split].value
-    if bool(image_dir) != bool(mask_dir):
-      given, missing = ('image', 'mask') if image_dir else ('mask', 'image')
-      raise usage_error('--%s_%s_dir is given but --%s_%s_dir is not: a split needs both.'
-                        % (split, given, split, missing))
-    if image_dir:
-      splits.append((split, image_dir, mask_dir))
+  converter_flags.check_format_flags(FLAGS.input_format, _ONLY_FOR, usage_error)
+  splits = converter_flags.split_flags(
+      [(split, ('%s_image_dir' % split, '%s_mask_dir' % split)) for split in ('train', 'val',
+                                                                         'test')], usage_error)
   if not splits:
     raise usage_error('nothing to convert: give --train_image_dir and --train_mask_dir, and/or '
                       '--val_image_dir and --val_mask_dir (or --test_...).')

@@ -87,18 +87,9 @@ def _splits(usage_error):
     usage_error: a split with only some of its three flags, no split, no --output_dir or no
       --class_descriptions_file.
   """
-  splits = []
-  for split, _ in SPLITS:
-    names = ['%s_annotations_file' % split, '%s_image_dir' % split, '%s_mask_dir' % split]
-    values = [FLAGS[name].value for name in names]
-    if any(values) and not all(values):
-      given = [n for n, v in zip(names, values) if v]
-      missing = [n for n, v in zip(names, values) if not v]
-      raise usage_error('--%s %s given but --%s %s not: a split needs all three.' % (
-          ' and --'.join(given), 'is' if len(given) == 1 else 'are', ' and --'.join(missing),
-          'is' if len(missing) == 1 else 'are'))
-    if all(values):
-      splits.append((split,) + tuple(values))
+  splits = converter_flags.split_flags(
+      [(split, ('%s_annotations_file' % split, '%s_image_dir' % split, '%s_mask_dir' % split))
+       for split, _ in SPLITS], usage_error)
   if not splits:
     raise usage_error('nothing to convert: give --train_annotations_file, --train_image_dir and '
                       '--train_mask_dir (and/or the --val_ or --test_ ones).')

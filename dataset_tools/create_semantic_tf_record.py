@@ -103,31 +103,16 @@ _ONLY_FOR = {
              'val_annotations_file', 'testdev_annotations_file', 'crowd'),
 }
 
+
 def _check_flags(usage_error):
   """Raises usage_error (one line) for a missing or misplaced flag; returns the COCO splits."""
   if FLAGS.input_format is None:
     raise usage_error('--input_format is not given: common_semantic_segmentation '
                       '(dataset_meta.json, images/, masks/) or coco (COCO instance JSON).')
-  for owner, names in _ONLY_FOR.items():
-    if owner == FLAGS.input_format:
-      continue
-    for name in names:
-      if FLAGS[name].present:
-        raise usage_error('--%s does not apply to --input_format=%s (only to %s): remove it.'
-                          % (name, FLAGS.input_format, owner))
+  converter_flags.check_format_flags(FLAGS.input_format, _ONLY_FOR, usage_error)
   coco_splits = []
   if FLAGS.input_format == 'coco':
-    for split, image_flag, annotations_flag in (
-        ('train', 'train_image_dir', 'train_annotations_file'),
-        ('val', 'val_image_dir', 'val_annotations_file'),
-        ('testdev', 'test_image_dir', 'testdev_annotations_file')):
-      image_dir, annotations_file = FLAGS[image_flag].value, FLAGS[annotations_flag].value
-      if bool(image_dir) != bool(annotations_file):
-        given, missing = ((image_flag, annotations_flag) if image_dir
-                          else (annotations_flag, image_flag))
-        raise usage_error('--%s is given but --%s is not: a split needs both.' % (given, missing))
-      if image_dir:
-        coco_splits.append((split, image_dir, annotations_file))
+    coco_splits = converter_flags.split_flags(converter_flags.COCO_SPLIT_FLAGS, usage_error)
     if not coco_splits:
       raise usage_error('nothing to convert: give --train_image_dir and '
                         '--train_annotations_file, and/or --val_image_dir and '

@@ -76,6 +76,48 @@ def _define_rest(classes_help, keep_empty_help):
                       '(--num_workers).')
 
 
+_COUNT_WORDS = {2: 'both', 3: 'all three'}
+
+# The split flags of the COCO-JSON converters (create_coco_tf_record.py, and
+# create_semantic_tf_record.py --input_format=coco), for `split_flags`.
+COCO_SPLIT_FLAGS = (('train', ('train_image_dir', 'train_annotations_file')),
+                    ('val', ('val_image_dir', 'val_annotations_file')),
+                    ('testdev', ('test_image_dir', 'testdev_annotations_file')))
+
+
+def split_flags(specs, usage_error):
+  """The splits whose flags are all given: [(split, value, value, ...)] in `specs` order.
+
+  Args:
+    specs: [(split, [flag names])], the flags each split needs.
+    usage_error: exception class raised (one line) for a split with some but not all of its
+      flags.
+  """
+  splits = []
+  for split, names in specs:
+    values = [FLAGS[name].value for name in names]
+    if any(values) and not all(values):
+      given = [n for n, v in zip(names, values) if v]
+      missing = [n for n, v in zip(names, values) if not v]
+      raise usage_error('--%s %s given but --%s %s not: a split needs %s.' % (
+          ' and --'.join(given), 'is' if len(given) == 1 else 'are', ' and --'.join(missing),
+          'is' if len(missing) == 1 else 'are', _COUNT_WORDS.get(len(names), 'all of them')))
+    if all(values):
+      splits.append((split,) + tuple(values))
+  return splits
+
+
+def check_format_flags(input_format, only_for, usage_error):
+  """Refuses a flag of another --input_format: `only_for` = {format: [its own flag names]}."""
+  for owner, names in only_for.items():
+    if owner == input_format:
+      continue
+    for name in names:
+      if FLAGS[name].present:
+        raise usage_error('--%s does not apply to --input_format=%s (only to %s): remove it.'
+                          % (name, input_format, owner))
+
+
 def parse_flags(argv):
   """`app.run` flags parser: absl parses its flags, the rest is kept for Beam.
 
