@@ -388,6 +388,23 @@ def _write_metrics_json(model_dir, record):
   logging.info('Wrote %s', path)
 
 
+def check_eval_pass(num_images, repeated, num_duplicates):
+  """After one pass over the eval input: an empty input fails; a repeating one is warned about.
+
+  Raises:
+    ValueError: no image was evaluated.
+  """
+  if num_images == 0:
+    raise ValueError('The eval dataset is empty: check eval_input_reader input_path.')
+  if repeated:
+    logging.warning('The eval input repeats (a whole batch of already evaluated images): '
+                    'stopped after %d images. Set num_epochs: 1 in eval_input_reader.',
+                    num_images)
+  if num_duplicates:
+    logging.warning('%d eval images had a source_id seen before and were skipped (is the eval '
+                    'input repeating? set num_epochs: 1 in eval_input_reader).', num_duplicates)
+
+
 def _add_loss_regularization(configs):
   """Whether eval losses include the regularization loss: train_config.add_regularization_loss,
   as the TF OD API's eager_eval_loop does (default True)."""
@@ -480,16 +497,8 @@ def evaluate(detection_model, configs, eval_dataset, global_step, summary_writer
     if batch_index % 10 == 0:
       logging.info('Finished eval step %d (%d images, %.1f s).', batch_index, num_images,
                    time.time() - start)
-  if num_images == 0:
-    raise ValueError('The eval dataset is empty: check eval_input_reader input_path.')
-  if state['repeated']:
-    logging.warning('The eval input repeats (a whole batch of already evaluated images): '
-                    'stopped after %d images. Set num_epochs: 1 in eval_input_reader.',
-                    num_images)
   num_duplicates = max(getattr(e, 'num_skipped_duplicate_images', 0) for e in evaluators)
-  if num_duplicates:
-    logging.warning('%d eval images had a source_id seen before and were skipped (is the eval '
-                    'input repeating? set num_epochs: 1 in eval_input_reader).', num_duplicates)
+  check_eval_pass(num_images, state['repeated'], num_duplicates)
   metrics = {}
   for evaluator in evaluators:
     metrics.update(evaluator.evaluate())

@@ -400,7 +400,9 @@ def _build(input_config, model_config, model, batch_size, max_boxes, augmentatio
                                padded_shapes_fn=_padded_shapes_fn(max_boxes))
 
 
-def _batch_size(config_batch_size, params, input_context):
+def per_replica_batch_size(config_batch_size, params, input_context):
+  """params['batch_size'] or the config's (global) batch size, divided per replica with
+  input_context."""
   batch_size = (params or {}).get('batch_size', config_batch_size) or 1
   if input_context is not None:
     batch_size = input_context.get_per_replica_batch_size(batch_size)
@@ -428,7 +430,7 @@ def train_input(train_config, train_input_config, model_config, model=None, para
                                        params, input_context)
   options = [preprocessor_builder.build(step)
              for step in train_config.data_augmentation_options]
-  batch_size = _batch_size(train_config.batch_size, params, input_context)
+  batch_size = per_replica_batch_size(train_config.batch_size, params, input_context)
   return _build(train_input_config, model_config, model, batch_size,
                 int(train_config.max_number_of_boxes or 100), options, False, input_context)
 
@@ -450,7 +452,8 @@ def eval_input(eval_config, eval_input_config, model_config, model=None, params=
     from object_detection import semantic_inputs  # pylint: disable=g-import-not-at-top
     return semantic_inputs.eval_input(eval_config, eval_input_config, model_config, model, params,
                                       input_context)
-  batch_size = _batch_size(getattr(eval_config, 'batch_size', 1), params, input_context)
+  batch_size = per_replica_batch_size(getattr(eval_config, 'batch_size', 1), params,
+                                      input_context)
   max_boxes = int(getattr(eval_input_config, 'max_number_of_boxes', 100) or 100)
   retain = bool(getattr(eval_config, 'retain_original_images', True))
   return _build(eval_input_config, model_config, model, batch_size, max_boxes, [], True,

@@ -365,15 +365,7 @@ def evaluate(model, configs, eval_dataset, global_step, summary_writer=None, mod
     if batch_index % 10 == 0:
       logging.info('Finished eval step %d (%d images, %.1f s).', batch_index, num_images,
                    time.time() - start)
-  if num_images == 0:
-    raise ValueError('The eval dataset is empty: check eval_input_reader input_path.')
-  if state['repeated']:
-    logging.warning('The eval input repeats (a whole batch of already evaluated images): '
-                    'stopped after %d images. Set num_epochs: 1 in eval_input_reader.',
-                    num_images)
-  if num_duplicates:
-    logging.warning('%d eval images had a source_id seen before and were skipped (is the eval '
-                    'input repeating? set num_epochs: 1 in eval_input_reader).', num_duplicates)
+  eval_util.check_eval_pass(num_images, state['repeated'], num_duplicates)
   metrics = evaluator.evaluate()
   evaluator.clear()
   metrics.update(losses.averages())

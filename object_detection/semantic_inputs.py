@@ -31,6 +31,7 @@ border as background).
 """
 import tensorflow as tf
 
+from object_detection import inputs
 from object_detection.builders import dataset_builder
 from object_detection.builders import image_resizer_builder
 from object_detection.builders import preprocessor_builder
@@ -162,13 +163,6 @@ def _build(input_config, model_config, model, batch_size, augmentation_options, 
       padding_values_fn=padding_values_fn)
 
 
-def _batch_size(config_batch_size, params, input_context):
-  batch_size = (params or {}).get('batch_size', config_batch_size) or 1
-  if input_context is not None:
-    batch_size = input_context.get_per_replica_batch_size(batch_size)
-  return int(batch_size)
-
-
 def train_input(train_config, train_input_config, model_config, model=None, params=None,
                 input_context=None):
   """Training dataset of (features, labels); see the module docstring.
@@ -179,7 +173,8 @@ def train_input(train_config, train_input_config, model_config, model=None, para
   """
   options = [preprocessor_builder.build(step)
              for step in train_config.data_augmentation_options]
-  batch_size = _batch_size(train_config.batch_size, params, input_context)
+  batch_size = inputs.per_replica_batch_size(train_config.batch_size, params,
+                                            input_context)
   return _build(train_input_config, model_config, model, batch_size, options, False,
                 input_context)
 
@@ -188,7 +183,8 @@ def eval_input(eval_config, eval_input_config, model_config, model=None, params=
                input_context=None):
   """Evaluation dataset of (features, labels) with the original label maps; no augmentation.
   Every image is evaluated (a last partial batch is kept)."""
-  batch_size = _batch_size(getattr(eval_config, 'batch_size', 1), params, input_context)
+  batch_size = inputs.per_replica_batch_size(getattr(eval_config, 'batch_size', 1), params,
+                                            input_context)
   retain = bool(getattr(eval_config, 'retain_original_images', True))
   return _build(eval_input_config, model_config, model, batch_size, [], True, input_context,
                 retain_original_image=retain)
