@@ -23,8 +23,9 @@ def test_the_shipped_configs_are_found():
 @pytest.mark.parametrize('path', _CONFIGS, ids=[os.path.relpath(p, _ROOT) for p in _CONFIGS])
 def test_shipped_config_builds_for_training_and_inference(path):
   configs = config_util.get_configs_from_pipeline_file(path)
-  frcnn = configs['model'].faster_rcnn
-  assert frcnn.second_stage_batch_size <= frcnn.first_stage_max_proposals
+  meta = getattr(configs['model'], configs['model'].WhichOneof('model'))
+  if configs['model'].WhichOneof('model') == 'faster_rcnn':
+    assert meta.second_stage_batch_size <= meta.first_stage_max_proposals
   for is_training in (True, False):
     model = model_builder.build(configs['model'], is_training=is_training)
-    assert model.num_classes == frcnn.num_classes
+    assert model.num_classes == meta.num_classes
