@@ -1,4 +1,4 @@
-r"""COCO box + mask metrics of an exported model (OpenVINO IR or SavedModel) on the eval records.
+r"""COCO box + mask (or semantic segmentation) metrics of an exported model on the eval records.
 
 Usage:
   python -m object_detection.evaluate_exported \
@@ -17,6 +17,11 @@ dropped and counted there). Each decoded image (uint8 [H, W, 3] RGB, original si
 masks (`detection_masks_reframed`: the SavedModel's own, or `detection_masks` pasted with
 `ops.reframe_and_threshold_masks` for the IR).
 
+A semantic segmentation export (`model { semantic_segmentation }` config) is scored instead with
+mIoU / mDice / pixel accuracy and per-class IoU / Dice of its `semantic_classes` against the
+original label maps of the semantic eval records: the figures of model_main.py's evaluation of
+the exported checkpoint (`semantic_evaluate_exported.py`).
+
 Prints every metric, the number of images and ms/image (mean wall time of `backend.detect`, the
 first image excluded as warm-up), and writes them to --metrics_json (default: metrics.json in the
 model's folder, i.e. beside model.xml or inside saved_model/).
@@ -26,6 +31,7 @@ Exit status 2 with one line for a bad --model path, a missing flag or a config e
 
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -96,7 +102,13 @@ def detections_for_evaluator(detections, height, width, needs_masks):
 
   Raises:
     ValueError: needs_masks but the model returns no masks.
+    config_validation.ConfigError: not a detection model's outputs (no num_detections).
   """
+  if _DET.num_detections not in detections:
+    raise config_validation.ConfigError(
+        'The model returns no num_detections (outputs: %s) but the pipeline config is a detection '
+        'model: pass the pipeline.config written beside the export (a semantic export needs its '
+        'model { semantic_segmentation } config).' % ', '.join(sorted(detections)))
   n = int(detections[_DET.num_detections])
   det = {
       _DET.detection_boxes: detections[_DET.detection_boxes][:n].astype(np.float64) * np.array(
@@ -123,6 +135,9 @@ def evaluate_backend(backend, configs, max_images=None, progress=True):
     max_images: evaluate only the first N images (None: all).
     progress: show a progress bar.
 
+  A `model { semantic_segmentation }` config goes to `semantic_evaluate_exported.evaluate_backend`
+  (mIoU / mDice / pixel accuracy of the export's semantic_classes against the original label maps).
+
   Returns:
     dict: 'metrics' (flat COCO metrics, python floats), 'num_images', 'ms_per_image' (mean
     `detect` wall time without the first image; None for a single image), 'total_seconds'.
@@ -135,8 +150,12 @@ def evaluate_backend(backend, configs, max_images=None, progress=True):
   import tqdm
   from object_detection import eval_util
   from object_detection import inputs
+  from object_detection.meta_architectures import semantic_segmentation_meta_arch
   from object_detection.metrics import coco_evaluation
   # pylint: enable=g-import-not-at-top
+  if semantic_segmentation_meta_arch.is_semantic_config(configs['model']):
+    from object_detection import semantic_evaluate_exported  # pylint: disable=g-import-not-at-top
+    return semantic_evaluate_exported.evaluate_backend(backend, configs, max_images, progress)
   eval_config = copy.deepcopy(configs['eval_config'])
   eval_config.retain_original_images = True  # the exported model takes the decoded image
   eval_input_config = configs['eval_input_configs'][0]
@@ -190,6 +209,9 @@ def evaluate_backend(backend, configs, max_images=None, progress=True):
 
 def write_metrics_json(path, model_path, kind, result, pipeline_config_path):
   record = dict(result)
+  # Strict JSON has no NaN (a semantic class in neither ground truth nor predictions): null.
+  record['metrics'] = {k: None if isinstance(v, float) and math.isnan(v) else v
+                       for k, v in result['metrics'].items()}
   record.update({'model': os.path.abspath(model_path), 'backend': kind,
                  'pipeline_config_path': os.path.abspath(pipeline_config_path)})
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -27,6 +27,7 @@ A path that is none of the above is a `BackendUsageError` (a ConfigError: entry 
 line and exit 2) raised before anything is loaded.
 """
 
+import collections
 import os
 
 import numpy as np
@@ -38,6 +39,10 @@ _DET = fields.DetectionResultFields
 _EXAMPLE_FIELDS = fields.TfExampleFields
 OPENVINO = 'openvino'
 SAVED_MODEL = 'saved_model'
+# semantic_exporter.SEMANTIC_CLASSES (not imported: it imports TensorFlow).
+SEMANTIC_CLASSES = 'semantic_classes'
+# Input sizes whose static-shape compilation of a semantic IR is kept (OpenVINOBackend).
+_STATIC_CACHE_SIZE = 4
 INSTALL_HINT = 'pip install -e ".[openvino]" (or pip install openvino)'
 
 
@@ -191,6 +196,7 @@ class OpenVINOBackend(object):
     try:
       model = core.read_model(xml_path)
       self._compiled = core.compile_model(model, device, config)
+      self._core, self._device, self._config, self._xml_path = core, device, config, xml_path
       # 'f32', 'bf16', ... as OpenVINO names the element type.
       self.inference_precision = self._compiled.get_property(
           'INFERENCE_PRECISION_HINT').get_type_name()
@@ -209,16 +215,43 @@ class OpenVINOBackend(object):
     self.input_type = 'image_tensor' if self._input_dtype == np.uint8 else 'float_image_tensor'
     self._request = self._compiled.create_infer_request()
     self._names = [output.get_any_name() for output in self._compiled.outputs]
+    # Semantic segmentation IRs are compiled once per input size (see `_static_request`).
+    self._static = SEMANTIC_CLASSES in self._names
+    self._static_requests = collections.OrderedDict()
+
+  def _static_request(self, shape):
+    """(compiled model, infer request) for the input `shape`, reshaped to it and compiled once.
+
+    With one compiled model reused across input sizes, OpenVINO 2026.4's CPU plugin returns wrong
+    probabilities for a semantic segmentation IR after a few sizes (up to half of the pixels
+    change class; found evaluating the sample's IR; not seen with the Mask R-CNN IRs), while a
+    model compiled for the one size is right (mIoU equal to the SavedModel's to 1e-6). Each new
+    size costs one compilation (about 0.5-0.9 s for the sample model); the last
+    `_STATIC_CACHE_SIZE` sizes are kept.
+    """
+    shape = tuple(int(d) for d in shape)
+    if shape in self._static_requests:
+      self._static_requests.move_to_end(shape)
+      return self._static_requests[shape]
+    model = self._core.read_model(self._xml_path)
+    model.reshape({model.inputs[0].get_any_name(): list(shape)})
+    compiled = self._core.compile_model(model, self._device, self._config)
+    self._static_requests[shape] = (compiled, compiled.create_infer_request())
+    while len(self._static_requests) > _STATIC_CACHE_SIZE:
+      self._static_requests.popitem(last=False)
+    return self._static_requests[shape]
 
   def detect(self, image, encoded=None):
     """Runs the IR on uint8 [H, W, 3] RGB `image` (see the module docstring for the outputs)."""
     del encoded
     batch = np.ascontiguousarray(image[np.newaxis].astype(self._input_dtype, copy=False))
-    self._request.infer({0: batch})
+    compiled, request = (self._static_request(batch.shape) if self._static else
+                         (self._compiled, self._request))
+    request.infer({0: batch})
     detections = {}
-    for name, output in zip(self._names, self._compiled.outputs):
+    for name, output in zip(self._names, compiled.outputs):
       # Copied: the request reuses its output buffers on the next call.
-      detections[name] = np.array(self._request.get_tensor(output).data[0])
+      detections[name] = np.array(request.get_tensor(output).data[0])
     return add_reframed_masks(detections, image.shape[0], image.shape[1])
 
 
