@@ -1,7 +1,8 @@
 """Every bad config, input file and flag gets ONE line naming the file / field and what to do, exit
 status 2, before any model or dataset is built (docs/errors.md is the catalogue of these cases).
 
-The entry points run for real: a few as subprocesses (no traceback on stderr), the rest in-process
+The entry points run for real: a few as subprocesses (no traceback on stderr; launched together as the
+module starts, see `_COMMANDS`), the rest in-process
 with model_lib_v2.train_loop / eval_continuously replaced by a function that fails the test, which
 proves that the error came before anything heavy was built. The inputs are the sample's: its CPU
 config, a label map of the COCO categories of samples/data/coco128_seg.
@@ -14,6 +15,7 @@ import sys
 
 import pytest
 
+from conftest import Launched  # pylint: disable=g-bad-import-order
 from object_detection import model_lib_v2
 from object_detection.models import feature_extractor_registry
 from object_detection.utils import config_validation
@@ -30,8 +32,7 @@ def _label_map_text(categories):
   return ''.join('item {\n  id: %d\n  name: "%s"\n}\n' % (c['id'], c['name']) for c in categories)
 
 
-@pytest.fixture(name='setup')
-def fixture_setup(tmp_path):
+def _make_setup(tmp_path):
   """The sample config pointed at tmp_path/data: record files (only globbed) and the label map
   of the sample's 80 COCO categories (ids 1-90)."""
   data = tmp_path / 'data'
@@ -46,6 +47,11 @@ def fixture_setup(tmp_path):
   config = tmp_path / 'pipeline.config'
   config.write_text(text)
   return {'config': str(config), 'data': data, 'tmp': tmp_path, 'categories': categories}
+
+
+@pytest.fixture(name='setup')
+def fixture_setup(tmp_path):
+  return _make_setup(tmp_path)
 
 
 def _error_lines(text):
@@ -361,24 +367,67 @@ def test_wrong_flags(setup, monkeypatch, capsys, flags, message):
   assert not (setup['tmp'] / 'model').exists()
 
 
-def _run(args, timeout=300):
+# The command lines of the subprocess tests below, each given its own `_make_setup` folder. They are
+# all launched together when the module's first test starts (`launched`), so that their Python and
+# TensorFlow start-ups run side by side and beside the in-process tests (CI has two cores); each
+# subprocess test then waits for its own command.
+_COMMANDS = {
+    'model_main_missing_model_dir': lambda s: [
+        'model_main.py', '--pipeline_config_path=%s' % s['config']],
+    'model_main_config_error': lambda s: [
+        'model_main.py', '--pipeline_config_path=%s' % s['config'],
+        '--model_dir=%s' % (s['tmp'] / 'model'),
+        '--config_override=model { faster_rcnn { num_classes: 80 } }'],
+    'exporter_missing_flag': lambda s: [
+        'exporter_main.py', '--pipeline_config_path=%s' % s['config'],
+        '--trained_checkpoint_dir=%s' % s['tmp']],
+    # The TF OD API's --use_side_inputs (Context R-CNN / LSTM exports) has no model here.
+    'exporter_side_inputs': lambda s: [
+        'exporter_main.py', '--pipeline_config_path=%s' % s['config'],
+        '--trained_checkpoint_dir=%s' % s['tmp'],
+        '--output_directory=%s' % (s['tmp'] / 'exported'), '--use_side_inputs',
+        '--side_input_shapes=1/2', '--side_input_types=tf.float32', '--side_input_names=context'],
+    # exporter_main defines the same absl flags as model_main, so it runs in its own process.
+    'exporter_config_error': lambda s: [
+        'exporter_main.py', '--pipeline_config_path=%s' % s['config'],
+        '--trained_checkpoint_dir=%s' % s['tmp'],
+        '--output_directory=%s' % (s['tmp'] / 'exported'),
+        "--config_override=model { faster_rcnn { feature_extractor { type: "
+        "'faster_rcnn_resnet50_keras_v2' } } }"],
+}
+
+
+@pytest.fixture(scope='module', autouse=True)
+def launched(tmp_path_factory):
+  """{name: (setup, conftest.Launched)}: every command of `_COMMANDS`, started together."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-  return subprocess.run([sys.executable] + args, cwd=REPO_ROOT, env=env, capture_output=True,
-                        text=True, timeout=timeout)
+  runs = {}
+  try:
+    for name, command in _COMMANDS.items():
+      setup = _make_setup(tmp_path_factory.mktemp(name))
+      logs = tmp_path_factory.mktemp(name + '_logs')
+      runs[name] = (setup, Launched([sys.executable] + command(setup), logs, env=env))
+    yield runs
+  finally:
+    for _, run in runs.values():
+      run.close()
 
 
-def test_model_main_subprocess_missing_model_dir(setup):
-  result = _run(['model_main.py', '--pipeline_config_path=%s' % setup['config']])
+def _result(launched, name):
+  setup, run = launched[name]
+  return setup, run.result()
+
+
+def test_model_main_subprocess_missing_model_dir(launched):
+  _, result = _result(launched, 'model_main_missing_model_dir')
   assert result.returncode == 2, result.stderr[-3000:]
   assert _error_lines(result.stderr) == [
       'Usage error: --model_dir is required (e.g. --model_dir=runs/my_model).']
   assert 'Traceback' not in result.stderr
 
 
-def test_model_main_subprocess_config_error_is_one_line(setup):
-  result = _run(['model_main.py', '--pipeline_config_path=%s' % setup['config'],
-                 '--model_dir=%s' % (setup['tmp'] / 'model'),
-                 '--config_override=model { faster_rcnn { num_classes: 80 } }'])
+def test_model_main_subprocess_config_error_is_one_line(launched):
+  setup, result = _result(launched, 'model_main_config_error')
   assert result.returncode == 2, result.stderr[-3000:]
   lines = _error_lines(result.stderr)
   assert len(lines) == 1 and lines[0].startswith(_config_line(
@@ -389,22 +438,16 @@ def test_model_main_subprocess_config_error_is_one_line(setup):
 
 # --- exporter_main and run_sample -----------------------------------------------------------------
 
-def test_exporter_subprocess_missing_flag(setup):
-  result = _run(['exporter_main.py', '--pipeline_config_path=%s' % setup['config'],
-                 '--trained_checkpoint_dir=%s' % setup['tmp']])
+def test_exporter_subprocess_missing_flag(launched):
+  _, result = _result(launched, 'exporter_missing_flag')
   assert result.returncode == 2, result.stderr[-3000:]
   assert _error_lines(result.stderr) == [
       'Usage error: --output_directory is required (e.g. --output_directory=exported/my_model).']
   assert 'Traceback' not in result.stderr
 
 
-def test_exporter_refuses_side_inputs(setup):
-  # The TF OD API's --use_side_inputs (Context R-CNN / LSTM exports) has no model here.
-  result = _run(['exporter_main.py', '--pipeline_config_path=%s' % setup['config'],
-                 '--trained_checkpoint_dir=%s' % setup['tmp'],
-                 '--output_directory=%s' % (setup['tmp'] / 'exported'), '--use_side_inputs',
-                 '--side_input_shapes=1/2', '--side_input_types=tf.float32',
-                 '--side_input_names=context'])
+def test_exporter_refuses_side_inputs(launched):
+  setup, result = _result(launched, 'exporter_side_inputs')
   assert result.returncode == 2, result.stderr[-3000:]
   assert _error_lines(result.stderr) == [
       'Usage error: --use_side_inputs: the Faster R-CNN / Mask R-CNN models this project builds '
@@ -413,13 +456,8 @@ def test_exporter_refuses_side_inputs(setup):
   assert not (setup['tmp'] / 'exported').exists()
 
 
-def test_exporter_subprocess_config_error(setup):
-  """exporter_main defines the same absl flags as model_main, so it runs in its own process."""
-  result = _run(['exporter_main.py', '--pipeline_config_path=%s' % setup['config'],
-                 '--trained_checkpoint_dir=%s' % setup['tmp'],
-                 '--output_directory=%s' % (setup['tmp'] / 'exported'),
-                 "--config_override=model { faster_rcnn { feature_extractor { type: "
-                 "'faster_rcnn_resnet50_keras_v2' } } }"])
+def test_exporter_subprocess_config_error(launched):
+  setup, result = _result(launched, 'exporter_config_error')
   assert result.returncode == 2, result.stderr[-3000:]
   lines = _error_lines(result.stderr)
   assert len(lines) == 1 and lines[0].startswith(_config_line(setup, (

@@ -1,10 +1,16 @@
 """Export / evaluation parity on real data (the whole stack, end to end).
 
 Trains a few steps with the real `model_main.py` on a few coco128_seg images, evaluates the final
-checkpoint in the same run (`--eval_every_n`), exports it with `exporter_main.py`, runs
-`python -m object_detection.predict` on the evaluated images, scores the predict JSON with
+checkpoint in the same run (`--eval_every_n`), exports it (`exporter_lib_v2.export_inference_graph`,
+what `exporter_main.py` runs), runs `object_detection.predict` (its main, with the command's flags)
+on the evaluated images, scores the predict JSON with
 pycocotools against the same ground truth, and checks that every COCO box and mask metric equals
 the one model_main.py reported for that checkpoint (to 1e-3).
+
+Only training runs in a subprocess (`--seed` makes TensorFlow ops deterministic process-wide); the
+conversion, export and prediction run in this process, which has TensorFlow imported already: three
+process launches (imports, TensorFlow start-up) less. Their command lines are tested by
+test_create_coco_tf_record, test_exporter / test_kill_resume and test_predict.
 """
 import json
 import os
@@ -38,19 +44,29 @@ METRIC_NAMES = ('Precision/mAP', 'Precision/mAP@.50IOU', 'Precision/mAP@.75IOU',
 
 
 def _subset(annotations_path, image_ids, output_path, image_dir):
-  """Writes a COCO JSON with the images `image_ids` and their annotations."""
+  """Writes a COCO JSON with the images `image_ids`, their annotations and their categories.
+
+  The categories of those images are renumbered 1..K (K = 2: zebra, airplane) instead of COCO's
+  ids up to 90, and the model gets num_classes K: post-processing runs one NMS per class, and 90
+  classes would make training, evaluation and export trace (and save) a much larger graph than
+  the two classes these images show. Returns (sorted image ids, K).
+  """
   with open(annotations_path) as f:
     data = json.load(f)
   keep = set(image_ids)
   subset = dict(data)
   subset['images'] = [im for im in data['images'] if im['id'] in keep]
-  subset['annotations'] = [a for a in data['annotations'] if a['image_id'] in keep]
+  annotations = [a for a in data['annotations'] if a['image_id'] in keep]
+  new_id = {old: i + 1 for i, old in enumerate(sorted({a['category_id'] for a in annotations}))}
+  subset['categories'] = [dict(c, id=new_id[c['id']]) for c in data['categories']
+                          if c['id'] in new_id]
+  subset['annotations'] = [dict(a, category_id=new_id[a['category_id']]) for a in annotations]
   with open(output_path, 'w') as f:
     json.dump(subset, f)
   os.makedirs(image_dir, exist_ok=True)
   for image in subset['images']:
     shutil.copy(os.path.join(COCO128_DIR, 'images', image['file_name']), image_dir)
-  return sorted(keep)
+  return sorted(keep), len(new_id)
 
 
 def _run(args, timeout=900):
@@ -61,10 +77,11 @@ def _run(args, timeout=900):
   return proc
 
 
-def _write_config(tmp, records_dir, label_map_path):
+def _write_config(tmp, records_dir, label_map_path, num_classes):
   from object_detection.utils import config_util  # pylint: disable=g-import-not-at-top
   configs = config_util.get_configs_from_pipeline_file(SAMPLE_CONFIG)
   model = configs['model']
+  model.faster_rcnn.num_classes = num_classes
   resizer = model.faster_rcnn.image_resizer
   resizer.keep_aspect_ratio_resizer.min_dimension = IMAGE_SIZE
   resizer.keep_aspect_ratio_resizer.max_dimension = IMAGE_SIZE
@@ -120,24 +137,27 @@ def _coco_stats(gt_json, results_json, image_ids, iou_type):
 
 
 @pytest.mark.slow
-def test_predict_json_scores_like_model_main_eval(tmp_path):
+def test_predict_json_scores_like_model_main_eval(tmp_path, capsys):
+  # pylint: disable=g-import-not-at-top
+  from object_detection import exporter_lib_v2
+  from object_detection import predict
+  from object_detection.dataset_tools import coco_tf_record
+  # pylint: enable=g-import-not-at-top
   tmp = str(tmp_path)
   annotations_dir = os.path.join(COCO128_DIR, 'annotations')
   train_json = os.path.join(tmp, 'train.json')
   val_json = os.path.join(tmp, 'val.json')
   _subset(os.path.join(annotations_dir, 'instances_train.json'), IMAGE_IDS, train_json,
           os.path.join(tmp, 'train_images'))
-  val_ids = _subset(os.path.join(annotations_dir, 'instances_train.json'), IMAGE_IDS, val_json,
-                    os.path.join(tmp, 'val_images'))
+  val_ids, num_classes = _subset(os.path.join(annotations_dir, 'instances_train.json'), IMAGE_IDS,
+                                 val_json, os.path.join(tmp, 'val_images'))
+  assert num_classes == 2
   records_dir = os.path.join(tmp, 'records')
-  _run([os.path.join('dataset_tools', 'create_coco_tf_record.py'),
-        '--train_image_dir=' + os.path.join(tmp, 'train_images'),
-        '--train_annotations_file=' + train_json,
-        '--val_image_dir=' + os.path.join(tmp, 'val_images'),
-        '--val_annotations_file=' + val_json,
-        '--output_dir=' + records_dir, '--include_masks', '--noprogress'])
+  coco_tf_record.convert([('train', os.path.join(tmp, 'train_images'), train_json),
+                          ('val', os.path.join(tmp, 'val_images'), val_json)], records_dir,
+                         include_masks=True, show_progress=False)
   label_map_path = os.path.join(records_dir, 'label_map.pbtxt')
-  config_path = _write_config(tmp, records_dir, label_map_path)
+  config_path = _write_config(tmp, records_dir, label_map_path, num_classes)
   model_dir = os.path.join(tmp, 'model_dir')
 
   # Evaluated at the last step by the training process (--eval_every_n): one process launch less
@@ -151,16 +171,22 @@ def test_predict_json_scores_like_model_main_eval(tmp_path):
   assert record['num_images'] == NUM_VAL_IMAGES
   eval_metrics = record['metrics']
 
-  export_dir = os.path.join(tmp, 'exported')
-  _run(['exporter_main.py', '--input_type=encoded_image_string_tensor',
-        '--pipeline_config_path=' + config_path, '--trained_checkpoint_dir=' + model_dir,
-        '--output_directory=' + export_dir])
+  # What `exporter_main.py --input_type=encoded_image_string_tensor` runs.
+  export_dir = exporter_lib_v2.export_inference_graph(
+      'encoded_image_string_tensor', exporter_lib_v2.load_pipeline_config(config_path),
+      model_dir, os.path.join(tmp, 'exported'))
+  # `python -m object_detection.predict` with these flags, run in this process (absl app.run aside).
   predictions_dir = os.path.join(tmp, 'predictions')
-  _run(['-m', 'object_detection.predict',
-        '--saved_model_dir=' + os.path.join(export_dir, 'saved_model'),
-        '--image_dir=' + os.path.join(tmp, 'val_images'), '--output_dir=' + predictions_dir,
-        '--coco_annotations_path=' + val_json, '--label_map_path=' + label_map_path,
-        '--nowrite_overlays'])
+  predict.FLAGS(['predict', '--saved_model_dir=' + os.path.join(export_dir, 'saved_model'),
+                 '--image_dir=' + os.path.join(tmp, 'val_images'), '--output_dir=' + predictions_dir,
+                 '--coco_annotations_path=' + val_json, '--label_map_path=' + label_map_path,
+                 '--nowrite_overlays'])
+  try:
+    predict.main([])
+  finally:
+    predict.FLAGS.unparse_flags()
+  assert 'Processed %d of %d images' % (NUM_VAL_IMAGES, NUM_VAL_IMAGES) in capsys.readouterr().out
+  assert not [n for n in os.listdir(predictions_dir) if n.endswith('.png')]  # --nowrite_overlays
 
   compared = []
   for prefix, iou_type, results_name in (('DetectionMasks_', 'segm', 'detections.json'),

@@ -3,10 +3,11 @@ import json
 import math
 import os
 import re
-import subprocess
 import sys
 
 import pytest
+
+from conftest import Launched  # pylint: disable=g-bad-import-order
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_CONFIG = os.path.join(REPO_ROOT, 'samples', 'configs', 'mask_rcnn_sample_cpu.config')
@@ -40,41 +41,12 @@ def _printed_metrics(stdout):
   return printed
 
 
-def _run(args, timeout=600):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-  return subprocess.run([sys.executable] + args, cwd=REPO_ROOT, env=env, capture_output=True,
-                        text=True, timeout=timeout)
-
-
 def test_model_main_defines_the_tf_od_api_flags():
   import model_main  # pylint: disable=g-import-not-at-top
   for name in TF_OD_API_FLAGS + ('eval_every_n', 'config_override', 'seed'):
     assert name in model_main.FLAGS, name
   assert model_main.FLAGS['checkpoint_every_n'].default == 1000
   assert model_main.FLAGS['eval_timeout'].default == 3600
-
-
-def test_config_error_prints_clean_message_and_exits_2(tmp_path):
-  with open(SAMPLE_CONFIG) as f:
-    text = f.read().replace('num_classes: 90', 'num_classes: 0')
-  bad = tmp_path / 'bad.config'
-  bad.write_text(text)
-  result = _run(['model_main.py', '--pipeline_config_path=%s' % bad,
-                 '--model_dir=%s' % (tmp_path / 'model')], timeout=180)
-  assert result.returncode == 2, result.stderr[-3000:]
-  assert 'Config error in %s' % bad in result.stderr
-  assert 'num_classes' in result.stderr
-  assert 'Traceback' not in result.stderr
-  assert not (tmp_path / 'model' / 'pipeline.config').exists()
-
-
-def test_unparsable_config_is_a_clean_error(tmp_path):
-  bad = tmp_path / 'broken.config'
-  bad.write_text('model { faster_rcnn { num_classes: 3 ')
-  result = _run(['model_main.py', '--pipeline_config_path=%s' % bad,
-                 '--model_dir=%s' % (tmp_path / 'model')], timeout=180)
-  assert result.returncode == 2, result.stderr[-3000:]
-  assert 'Traceback' not in result.stderr and 'Config error' in result.stderr
 
 
 def test_nan_loss_exits_non_zero(monkeypatch, tmp_path, capsys):
@@ -104,11 +76,18 @@ def test_sample_configs_parse_and_validate(name):
   from object_detection.utils import config_util  # pylint: disable=g-import-not-at-top
   from object_detection.utils import config_validation  # pylint: disable=g-import-not-at-top
   configs = config_util.get_configs_from_pipeline_file(os.path.join(CONFIGS_DIR, name))
-  assert configs['model'].faster_rcnn.number_of_stages == 3
-  assert configs['model'].faster_rcnn.second_stage_box_predictor.HasField(
-      'mask_rcnn_box_predictor')
-  # The person quickstart config has one class; the others COCO's 90 label-map ids.
-  assert configs['model'].faster_rcnn.num_classes == (1 if '_person_' in name else 90)
+  if name.startswith('semantic_'):
+    # Semantic segmentation samples: the person sample has one class, the 512 template four.
+    semantic = configs['model'].semantic_segmentation
+    assert configs['model'].WhichOneof('model') == 'semantic_segmentation'
+    assert semantic.num_classes == (1 if '_sample_' in name else 4)
+    assert list(configs['eval_config'].metrics_set) == ['semantic_segmentation_metrics']
+  else:
+    assert configs['model'].faster_rcnn.number_of_stages == 3
+    assert configs['model'].faster_rcnn.second_stage_box_predictor.HasField(
+        'mask_rcnn_box_predictor')
+    # The person quickstart config has one class; the others COCO's 90 label-map ids.
+    assert configs['model'].faster_rcnn.num_classes == (1 if '_person_' in name else 90)
   for path in list(configs['train_input_config'].tf_record_input_reader.input_path) + [
       configs['train_input_config'].label_map_path]:
     assert not os.path.isabs(path), path
@@ -119,14 +98,67 @@ def test_sample_configs_parse_and_validate(name):
     assert 'input_path' in str(e) or 'label_map_path' in str(e) or 'not exist' in str(e), e
 
 
+@pytest.fixture(scope='module', autouse=True)
+def launched(tmp_path_factory):
+  """The subprocesses of this module, started together as its first test starts: run_sample.py
+  (`run_sample`: its tmp folder and the run) and the two model_main.py config errors (`bad`,
+  `broken`: the config, its model_dir and the run). They run side by side and beside the
+  in-process tests (CI has two cores); the tests that check them come last in this file."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  runs = {}
+
+  def launch(name, args):
+    runs[name] = Launched([sys.executable] + args, tmp_path_factory.mktemp(name + '_logs'),
+                          env=env)
+    return runs[name]
+
+  try:
+    tmp = tmp_path_factory.mktemp('run_sample')
+    result = {'run_sample': (tmp, launch('run_sample', [
+        'samples/run_sample.py', '--num_train_steps=2', '--eval_every_n=2',
+        '--checkpoint_every_n=2', '--sample_1_of_n_eval_examples=5', '--num_overlays=2',
+        '--data_dir=%s' % (tmp / 'data'), '--model_dir=%s' % (tmp / 'model')]))}
+    with open(SAMPLE_CONFIG) as f:
+      text = f.read().replace('num_classes: 90', 'num_classes: 0')
+    for name, config_text in (('bad', text), ('broken', 'model { faster_rcnn { num_classes: 3 ')):
+      tmp = tmp_path_factory.mktemp(name)
+      config = tmp / (name + '.config')
+      config.write_text(config_text)
+      model_dir = tmp / 'model'
+      result[name] = (config, model_dir, launch(name, [
+          'model_main.py', '--pipeline_config_path=%s' % config, '--model_dir=%s' % model_dir]))
+    yield result
+  finally:
+    for run in runs.values():
+      run.close()
+
+
+# The tests of the launched subprocesses come last: they run while the tests above do.
+
+
+def test_config_error_prints_clean_message_and_exits_2(launched):
+  bad, model_dir, run = launched['bad']
+  result = run.result(timeout=180)
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert 'Config error in %s' % bad in result.stderr
+  assert 'num_classes' in result.stderr
+  assert 'Traceback' not in result.stderr
+  assert not (model_dir / 'pipeline.config').exists()
+
+
+def test_unparsable_config_is_a_clean_error(launched):
+  _, _, run = launched['broken']
+  result = run.result(timeout=180)
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert 'Traceback' not in result.stderr and 'Config error' in result.stderr
+
+
 @pytest.mark.slow
-def test_run_sample_end_to_end(tmp_path):
+def test_run_sample_end_to_end(launched):
   """The README's main job, shortened: convert `person`, 2 training steps, eval, metrics, overlays."""
+  tmp_path, run = launched['run_sample']
   model_dir = tmp_path / 'model'
-  result = _run(['samples/run_sample.py', '--num_train_steps=2', '--eval_every_n=2',
-                 '--checkpoint_every_n=2', '--sample_1_of_n_eval_examples=5', '--num_overlays=2',
-                 '--data_dir=%s' % (tmp_path / 'data'), '--model_dir=%s' % model_dir],
-                timeout=900)
+  result = run.result(timeout=900)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
   out = result.stdout
   assert 'DetectionMasks_Precision/mAP' in out and 'DetectionBoxes_Precision/mAP' in out

@@ -7,7 +7,6 @@ checks are exact. The real Mask R-CNN export is covered by tests/test_exporter.p
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -18,6 +17,7 @@ import tf_keras
 from pycocotools import coco
 from pycocotools import mask as mask_utils
 
+from conftest import Launched  # pylint: disable=g-bad-import-order
 from object_detection import exporter_lib_v2
 from object_detection import predict
 
@@ -94,82 +94,48 @@ def image_tensor_export(tmp_path_factory):
   return _export(tmp_path_factory, 'image_tensor')
 
 
-def test_predict_cli_writes_coco_json_overlays_and_skips_unreadable(
-    image_tensor_export, image_dir, tmp_path):
-  output_dir = str(tmp_path / 'predictions')
-  proc = subprocess.run(
-      [sys.executable, '-m', 'object_detection.predict',
-       '--saved_model_dir=' + image_tensor_export, '--image_dir=' + image_dir,
-       '--output_dir=' + output_dir, '--min_score_thresh=0.5'],
-      capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert 'Processed 2 of 3 images, skipped 1 unreadable' in proc.stdout
-  # One detection per image scores 0.9 >= 0.5 (the other 0.2).
-  assert ('2 detections scored >= --min_score_thresh=0.5 (drawn on the overlays); 0 of 2 processed '
-          'images have none.') in proc.stdout
-  assert 'WARNING' not in proc.stderr
-  # TensorFlow's start-up lines are hidden, and the one line saying so tells how to see them.
-  assert 'set ODSEG_VERBOSE=1 to see them' in proc.stderr
-  assert 'cpu_feature_guard' not in proc.stderr and 'This TensorFlow binary' not in proc.stderr
-  assert '000000000999.jpg' in proc.stdout
-  assert '000000000999.jpg' in proc.stderr  # Reported as it happens.
+@pytest.fixture(scope='module', autouse=True)
+def cli_runs(image_tensor_export, image_dir, tmp_path_factory):
+  """The CLI launches of this module, started together as its first test starts.
 
-  # COCO results JSON: loadable by pycocotools against the val annotations.
-  results_path = os.path.join(output_dir, 'detections.json')
-  ground_truth = coco.COCO(VAL_JSON)
-  detections = ground_truth.loadRes(results_path)
-  with open(results_path) as f:
-    results = json.load(f)
-  assert sorted(set(r['image_id'] for r in results)) == [36, 71]
-  assert len(results) == 4  # 2 detections per image, none dropped (results threshold 0).
-  assert all('bbox' not in r for r in results)  # loadRes then uses the mask area.
-  # Box results, for box metrics, in their own file.
-  boxes = ground_truth.loadRes(os.path.join(output_dir, 'detections_bbox.json'))
-  for image_id in (36, 71):
-    info = ground_truth.imgs[image_id]
-    height, width = info['height'], info['width']
-    anns = boxes.loadAnns(boxes.getAnnIds(imgIds=[image_id]))
-    assert len(anns) == 2
-    best = max(anns, key=lambda a: a['score'])
-    assert best['category_id'] == 1
-    np.testing.assert_allclose(best['bbox'], [0.25 * width, 0.25 * height, 0.5 * width,
-                                              0.5 * height], rtol=1e-5)
-  with open(os.path.join(output_dir, 'image_ids.json')) as f:
-    assert json.load(f) == {'000000000036.jpg': 36, '000000000071.jpg': 71}
-  for name in VAL_IMAGES:
-    image_id = int(name[:-4])
-    info = ground_truth.imgs[image_id]
-    height, width = info['height'], info['width']
-    anns = detections.loadAnns(detections.getAnnIds(imgIds=[image_id]))
-    best = max(anns, key=lambda a: a['score'])
-    assert best['category_id'] == 1
-    assert best['score'] == pytest.approx(0.9)
-    mask = mask_utils.decode(best['segmentation'])
-    assert mask.shape == (height, width)
-    assert mask[height // 2, width // 2] == 1
-    assert mask[int(0.1 * height), int(0.1 * width)] == 0
-    assert mask[int(0.9 * height), int(0.9 * width)] == 0
-    # Pasted box mask covers the box (to a pixel at the borders).
-    assert abs(mask.sum() - 0.25 * height * width) < 2 * (height + width)
-    weak = min(anns, key=lambda a: a['score'])
-    assert weak['category_id'] == 2 and mask_utils.decode(weak['segmentation']).sum() == 0
+  {'writes': (output_dir, run), 'usage_errors': (images, snapshot of images, out, [(run,
+  expected error line)])}; the runs are conftest.Launched. Their start-ups (Python, TensorFlow) run
+  side by side and beside the in-process tests instead of one after another.
+  """
+  runs = []
 
-    # Overlay: pixels inside the drawn mask changed color; pixels far outside did not.
-    # predict decodes with TensorFlow (as training does), not Pillow: compare to that.
-    original = predict.decode_image(open(os.path.join(image_dir, name), 'rb').read())
-    overlay = np.array(PIL.Image.open(
-        os.path.join(output_dir, name.replace('.jpg', '.png'))).convert('RGB'))
-    assert overlay.shape == original.shape
-    inside = (slice(int(0.4 * height), int(0.6 * height)),
-              slice(int(0.4 * width), int(0.6 * width)))
-    changed = np.any(overlay[inside] != original[inside], axis=-1)
-    assert changed.mean() > 0.99
-    far_outside = (slice(int(0.85 * height), None), slice(int(0.85 * width), None))
-    np.testing.assert_array_equal(overlay[far_outside], original[far_outside])
-    # The low-score detection (0.2 < 0.5) in the top-left corner is not drawn.
-    corner = (slice(0, int(0.08 * height)), slice(0, int(0.08 * width)))
-    np.testing.assert_array_equal(overlay[corner], original[corner])
-  assert not os.path.exists(os.path.join(output_dir, '000000000999.png'))
+  def launch(flags_):
+    runs.append(Launched([sys.executable, '-m', 'object_detection.predict'] + flags_,
+                         tmp_path_factory.mktemp('predict_cli_logs')))
+    return runs[-1]
+
+  try:
+    output_dir = str(tmp_path_factory.mktemp('cli') / 'predictions')
+    writes = launch(['--saved_model_dir=' + image_tensor_export, '--image_dir=' + image_dir,
+                     '--output_dir=' + output_dir, '--min_score_thresh=0.5'])
+    # The usage errors: output over the inputs, a missing saved model.
+    tmp_path = tmp_path_factory.mktemp('cli_usage_errors')
+    images = str(tmp_path / 'images')
+    shutil.copytree(image_dir, images)
+    before = _snapshot(images)
+    errors = []
+    for flags_, expected in (
+        (['--saved_model_dir=' + image_tensor_export, '--image_dir=' + images,
+          '--output_dir=' + images],
+         'Error: --output_dir=%s is the same folder as --image_dir=%s: predict would write among '
+         '(and over) your images; choose a separate folder, e.g. --output_dir=predictions.'
+         % (images, images)),
+        (['--saved_model_dir=' + str(tmp_path / 'nowhere'), '--image_dir=' + images,
+          '--output_dir=' + str(tmp_path / 'out')],
+         'Error: --saved_model_dir=%s holds no saved_model.pb: pass the `saved_model` folder '
+         'written by exporter_main.py (e.g. exported/my_model/saved_model).'
+         % (tmp_path / 'nowhere'))):
+      errors.append((launch(flags_), expected))
+    yield {'writes': (output_dir, writes),
+           'usage_errors': (images, before, tmp_path / 'out', errors)}
+  finally:
+    for run in runs:
+      run.close()
 
 
 @pytest.mark.parametrize('input_type', ['encoded_image_string_tensor', 'tf_example',
@@ -248,30 +214,6 @@ def test_output_dir_over_the_inputs_is_refused_before_writing(tmp_path, image_di
   predict.check_output_dir(images, str(tmp_path / 'elsewhere'), sorted(before), ['a.png'])
 
 
-def test_cli_usage_errors_are_one_line_exit_2(tmp_path, image_dir, image_tensor_export):
-  """The CLI: output over the inputs, a missing saved model: one line, status 2, nothing written."""
-  images = str(tmp_path / 'images')
-  shutil.copytree(image_dir, images)
-  before = _snapshot(images)
-  for flags_, expected in (
-      (['--saved_model_dir=' + image_tensor_export, '--image_dir=' + images,
-        '--output_dir=' + images],
-       'Error: --output_dir=%s is the same folder as --image_dir=%s: predict would write among (and '
-       'over) your images; choose a separate folder, e.g. --output_dir=predictions.' % (images, images)),
-      (['--saved_model_dir=' + str(tmp_path / 'nowhere'), '--image_dir=' + images,
-        '--output_dir=' + str(tmp_path / 'out')],
-       'Error: --saved_model_dir=%s holds no saved_model.pb: pass the `saved_model` folder written by '
-       'exporter_main.py (e.g. exported/my_model/saved_model).' % (tmp_path / 'nowhere'))):
-    proc = subprocess.run([sys.executable, '-m', 'object_detection.predict'] + flags_,
-                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
-    assert proc.returncode == 2, proc.stderr[-3000:]
-    errors = [line for line in proc.stderr.splitlines() if 'ODSEG_VERBOSE' not in line]
-    assert errors == [expected]
-    assert proc.stdout == ''
-  assert _snapshot(images) == before
-  assert not (tmp_path / 'out').exists()
-
-
 def test_usage_errors_name_the_flag(tmp_path, image_dir, fake_saved_model):
   out = str(tmp_path / 'out')
   missing = str(tmp_path / 'missing')
@@ -315,3 +257,91 @@ def test_no_detection_above_the_threshold_is_counted_and_warned(image_tensor_exp
   assert lines[-1] == ('WARNING: no detection reached --min_score_thresh=0.95 in any image (the '
                        'highest score is 0.900): the overlays show nothing. Lower '
                        '--min_score_thresh, or check that the export is of a trained checkpoint.')
+
+
+# The CLI tests come last: their commands (`cli_runs`) run while the tests above do.
+
+def test_predict_cli_writes_coco_json_overlays_and_skips_unreadable(cli_runs, image_dir):
+  output_dir, run = cli_runs['writes']
+  proc = run.result()
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'Processed 2 of 3 images, skipped 1 unreadable' in proc.stdout
+  # One detection per image scores 0.9 >= 0.5 (the other 0.2).
+  assert ('2 detections scored >= --min_score_thresh=0.5 (drawn on the overlays); 0 of 2 processed '
+          'images have none.') in proc.stdout
+  assert 'WARNING' not in proc.stderr
+  # TensorFlow's start-up lines are hidden, and the one line saying so tells how to see them.
+  assert 'set ODSEG_VERBOSE=1 to see them' in proc.stderr
+  assert 'cpu_feature_guard' not in proc.stderr and 'This TensorFlow binary' not in proc.stderr
+  assert '000000000999.jpg' in proc.stdout
+  assert '000000000999.jpg' in proc.stderr  # Reported as it happens.
+
+  # COCO results JSON: loadable by pycocotools against the val annotations.
+  results_path = os.path.join(output_dir, 'detections.json')
+  ground_truth = coco.COCO(VAL_JSON)
+  detections = ground_truth.loadRes(results_path)
+  with open(results_path) as f:
+    results = json.load(f)
+  assert sorted(set(r['image_id'] for r in results)) == [36, 71]
+  assert len(results) == 4  # 2 detections per image, none dropped (results threshold 0).
+  assert all('bbox' not in r for r in results)  # loadRes then uses the mask area.
+  # Box results, for box metrics, in their own file.
+  boxes = ground_truth.loadRes(os.path.join(output_dir, 'detections_bbox.json'))
+  for image_id in (36, 71):
+    info = ground_truth.imgs[image_id]
+    height, width = info['height'], info['width']
+    anns = boxes.loadAnns(boxes.getAnnIds(imgIds=[image_id]))
+    assert len(anns) == 2
+    best = max(anns, key=lambda a: a['score'])
+    assert best['category_id'] == 1
+    np.testing.assert_allclose(best['bbox'], [0.25 * width, 0.25 * height, 0.5 * width,
+                                              0.5 * height], rtol=1e-5)
+  with open(os.path.join(output_dir, 'image_ids.json')) as f:
+    assert json.load(f) == {'000000000036.jpg': 36, '000000000071.jpg': 71}
+  for name in VAL_IMAGES:
+    image_id = int(name[:-4])
+    info = ground_truth.imgs[image_id]
+    height, width = info['height'], info['width']
+    anns = detections.loadAnns(detections.getAnnIds(imgIds=[image_id]))
+    best = max(anns, key=lambda a: a['score'])
+    assert best['category_id'] == 1
+    assert best['score'] == pytest.approx(0.9)
+    mask = mask_utils.decode(best['segmentation'])
+    assert mask.shape == (height, width)
+    assert mask[height // 2, width // 2] == 1
+    assert mask[int(0.1 * height), int(0.1 * width)] == 0
+    assert mask[int(0.9 * height), int(0.9 * width)] == 0
+    # Pasted box mask covers the box (to a pixel at the borders).
+    assert abs(mask.sum() - 0.25 * height * width) < 2 * (height + width)
+    weak = min(anns, key=lambda a: a['score'])
+    assert weak['category_id'] == 2 and mask_utils.decode(weak['segmentation']).sum() == 0
+
+    # Overlay: pixels inside the drawn mask changed color; pixels far outside did not.
+    # predict decodes with TensorFlow (as training does), not Pillow: compare to that.
+    original = predict.decode_image(open(os.path.join(image_dir, name), 'rb').read())
+    overlay = np.array(PIL.Image.open(
+        os.path.join(output_dir, name.replace('.jpg', '.png'))).convert('RGB'))
+    assert overlay.shape == original.shape
+    inside = (slice(int(0.4 * height), int(0.6 * height)),
+              slice(int(0.4 * width), int(0.6 * width)))
+    changed = np.any(overlay[inside] != original[inside], axis=-1)
+    assert changed.mean() > 0.99
+    far_outside = (slice(int(0.85 * height), None), slice(int(0.85 * width), None))
+    np.testing.assert_array_equal(overlay[far_outside], original[far_outside])
+    # The low-score detection (0.2 < 0.5) in the top-left corner is not drawn.
+    corner = (slice(0, int(0.08 * height)), slice(0, int(0.08 * width)))
+    np.testing.assert_array_equal(overlay[corner], original[corner])
+  assert not os.path.exists(os.path.join(output_dir, '000000000999.png'))
+
+
+def test_cli_usage_errors_are_one_line_exit_2(cli_runs):
+  """The CLI: output over the inputs, a missing saved model: one line, status 2, nothing written."""
+  images, before, out, runs = cli_runs['usage_errors']
+  for run, expected in runs:
+    proc = run.result()
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if 'ODSEG_VERBOSE' not in line]
+    assert errors == [expected]
+    assert proc.stdout == ''
+  assert _snapshot(images) == before
+  assert not out.exists()

@@ -1,8 +1,9 @@
 """evaluate_exported.py on a semantic segmentation export (semantic_evaluate_exported.py).
 
 The tiny model of test_semantic_export.py (MobileNetV3-small FPN + FCN head, 64 px input, random
-weights, classifier scaled so the per-pixel classes vary) is saved with
-exporter_lib_v2.save_detection_model (the SavedModel exporter_main.py writes). Eval records of two
+weights, classifier scaled so the per-pixel classes vary), exported once by that file's
+`build_export` (conftest's `semantic_export`: export_inference_graph, as exporter_main.py). Eval
+records of two
 real coco128_seg photos of different sizes hold label maps painted from their COCO polygons
 (person, umbrella, bed; teddy bear pixels = 255, ignored). evaluate_exported.evaluate_backend on
 the pipeline config must give the IoU / Dice / pixel accuracy of a numpy confusion matrix of the
@@ -14,10 +15,8 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_keras
 
 from object_detection import evaluate_exported
-from object_detection import exporter_lib_v2
 from object_detection import inference_backends
 from object_detection import semantic_evaluate_exported
 from object_detection.dataset_tools import coco_images
@@ -59,8 +58,9 @@ def _coco_label_maps():
 
 
 @pytest.fixture(scope='module')
-def setup(tmp_path_factory):
-  from object_detection.builders import model_builder  # pylint: disable=g-import-not-at-top
+def setup(tmp_path_factory, semantic_export):
+  """Eval records of the 2 photos and a config reading them, for the tiny model that
+  test_semantic_export.py exports (conftest's `semantic_export`, built once)."""
   root = tmp_path_factory.mktemp('semantic_evaluate_exported')
   label_maps = _coco_label_maps()
   record = str(root / 'semantic_val.record-00000-of-00001')
@@ -76,18 +76,7 @@ def setup(tmp_path_factory):
   config_path = str(root / 'pipeline.config')
   with open(config_path, 'w') as f:
     f.write(tse.TINY_CONFIG + EVAL_PART % (label_map_path, record))
-  pipeline_config = exporter_lib_v2.load_pipeline_config(config_path)
-  tf_keras.utils.set_random_seed(16)
-  model = model_builder.build(pipeline_config.model, is_training=False)
-  photo = tse._photo(PHOTOS[0])  # pylint: disable=protected-access
-  image = tf.constant(photo[np.newaxis], tf.float32)
-  preprocessed, true_shapes = model.preprocess(image)
-  logits = model.predict(preprocessed, true_shapes)['semantic_logits']
-  classifier = [v for v in model.variables if 'classifier' in v.name and 'kernel' in v.name]
-  classifier[0].assign(classifier[0] * (4.0 / float(tf.math.reduce_std(logits))))
-  export_dir = exporter_lib_v2.save_detection_model(model, 'image_tensor', str(root / 'exported'),
-                                                    pipeline_config)
-  return {'config': config_path, 'saved_model': os.path.join(export_dir, 'saved_model'),
+  return {'config': config_path, 'saved_model': semantic_export['saved_model'],
           'label_maps': label_maps, 'root': root}
 
 

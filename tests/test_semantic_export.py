@@ -94,8 +94,14 @@ def np_resize_bilinear(values, height, width):
 
 
 @pytest.fixture(scope='module')
-def export(tmp_path_factory):
-  """{'model', 'dir', 'saved_model', 'loaded', 'xml', 'label_map'}."""
+def export(semantic_export):
+  """{'model', 'dir', 'saved_model', 'loaded', 'xml', 'label_map'} (conftest: built once)."""
+  return semantic_export
+
+
+def build_export(tmp_path_factory):
+  """The tiny model exported with its IR (conftest's session fixture `semantic_export`, shared
+  with test_semantic_evaluate_exported.py); see `export`."""
   from object_detection.builders import model_builder  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp('semantic_export')
   config_path = root / 'pipeline.config'
