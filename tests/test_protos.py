@@ -33,7 +33,8 @@ def test_testdata_has_the_tfod_configs():
 @pytest.mark.parametrize('path', _TFOD_CONFIGS + _SAMPLE_CONFIGS, ids=os.path.basename)
 def test_config_parses_and_round_trips(path):
   config = _parse(path)
-  assert config.model.WhichOneof('model') == 'faster_rcnn'
+  assert config.model.WhichOneof('model') == (
+      'semantic_segmentation' if os.path.basename(path).startswith('semantic_') else 'faster_rcnn')
   text = text_format.MessageToString(config)
   reparsed = text_format.Parse(text, pipeline_pb2.TrainEvalPipelineConfig())
   assert reparsed == config

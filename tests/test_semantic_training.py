@@ -2,7 +2,7 @@
 
   * A small Lite0-FPN + FCN model, trained from random weights through `model_lib_v2.train_loop`
     (the code model_main.py runs) on 2 photos painted person / background by the converter,
-    overfits them: mIoU >= 0.5 at step 60 from the in-training evaluation, which also keeps the
+    overfits them: mIoU >= 0.5 at step 40 (0.62 measured) from the in-training evaluation, which also keeps the
     best checkpoint and writes the metrics JSON and the TensorBoard images.
   * The input pipeline moves label maps with the pixels (flip, rotation), never interpolates
     them, and marks every padded pixel as ignore.
@@ -61,7 +61,7 @@ model {
 }
 train_config {
   batch_size: 2
-  num_steps: 60
+  num_steps: 40
   log_every_n_steps: 30
   optimizer { adam_optimizer { learning_rate { constant_learning_rate { learning_rate: 0.003 } } } }
   gradient_clipping_by_norm: 40.0
@@ -110,19 +110,21 @@ def _config_path(tmp_path, records, extra=''):
 @pytest.mark.slow
 def test_small_model_overfits_two_photos_through_train_loop(tmp_path, records):
   from object_detection import model_lib_v2  # pylint: disable=g-import-not-at-top
-  from object_detection.training import determinism  # pylint: disable=g-import-not-at-top
-  determinism.make_deterministic(0)
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  # Seeds only: op determinism (`--seed`) is process-wide and would stay on for the later tests
+  # (XLA refuses some gradients under it).
+  tf_keras.utils.set_random_seed(0)
   model_dir = str(tmp_path / 'model')
   result = model_lib_v2.train_loop(_config_path(tmp_path, records), model_dir,
-                                   checkpoint_every_n=1000, eval_every_n=60)
+                                   checkpoint_every_n=1000, eval_every_n=40)
   metrics = result['metrics']
-  assert result['step'] == 60
+  assert result["step"] == 40
   # Foreground (person) IoU: background is left out of the means by default.
   assert metrics['SemanticSegmentation/mIoU'] >= 0.5, metrics
   assert metrics['SemanticSegmentation/IoU/person'] == metrics['SemanticSegmentation/mIoU']
   assert 0.5 <= metrics['SemanticSegmentation/pixel_accuracy'] <= 1.0
   assert metrics['Loss/SemanticSegmentationLoss/cross_entropy_loss'] > 0
-  with open(os.path.join(model_dir, 'eval', 'metrics_60.json')) as f:
+  with open(os.path.join(model_dir, 'eval', 'metrics_40.json')) as f:
     record = json.load(f)
   assert record['num_images'] == 2
   assert record['metrics']['SemanticSegmentation/mDice'] == pytest.approx(
